@@ -1,0 +1,89 @@
+"""Command-line interface: ``fluxcore data | loso | runs | report``.
+
+Errors about input (:class:`fluxcore.errors.FluxcoreError`) are printed as one line on
+stderr and the command exits with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from . import __version__
+from .errors import FluxcoreError
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="summarise a data source (sites, site-days, zones, variables, QC)")
+    p.add_argument("--data", default="demo", help="'demo', a folder, or a tidy CSV/Parquet file")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--sites-table", default=None, help="optional site table (CSV) for official FLUXNET files")
+    p.add_argument("--qc-report", action="store_true", help="also print the per-site QC report")
+    p.set_defaults(func=_cmd_data)
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from .sources import load_dataset
+
+    ds = load_dataset(args.data, sites_table=args.sites_table)
+    s = ds.summary()
+    if args.json:
+        print(json.dumps(s, indent=2, default=str))
+        return 0
+    print(f"dataset:    {ds.label}")
+    print(f"source:     {s['source']}")
+    print(f"sites:      {s['n_sites']}")
+    print(f"site-days:  {s['n_site_days']}")
+    print("zones:      " + ", ".join(f"{k} {v}" for k, v in s["zones"].items()))
+    print(f"variables:  {', '.join(s['variables'])}")
+    missing = [v for v in ("TA", "TMIN", "TMAX", "P", "WS", "VPD", "SW_IN", "LAI",
+                           "ELEV", "SLOPE", "ASPECT", "CLAY", "SAND", "SILT") if v not in s["variables"]]
+    if missing:
+        print(f"absent:     {', '.join(missing)}")
+    q = s["qc"]
+    print(f"QC removed: {q['n_removed']} values at {q['n_sites_affected']} sites"
+          + ("" if not q["by_reason"] else " (" + "; ".join(f"{k}: {v}" for k, v in q["by_reason"].items()) + ")"))
+    if s["sites_without_position"]:
+        print(f"no position: {', '.join(s['sites_without_position'])} (give a site table with LAT/LON)")
+    for prob in s["problems"]:
+        print(f"skipped:    {prob}")
+    if args.qc_report and len(ds.qc):
+        print(ds.qc.to_string(index=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fluxcore",
+        description="Data-driven carbon-flux inversion at eddy-covariance towers.",
+    )
+    parser.add_argument("--version", action="version", version=f"fluxcore {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_data(sub)
+    for mod in ("loso", "report"):
+        try:
+            module = __import__(f"fluxcore.{mod}", fromlist=["add_cli"])
+        except ImportError:
+            continue
+        if hasattr(module, "add_cli"):
+            module.add_cli(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except FluxcoreError as exc:
+        print(f"fluxcore {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"fluxcore {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
