@@ -1,0 +1,459 @@
+"""Fast leave-one-site-out (LOSO) strategies that never let a model see its test site.
+
+A notebook-style LOSO fits one fresh model per test site on all other sites: ``n_sites``
+fits on ~``n_rows`` rows each. The strategies here compute every fold's prediction at a
+fraction of that cost. Each one is either *exactly* equivalent to the per-fold computation or
+an approximation whose accuracy the benchmark checks against the per-fold reference
+(``benchmarks/bench_speed.py``):
+
+``mlr_loso`` (exact)
+    Ordinary least squares from per-site sufficient statistics. Training-mean imputation of
+    missing predictors is reproduced exactly by splitting the design matrix into observed values
+    and a missing-value mask (see :func:`mlr_loso`). One pass over the data, one small solve
+    per fold.
+``rf_site_oob`` (approximation, no leakage)
+    Site-level out-of-bag random forest: in each *round* the test sites are shuffled into
+    ``n_groups`` groups and one tree is grown per group on the pool without that group's
+    sites; a site is predicted only by trees that never saw it. After ``trees_per_site`` rounds
+    every site has ``trees_per_site`` out-of-bag trees, each trained on about
+    ``(1 - 1/n_groups)`` of the sites. Cost: ``n_groups * trees_per_site`` trees instead of
+    ``n_sites * n_estimators``.
+``lssvm_group_loso`` (approximation, no leakage)
+    RBF least-squares support vector regression (Suykens & Vandewalle 1999,
+    doi:10.1023/A:1018628609742) in a Nystroem feature space (Williams & Seeger 2001): for each
+    group of test sites the scaler and the Nystroem landmarks are fitted on the pool without
+    the group; the ridge solution of every site in the group then comes exactly from per-site
+    sufficient statistics ``Phi_s' Phi_s`` and ``Phi_s' y_s``.
+
+All functions take plain arrays: ``X`` (n, p) float with NaN for missing, ``Y`` (n, t) with NaN
+for missing targets, ``sites`` (n,) site ids, and ``pools``: a mapping test site -> training
+sites (never containing the test site). They return a mapping test site -> predictions of
+shape (rows of that site, t), rows in the order they appear in ``X``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .errors import ConfigError
+
+Pools = Mapping[str, Sequence[str]]
+
+
+# --------------------------------------------------------------------------- helpers
+def _check_pools(sites: np.ndarray, pools: Pools) -> dict[str, list[str]]:
+    present = set(np.unique(sites).tolist())
+    out: dict[str, list[str]] = {}
+    for test, pool in pools.items():
+        pool = [str(s) for s in pool]
+        if test in pool:
+            raise ConfigError(f"training pool of {test!r} contains the test site itself")
+        if test not in present:
+            raise ConfigError(f"test site {test!r} has no rows")
+        missing = set(pool) - present
+        if missing:
+            raise ConfigError(f"training pool of {test!r} names sites without rows: {sorted(missing)[:5]}")
+        if not pool:
+            raise ConfigError(f"training pool of {test!r} is empty")
+        out[str(test)] = pool
+    return out
+
+
+def _site_codes(sites: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    uniq, codes = np.unique(np.asarray(sites).astype(str), return_inverse=True)
+    return uniq, codes
+
+
+def _universes(pools: dict[str, list[str]]) -> dict[frozenset, list[str]]:
+    """Group test sites by their universe (pool plus the site itself)."""
+    groups: dict[frozenset, list[str]] = defaultdict(list)
+    for test, pool in pools.items():
+        groups[frozenset(pool) | {test}].append(test)
+    return groups
+
+
+def _split_groups(items: list[str], n_groups: int, rng: np.random.Generator) -> list[list[str]]:
+    perm = [items[i] for i in rng.permutation(len(items))]
+    n_groups = max(1, min(n_groups, len(perm)))
+    return [perm[g::n_groups] for g in range(n_groups)]
+
+
+# ------------------------------------------------------------------------------ MLR
+def mlr_loso(
+    X: np.ndarray,
+    Y: np.ndarray,
+    sites: np.ndarray,
+    pools: Pools,
+    *,
+    site_weights: Mapping[str, Mapping[str, float]] | None = None,
+) -> dict[str, np.ndarray]:
+    """Exact leave-one-site-out ordinary least squares from per-site sufficient statistics.
+
+    Equivalent, up to floating-point rounding, to fitting for every test site ``f`` an OLS
+    model with intercept on the rows of ``pools[f]`` (per target, rows where that target is
+    observed), after imputing each missing predictor by its mean over all rows of
+    ``pools[f]``, and predicting the rows of ``f`` imputed the same way.
+
+    Write a row as ``x = x0 + m * mu`` where ``x0`` holds the observed values (0 where missing),
+    ``m`` the missing-value mask and ``mu`` the fold's imputation means. With row weights ``w``
+
+    ``X'WX = A + B diag(mu) + diag(mu) B' + diag(mu) C diag(mu)``,
+    ``X'Wy = a + diag(mu) c``,
+
+    with ``A = X0'WX0``, ``B = X0'WM``, ``C = M'WM``, ``a = X0'Wy``, ``c = M'Wy``: sums over
+    sites of per-site statistics. The normal equations are solved per fold; a rank-deficient
+    system falls back to the minimum-norm least-squares solution (as LAPACK ``gelsd``).
+
+    For numerical conditioning the predictors are shifted by a fixed reference vector before
+    the statistics are accumulated; OLS with intercept is exactly invariant to such a shift, so
+    it carries no information into any fold's predictions.
+
+    Parameters
+    ----------
+    X : ndarray (n, p)
+        Predictors, NaN = missing.
+    Y : ndarray (n, t)
+        Targets, NaN = missing.
+    sites : ndarray (n,)
+        Site id per row.
+    pools : mapping
+        Test site -> training sites.
+    site_weights : mapping, optional
+        Test site -> {training site: weight}. Weights per training site (fuzzy site weighting);
+        sites absent from the mapping get weight 0. Default: all 1.
+
+    Returns
+    -------
+    dict
+        Test site -> predictions (rows of the site, t).
+    """
+    pools = _check_pools(sites, pools)
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    n, p = X.shape
+    t = Y.shape[1]
+    uniq, codes = _site_codes(sites)
+    n_sites = len(uniq)
+    index = {s: i for i, s in enumerate(uniq)}
+
+    miss = ~np.isfinite(X)
+    ref = np.nanmedian(np.where(miss, np.nan, X), axis=0) if n else np.zeros(p)
+    ref = np.where(np.isfinite(ref), ref, 0.0)
+    X0 = np.where(miss, 0.0, X - ref)  # shifted, zero where missing
+    M = miss.astype(np.float64)
+    # design with intercept: column 0 is the constant (never missing)
+    X0 = np.hstack([np.ones((n, 1)), X0])
+    M = np.hstack([np.zeros((n, 1)), M])
+    q = p + 1
+
+    # per-site imputation statistics (all rows, independent of the target)
+    sum_obs = np.zeros((n_sites, p))
+    cnt_obs = np.zeros((n_sites, p))
+    np.add.at(sum_obs, codes, X0[:, 1:])
+    np.add.at(cnt_obs, codes, (~miss).astype(np.float64))
+
+    # per-site, per-target normal-equation blocks
+    A = np.zeros((t, n_sites, q, q))
+    B = np.zeros((t, n_sites, q, q))
+    C = np.zeros((t, n_sites, q, q))
+    a = np.zeros((t, n_sites, q))
+    c = np.zeros((t, n_sites, q))
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(n_sites + 1))
+    for s in range(n_sites):
+        rows = order[bounds[s]:bounds[s + 1]]
+        x0s, ms, ys = X0[rows], M[rows], Y[rows]
+        for k in range(t):
+            ok = np.isfinite(ys[:, k])
+            if not ok.any():
+                continue
+            x0k, mk, yk = x0s[ok], ms[ok], ys[ok, k]
+            A[k, s] = x0k.T @ x0k
+            B[k, s] = x0k.T @ mk
+            C[k, s] = mk.T @ mk
+            a[k, s] = x0k.T @ yk
+            c[k, s] = mk.T @ yk
+
+    out: dict[str, np.ndarray] = {}
+    for test, pool in pools.items():
+        idx = np.array([index[s] for s in pool])
+        if site_weights is not None:
+            wmap = site_weights.get(test, {})
+            w = np.array([float(wmap.get(s, 0.0)) for s in pool])
+        else:
+            w = np.ones(len(idx))
+        cnt = cnt_obs[idx].sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mu = np.where(cnt > 0, sum_obs[idx].sum(axis=0) / cnt, 0.0)
+        mu1 = np.concatenate([[0.0], mu])
+        rows = order[bounds[index[test]]:bounds[index[test] + 1]]
+        xt = X0[rows] + M[rows] * mu1
+        preds = np.full((len(rows), t), np.nan)
+        for k in range(t):
+            Ak = np.tensordot(w, A[k, idx], axes=1)
+            Bk = np.tensordot(w, B[k, idx], axes=1)
+            Ck = np.tensordot(w, C[k, idx], axes=1)
+            ak = w @ a[k, idx]
+            ck = w @ c[k, idx]
+            if Ak[0, 0] <= 0:
+                continue  # no training row observed for this target
+            G = Ak + Bk * mu1[None, :] + mu1[:, None] * Bk.T + mu1[:, None] * Ck * mu1[None, :]
+            h = ak + mu1 * ck
+            beta = _solve_normal(G, h)
+            preds[:, k] = xt @ beta
+        out[test] = preds  # rows of a site are in increasing order (stable sort)
+    return out
+
+
+def _solve_normal(G: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Solve ``G beta = h`` (symmetric PSD); minimum-norm solution when singular."""
+    try:
+        L = np.linalg.cholesky(G)
+        z = np.linalg.solve(L, h)
+        beta = np.linalg.solve(L.T, z)
+        if np.all(np.isfinite(beta)) and np.linalg.cond(G) < 1e12:
+            return beta
+    except np.linalg.LinAlgError:
+        pass
+    return np.linalg.pinv(G, hermitian=True) @ h
+
+
+# ------------------------------------------------------------------------------ RF
+def rf_site_oob(
+    X: np.ndarray,
+    Y: np.ndarray,
+    sites: np.ndarray,
+    pools: Pools,
+    *,
+    trees_per_site: int = 100,
+    n_groups: int = 10,
+    max_samples: float | int = 0.1,
+    min_samples_leaf: int = 5,
+    max_features: float = 0.5,
+    max_depth: int | None = None,
+    random_state: int = 0,
+    n_jobs: int = 2,
+) -> dict[str, np.ndarray]:
+    """Site-level out-of-bag random forest for all folds at once.
+
+    In each of ``trees_per_site`` rounds, the test sites of a universe (a test site together
+    with its pool) are shuffled into ``n_groups`` groups; for every group one CART tree
+    (Breiman 2001, doi:10.1023/A:1010933404324) is grown on a bootstrap sample of
+    ``max_samples`` rows drawn from the universe's sites *outside* the group, with missing
+    predictors imputed by that tree's training means. A test site is predicted by the average
+    of the trees grown without it: exactly ``trees_per_site`` trees, none of which saw any of its
+    rows. With ``n_groups >= number of test sites`` this is the per-fold forest itself.
+
+    Parameters
+    ----------
+    X, Y, sites, pools
+        See the module docstring. Rows with a missing target are dropped per tree when any
+        target is missing (multi-output trees).
+    trees_per_site : int
+        Out-of-bag trees per test site (the per-fold forest's ``n_estimators``).
+    n_groups : int
+        Groups per round; each tree is trained without ``1/n_groups`` of the test sites.
+    max_samples : float or int
+        Rows per tree: a fraction of the training rows or a count (bootstrap).
+    min_samples_leaf, max_features, max_depth
+        As in :class:`sklearn.tree.DecisionTreeRegressor`.
+    random_state : int
+        Seed; the result is deterministic for a fixed seed whatever ``n_jobs``.
+    n_jobs : int
+        Threads growing trees in parallel (scikit-learn releases the GIL while growing).
+
+    Returns
+    -------
+    dict
+        Test site -> predictions (rows of the site, t).
+    """
+    from sklearn.tree import DecisionTreeRegressor
+
+    pools = _check_pools(sites, pools)
+    X = np.asarray(X, dtype=np.float32)
+    Y = np.asarray(Y, dtype=np.float64)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    t = Y.shape[1]
+    uniq, codes = _site_codes(sites)
+    index = {s: i for i, s in enumerate(uniq)}
+    rows_of = [np.flatnonzero(codes == i) for i in range(len(uniq))]
+    miss = ~np.isfinite(X)
+    sum_obs = np.zeros((len(uniq), X.shape[1]))
+    cnt_obs = np.zeros((len(uniq), X.shape[1]))
+    np.add.at(sum_obs, codes, np.where(miss, 0.0, X))
+    np.add.at(cnt_obs, codes, (~miss).astype(np.float64))
+    y_ok = np.all(np.isfinite(Y), axis=1)
+
+    rng = np.random.default_rng(random_state)
+    jobs = []  # (tree seed, train site codes, test sites of the group)
+    for universe, tests in sorted(_universes(pools).items(), key=lambda kv: sorted(kv[1])):
+        tests = sorted(tests)
+        for _ in range(trees_per_site):
+            for group in _split_groups(tests, n_groups, rng):
+                train = sorted(universe - set(group))
+                jobs.append((int(rng.integers(2**31 - 1)), [index[s] for s in train], group))
+
+    def grow(job):
+        seed, train_codes, group = job
+        r = np.random.default_rng(seed)
+        rows = np.concatenate([rows_of[s] for s in train_codes])
+        rows = rows[y_ok[rows]]
+        cnt = cnt_obs[train_codes].sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mu = np.where(cnt > 0, sum_obs[train_codes].sum(axis=0) / cnt, 0.0).astype(np.float32)
+        k = int(max_samples if isinstance(max_samples, (int, np.integer)) and max_samples > 1
+                else max(1, round(float(max_samples) * len(rows))))
+        pick = rows[r.integers(0, len(rows), size=k)]
+        xs = np.where(miss[pick], mu, X[pick])
+        tree = DecisionTreeRegressor(
+            min_samples_leaf=min_samples_leaf, max_features=max_features, max_depth=max_depth,
+            random_state=int(r.integers(2**31 - 1)),
+        ).fit(xs, Y[pick])
+        preds = {}
+        for s in group:
+            rs = rows_of[index[s]]
+            xt = np.where(miss[rs], mu, X[rs])
+            preds[s] = tree.predict(xt).reshape(len(rs), t)
+        return preds
+
+    sums = {s: np.zeros((len(rows_of[index[s]]), t)) for s in pools}
+    counts = dict.fromkeys(pools, 0)
+    with ThreadPoolExecutor(max_workers=max(1, n_jobs)) as ex:
+        for preds in ex.map(grow, jobs):
+            for s, p in preds.items():
+                sums[s] += p
+                counts[s] += 1
+    return {s: sums[s] / max(counts[s], 1) for s in pools}
+
+
+# ---------------------------------------------------------------------------- LS-SVM
+def _fit_group_transform(X: np.ndarray, fit_rows: np.ndarray, n_components: int, gamma: float,
+                         seed: int):
+    """Standard scaler and Nystroem map fitted on ``X[fit_rows]`` only.
+
+    Returns ``(transform, nystroem)`` where ``transform(rows)`` gives the standardised,
+    mean-imputed predictors of ``X[rows]``.
+    """
+    from sklearn.kernel_approximation import Nystroem
+
+    xf = X[fit_rows]
+    mean = np.nanmean(xf, axis=0)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    std = np.nanstd(xf, axis=0)
+    std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+
+    def transform(rows):
+        z = (X[rows] - mean) / std
+        return np.where(np.isfinite(z), z, 0.0)
+
+    rng = np.random.default_rng(seed)
+    sample = fit_rows[rng.choice(len(fit_rows), size=min(len(fit_rows), 20 * n_components), replace=False)]
+    nys = Nystroem(kernel="rbf", gamma=gamma, n_components=min(n_components, len(sample)),
+                   random_state=seed).fit(transform(sample))
+    return transform, nys
+
+
+def lssvm_group_loso(
+    X: np.ndarray,
+    Y: np.ndarray,
+    sites: np.ndarray,
+    pools: Pools,
+    *,
+    n_groups: int = 8,
+    n_components: int = 400,
+    gamma: float | None = None,
+    alpha: float = 1.0,
+    random_state: int = 0,
+    chunk: int = 50_000,
+) -> dict[str, np.ndarray]:
+    """RBF least-squares SVR in a Nystroem feature space, all folds of a group at once.
+
+    For each group ``g`` of test sites (per universe): the standard scaler and the
+    ``n_components`` Nystroem landmarks (Williams & Seeger 2001) are fitted on the rows of the
+    universe's sites outside ``g``; features ``phi(x)`` are computed for every row; then for each
+    test site ``f`` in ``g`` the ridge problem
+    ``min_b sum_{pool(f)} (y - b0 - phi(x) b)^2 + alpha |b|^2`` is solved exactly from the
+    per-site sums ``Phi_s' Phi_s``, ``Phi_s' y_s`` (targets centred on the fold's training mean,
+    intercept unpenalised). ``gamma`` defaults to ``1 / n_features`` on standardised data
+    (scikit-learn's ``"scale"`` for unit variance).
+
+    Returns
+    -------
+    dict
+        Test site -> predictions (rows of the site, t).
+    """
+    pools = _check_pools(sites, pools)
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    p = X.shape[1]
+    t = Y.shape[1]
+    uniq, codes = _site_codes(sites)
+    index = {s: i for i, s in enumerate(uniq)}
+    rows_of = [np.flatnonzero(codes == i) for i in range(len(uniq))]
+    rng = np.random.default_rng(random_state)
+    gamma = 1.0 / p if gamma is None else gamma
+    out: dict[str, np.ndarray] = {}
+
+    for universe, tests in sorted(_universes(pools).items(), key=lambda kv: sorted(kv[1])):
+        for group in _split_groups(sorted(tests), n_groups, rng):
+            fit_sites = sorted(universe - set(group))
+            fit_rows = np.concatenate([rows_of[index[s]] for s in fit_sites])
+            transform, nys = _fit_group_transform(
+                X, fit_rows, n_components, gamma, int(rng.integers(2**31 - 1)))
+            m = nys.components_.shape[0]
+            needed = sorted(set().union(*[set(pools[f]) for f in group]) | set(group))
+            # per-site sufficient statistics, per target (rows where it is observed)
+            G = {}
+            for s in needed:
+                rs = rows_of[index[s]]
+                stats = []
+                for k in range(t):
+                    ok = np.isfinite(Y[rs, k])
+                    rk = rs[ok]
+                    PhiTPhi = np.zeros((m, m))
+                    Phi1 = np.zeros(m)
+                    Phiy = np.zeros(m)
+                    ysum = 0.0
+                    for i in range(0, len(rk), chunk):
+                        rr = rk[i:i + chunk]
+                        phi = nys.transform(transform(rr))
+                        yy = Y[rr, k]
+                        PhiTPhi += phi.T @ phi
+                        Phi1 += phi.sum(axis=0)
+                        Phiy += phi.T @ yy
+                        ysum += yy.sum()
+                    stats.append((PhiTPhi, Phi1, Phiy, ysum, float(len(rk))))
+                G[s] = stats
+            for f in group:
+                rs = rows_of[index[f]]
+                phi_t = nys.transform(transform(rs))
+                preds = np.full((len(rs), t), np.nan)
+                for k in range(t):
+                    S = sum(G[s][k][0] for s in pools[f])
+                    s1 = sum(G[s][k][1] for s in pools[f])
+                    sy = sum(G[s][k][2] for s in pools[f])
+                    ys = sum(G[s][k][3] for s in pools[f])
+                    nn = sum(G[s][k][4] for s in pools[f])
+                    if nn < 2:
+                        continue
+                    # centre features and target on the fold's training means
+                    phibar = s1 / nn
+                    ybar = ys / nn
+                    Sc = S - nn * np.outer(phibar, phibar)
+                    syc = sy - nn * phibar * ybar
+                    b = np.linalg.solve(Sc + alpha * np.eye(m), syc)
+                    preds[:, k] = ybar + (phi_t - phibar) @ b
+                out[f] = preds
+    return out
+
+
+__all__ = ["mlr_loso", "rf_site_oob", "lssvm_group_loso"]

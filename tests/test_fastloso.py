@@ -1,0 +1,161 @@
+"""Fast leave-one-site-out strategies: exactness (MLR) and no leakage (all)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LinearRegression
+
+from fluxcore import fastloso
+from fluxcore.errors import ConfigError
+from fluxcore.fastloso import lssvm_group_loso, mlr_loso, rf_site_oob
+
+
+def make_problem(n_sites: int = 10, n_days: int = 120, seed: int = 0, missing: float = 0.1):
+    """Seeded site-structured regression problem with missing predictors and targets."""
+    rng = np.random.default_rng(seed)
+    sites = np.repeat([f"S{i:02d}" for i in range(n_sites)], n_days)
+    offset = np.repeat(rng.normal(size=(n_sites, 4)), n_days, axis=0)
+    X = rng.normal(size=(len(sites), 4)) + offset
+    Y = np.c_[
+        X @ np.array([1.0, 2.0, 0.0, -1.0]) + rng.normal(size=len(sites)),
+        np.sin(X[:, 0]) + X[:, 1] ** 2 + 0.1 * rng.normal(size=len(sites)),
+    ]
+    X[rng.random(X.shape) < missing] = np.nan
+    Y[rng.random(Y.shape) < missing] = np.nan
+    uniq = np.unique(sites)
+    pools = {s: [x for x in uniq if x != s] for s in uniq}
+    return X, Y, sites, pools
+
+
+def naive_mlr(X, Y, sites, pools, weights=None):
+    out = {}
+    for s, pool in pools.items():
+        tr = np.isin(sites, pool)
+        te = sites == s
+        mu = np.nanmean(X[tr], axis=0)
+        Xi = np.where(np.isnan(X), mu, X)
+        pred = np.full((te.sum(), Y.shape[1]), np.nan)
+        for k in range(Y.shape[1]):
+            ok = tr & np.isfinite(Y[:, k])
+            sw = None if weights is None else np.array([weights[s][x] for x in sites[ok]])
+            pred[:, k] = LinearRegression().fit(Xi[ok], Y[ok, k], sample_weight=sw).predict(Xi[te])
+        out[s] = pred
+    return out
+
+
+def test_mlr_loso_equals_per_fold_linear_regression():
+    X, Y, sites, pools = make_problem()
+    fast = mlr_loso(X, Y, sites, pools)
+    ref = naive_mlr(X, Y, sites, pools)
+    for s in pools:
+        np.testing.assert_allclose(fast[s], ref[s], atol=1e-8, rtol=0)
+
+
+def test_mlr_loso_with_site_weights_equals_weighted_regression():
+    X, Y, sites, pools = make_problem(n_sites=6, seed=3)
+    rng = np.random.default_rng(1)
+    weights = {s: {x: float(rng.uniform(0.1, 1.0)) for x in pool} for s, pool in pools.items()}
+    fast = mlr_loso(X, Y, sites, pools, site_weights=weights)
+    ref = naive_mlr(X, Y, sites, pools, weights)
+    for s in pools:
+        np.testing.assert_allclose(fast[s], ref[s], atol=1e-8, rtol=0)
+
+
+def test_mlr_loso_zone_pools_and_subset_of_test_sites():
+    X, Y, sites, _ = make_problem(n_sites=8, seed=5)
+    pools = {"S00": ["S01", "S02", "S03"], "S05": ["S04", "S06"]}
+    fast = mlr_loso(X, Y, sites, pools)
+    ref = naive_mlr(X, Y, sites, pools)
+    assert set(fast) == set(pools)
+    for s in pools:
+        np.testing.assert_allclose(fast[s], ref[s], atol=1e-8, rtol=0)
+
+
+@pytest.mark.parametrize("strategy", ["mlr", "rf", "svm"])
+def test_test_site_targets_never_reach_the_fit(strategy):
+    """Changing the held-out site's targets leaves its own predictions unchanged."""
+    X, Y, sites, pools = make_problem(n_sites=8, seed=2)
+    funcs = {
+        "mlr": lambda Yv: mlr_loso(X, Yv, sites, pools),
+        "rf": lambda Yv: rf_site_oob(X, Yv, sites, pools, trees_per_site=5, n_groups=3, random_state=0),
+        "svm": lambda Yv: lssvm_group_loso(X, Yv, sites, pools, n_components=40, random_state=0),
+    }
+    base = funcs[strategy](Y)
+    for target_site in ["S00", "S05"]:
+        Y2 = Y.copy()
+        Y2[sites == target_site] = 1e3  # absurd targets at the test site
+        changed = funcs[strategy](Y2)
+        np.testing.assert_array_equal(changed[target_site], base[target_site])
+
+
+def test_rf_trees_never_fit_on_the_sites_they_predict(monkeypatch):
+    """Spy: an id column reveals which sites each tree was fitted on and predicted."""
+    from sklearn.tree import DecisionTreeRegressor
+
+    X, Y, sites, pools = make_problem(n_sites=9, seed=4, missing=0.0)
+    codes = np.unique(sites, return_inverse=True)[1].astype(float)
+    Xid = np.c_[X, codes]
+    log = []
+    orig_fit, orig_predict = DecisionTreeRegressor.fit, DecisionTreeRegressor.predict
+
+    def fit(self, X, y, *a, **k):
+        self._seen = set(np.unique(X[:, -1]).tolist())
+        return orig_fit(self, X, y, *a, **k)
+
+    def predict(self, X, *a, **k):
+        log.append((self._seen, set(np.unique(X[:, -1]).tolist())))
+        return orig_predict(self, X, *a, **k)
+
+    monkeypatch.setattr(DecisionTreeRegressor, "fit", fit)
+    monkeypatch.setattr(DecisionTreeRegressor, "predict", predict)
+    out = rf_site_oob(Xid, Y, sites, pools, trees_per_site=4, n_groups=3, n_jobs=1)
+    assert len(log) == 9 * 4  # every site predicted by exactly trees_per_site trees
+    for seen, predicted in log:
+        assert not (seen & predicted)
+    assert all(np.isfinite(v).all() for v in out.values())
+
+
+def test_svm_scaler_and_landmarks_fitted_without_the_group(monkeypatch):
+    X, Y, sites, pools = make_problem(n_sites=8, seed=6)
+    fitted = []
+    orig = fastloso._fit_group_transform
+
+    def spy(X_, fit_rows, *a, **k):
+        fitted.append(set(np.unique(sites[fit_rows]).tolist()))
+        return orig(X_, fit_rows, *a, **k)
+
+    monkeypatch.setattr(fastloso, "_fit_group_transform", spy)
+    out = lssvm_group_loso(X, Y, sites, pools, n_groups=4, n_components=30)
+    assert len(fitted) == 4
+    # every site is excluded from exactly one group transform, the one that predicts it
+    for s in pools:
+        assert sum(s not in f for f in fitted) == 1
+    assert set(out) == set(pools)
+
+
+def test_rf_site_oob_is_deterministic_and_skilful():
+    X, Y, sites, pools = make_problem(n_sites=10, seed=7, missing=0.05)
+    a = rf_site_oob(X, Y, sites, pools, trees_per_site=10, n_groups=4, random_state=1, n_jobs=2)
+    b = rf_site_oob(X, Y, sites, pools, trees_per_site=10, n_groups=4, random_state=1, n_jobs=1)
+    for s in pools:
+        np.testing.assert_array_equal(a[s], b[s])
+    # nonlinear target: the forest beats the training-mean predictor at most sites
+    better = 0
+    for s in pools:
+        y = Y[sites == s, 1]
+        ok = np.isfinite(y)
+        sse = ((y[ok] - a[s][ok, 1]) ** 2).sum()
+        sst = ((y[ok] - np.nanmean(Y[np.isin(sites, pools[s]), 1])) ** 2).sum()
+        better += sse < sst
+    assert better >= 7
+
+
+def test_pools_are_validated():
+    X, Y, sites, pools = make_problem(n_sites=4)
+    with pytest.raises(ConfigError, match="contains the test site"):
+        mlr_loso(X, Y, sites, {"S00": ["S00", "S01"]})
+    with pytest.raises(ConfigError, match="empty"):
+        mlr_loso(X, Y, sites, {"S00": []})
+    with pytest.raises(ConfigError, match="no rows"):
+        mlr_loso(X, Y, sites, {"XX": ["S01"]})
