@@ -1,0 +1,329 @@
+"""Plotly figures of fluxcore results (used by the dashboard, tested without Streamlit).
+
+Every function takes plain DataFrames in the documented run formats
+(``predictions.parquet``: ``SITE_ID, DATE, learner, target, observed, predicted``;
+``metrics.parquet``: ``SITE_ID, learner, target, zone, R2, r2, RMSE, MAE, bias, n``;
+``zone_summary.csv``) and returns a :class:`plotly.graph_objects.Figure`.
+
+Scores shown in figures come from :func:`fluxcore.metrics.scores` (R² = 1 - SSE/SST, the
+coefficient of determination, and r² = squared Pearson correlation; they differ whenever
+predictions are biased or scaled; see Gao et al. 2025 and Pastorello et al. 2020,
+doi:10.1038/s41597-020-0534-3, for the variables). Correlations between heterogeneity
+distance and skill come from :func:`fluxcore.heterogeneity.distance_skill`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+#: Colours of the aridity zones (ColorBrewer BrBG, colour-blind safe), dry = brown, wet = teal.
+ZONE_COLORS: dict[str, str] = {
+    "arid": "#a6611a",
+    "semi-arid": "#dfc27d",
+    "semi-humid": "#80cdc1",
+    "humid": "#018571",
+    "unknown": "#9e9e9e",
+}
+#: Colours of the learners (Okabe-Ito palette); other names cycle through FALLBACK_COLORS.
+LEARNER_COLORS: dict[str, str] = {
+    "lstm": "#0072B2",
+    "rf": "#009E73",
+    "svm": "#D55E00",
+    "mlr": "#CC79A7",
+    "lstm_fuzzy": "#56B4E9",
+}
+FALLBACK_COLORS = ["#E69F00", "#F0E442", "#000000", "#999999", "#882255", "#44AA99"]
+#: Above this many points a scatter plot becomes a 2-D histogram (density view).
+DENSITY_THRESHOLD = 20_000
+FLUX_UNIT = "gC m⁻² d⁻¹"
+TEMPLATE = "plotly_white"
+
+
+def learner_color(name: str, i: int = 0) -> str:
+    """Colour of a learner (fixed for the paper's four, cycling otherwise)."""
+    return LEARNER_COLORS.get(name, FALLBACK_COLORS[i % len(FALLBACK_COLORS)])
+
+
+def _scores(obs, pred) -> dict:
+    from .metrics import scores
+
+    return scores(np.asarray(obs, dtype=float), np.asarray(pred, dtype=float))
+
+
+def stats_text(s: Mapping, unit: str = FLUX_UNIT) -> str:
+    """``R² = …<br>r² = …<br>RMSE = … unit<br>n = …`` for a figure annotation."""
+    def f(v, fmt):
+        return "n/a" if v is None or not np.isfinite(v) else format(v, fmt)
+
+    return (f"R² = {f(s['R2'], '.3f')}<br>r² = {f(s['r2'], '.3f')}<br>"
+            f"RMSE = {f(s['RMSE'], '.3f')} {unit}<br>n = {int(s['n']):,}")
+
+
+def _with_zone(pred: pd.DataFrame, zones: Mapping | pd.Series | None) -> pd.DataFrame:
+    if "zone" in pred.columns or zones is None:
+        return pred
+    zmap = dict(zones)
+    return pred.assign(zone=pred["SITE_ID"].map(lambda s: zmap.get(s)))
+
+
+def scatter_pred_obs(
+    predictions: pd.DataFrame,
+    *,
+    target: str | None = None,
+    learners: Sequence[str] | None = None,
+    color_by: str | None = "zone",
+    zones: Mapping | pd.Series | None = None,
+    density: bool | None = None,
+    threshold: int = DENSITY_THRESHOLD,
+    title: str | None = None,
+    unit: str = FLUX_UNIT,
+) -> go.Figure:
+    """Predicted against observed values with a 1:1 line and R², r², RMSE, n in the figure.
+
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        ``SITE_ID, learner, target, observed, predicted`` (+ ``zone`` optional).
+    target : str, optional
+        Keep this target only (e.g. ``"GPP"``).
+    learners : sequence of str, optional
+        Keep these learners only.
+    color_by : {"zone", "learner", None}
+        Colour of the points (scatter mode). With several learners the annotation has one
+        line of scores per learner; otherwise the scores of all points.
+    zones : mapping, optional
+        Zone per ``SITE_ID`` when ``predictions`` has no ``zone`` column.
+    density : bool, optional
+        Force (True) or forbid (False) the density view; by default it is used when there
+        are more than ``threshold`` points.
+    threshold : int
+        Number of points above which the density view is used.
+    title, unit : str
+        Figure title and flux unit for axis labels.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Scatter traces (``go.Scattergl``), or one ``go.Histogram2d`` in density view, plus a
+        dashed ``"1:1"`` line trace and one annotation with the scores.
+    """
+    df = predictions
+    if target is not None:
+        df = df[df["target"] == target]
+    if learners is not None:
+        df = df[df["learner"].isin(list(learners))]
+    df = df[np.isfinite(df["observed"].astype(float)) & np.isfinite(df["predicted"].astype(float))]
+    df = _with_zone(df, zones)
+    n = len(df)
+    use_density = (n > threshold) if density is None else bool(density)
+    fig = go.Figure()
+    learner_list = list(dict.fromkeys(df["learner"])) if n else []
+    if use_density and n:
+        fig.add_trace(go.Histogram2d(
+            x=df["observed"], y=df["predicted"], nbinsx=120, nbinsy=120,
+            colorscale=[[0.0, "rgba(255,255,255,0)"], [1e-9, "#440154"], [0.25, "#3b528b"],
+                        [0.5, "#21918c"], [0.75, "#5ec962"], [1.0, "#fde725"]],
+            colorbar={"title": {"text": "days"}}, name="density",
+            hovertemplate="observed %{x}<br>predicted %{y}<br>%{z} days<extra></extra>",
+        ))
+    elif n:
+        if color_by == "learner":
+            groups = [(lrn, df[df["learner"] == lrn], learner_color(lrn, i)) for i, lrn in enumerate(learner_list)]
+        elif color_by == "zone" and "zone" in df.columns:
+            zcol = df["zone"].where(df["zone"].notna(), "unknown").astype(str)
+            groups = [(z, df[zcol == z], ZONE_COLORS.get(z, "#777")) for z in ZONE_COLORS if (zcol == z).any()]
+        else:
+            groups = [("points", df, "#1f77b4")]
+        for name, g, color in groups:
+            custom = np.column_stack([g["SITE_ID"].astype(str).to_numpy(), g["learner"].astype(str).to_numpy()])
+            fig.add_trace(go.Scattergl(
+                x=g["observed"], y=g["predicted"], mode="markers", name=str(name),
+                marker={"color": color, "size": 4, "opacity": 0.55, "line": {"width": 0}},
+                customdata=custom,
+                hovertemplate="%{customdata[0]} (%{customdata[1]})<br>observed %{x:.2f}<br>predicted %{y:.2f}<extra></extra>",
+            ))
+    # 1:1 line over the data range
+    if n:
+        lo = float(min(df["observed"].min(), df["predicted"].min()))
+        hi = float(max(df["observed"].max(), df["predicted"].max()))
+    else:
+        lo, hi = 0.0, 1.0
+    pad = 0.02 * (hi - lo if hi > lo else 1.0)
+    fig.add_trace(go.Scatter(x=[lo - pad, hi + pad], y=[lo - pad, hi + pad], mode="lines", name="1:1",
+                             line={"color": "#333", "dash": "dash", "width": 1.2}, hoverinfo="skip"))
+    # annotation with scores
+    if len(learner_list) > 1:
+        lines = []
+        for lrn in learner_list:
+            g = df[df["learner"] == lrn]
+            s = _scores(g["observed"], g["predicted"])
+            lines.append(f"<b>{lrn}</b>: R² {s['R2']:.3f}, r² {s['r2']:.3f}, RMSE {s['RMSE']:.3f}, n {s['n']:,}")
+        text = "<br>".join(lines) + f"<br>RMSE in {unit}"
+    else:
+        s = _scores(df["observed"], df["predicted"]) if n else {"R2": np.nan, "r2": np.nan, "RMSE": np.nan, "n": 0}
+        text = stats_text(s, unit)
+    fig.add_annotation(x=0.02, y=0.98, xref="paper", yref="paper", xanchor="left", yanchor="top",
+                       text=text, showarrow=False, align="left", name="scores",
+                       bgcolor="rgba(255,255,255,0.85)", bordercolor="#bbb", borderwidth=1,
+                       font={"size": 12})
+    tname = target or "flux"
+    fig.update_layout(
+        template=TEMPLATE, title=title or f"{tname}: predicted vs observed" + (" (density)" if use_density else ""),
+        xaxis_title=f"observed {tname} [{unit}]", yaxis_title=f"predicted {tname} [{unit}]",
+        legend={"title": {"text": color_by or ""}, "itemsizing": "constant"},
+        margin={"l": 60, "r": 20, "t": 50, "b": 50}, height=480,
+    )
+    fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    return fig
+
+
+def timeseries(
+    predictions: pd.DataFrame,
+    site: str,
+    target: str,
+    *,
+    learners: Sequence[str] | None = None,
+    unit: str = FLUX_UNIT,
+) -> go.Figure:
+    """Observed and each learner's predicted daily series at one (held-out) site.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One ``"observed"`` trace and one trace per learner, x = ``DATE``.
+    """
+    df = predictions[(predictions["SITE_ID"].astype(str) == str(site)) & (predictions["target"] == target)]
+    if learners is not None:
+        df = df[df["learner"].isin(list(learners))]
+    df = df.sort_values("DATE")
+    fig = go.Figure()
+    obs = df.drop_duplicates("DATE")
+    fig.add_trace(go.Scattergl(x=obs["DATE"], y=obs["observed"], mode="markers", name="observed",
+                               marker={"color": "#222", "size": 3}))
+    for i, lrn in enumerate(dict.fromkeys(df["learner"])):
+        g = df[df["learner"] == lrn]
+        s = _scores(g["observed"], g["predicted"])
+        fig.add_trace(go.Scattergl(x=g["DATE"], y=g["predicted"], mode="lines",
+                                   name=f"{lrn} (R² {s['R2']:.2f})",
+                                   line={"color": learner_color(lrn, i), "width": 1.3}))
+    fig.update_layout(template=TEMPLATE, title=f"{site}: {target}, observed and predicted (site held out)",
+                      xaxis_title="date", yaxis_title=f"{target} [{unit}]", height=380,
+                      margin={"l": 60, "r": 20, "t": 50, "b": 40}, legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
+def metric_box(metrics: pd.DataFrame, target: str, metric: str = "R2", by: str = "zone") -> go.Figure:
+    """Distribution of a per-site score by learner, grouped by aridity zone (box plot)."""
+    from .variables import ZONES
+
+    m = metrics[metrics["target"] == target]
+    fig = go.Figure()
+    for i, lrn in enumerate(dict.fromkeys(m["learner"])):
+        g = m[m["learner"] == lrn]
+        fig.add_trace(go.Box(x=g[by].fillna("unknown") if by in g else None, y=g[metric], name=lrn,
+                             marker_color=learner_color(lrn, i), boxpoints="all", jitter=0.3,
+                             pointpos=0, customdata=g["SITE_ID"],
+                             hovertemplate="%{customdata}: %{y:.3f}<extra>" + lrn + "</extra>"))
+    order = [z for z in ZONES if z in set(m.get(by, pd.Series(dtype=str)).dropna())]
+    fig.update_layout(template=TEMPLATE, boxmode="group", title=f"{target}: {metric} per site by {by}",
+                      yaxis_title=metric, height=380, margin={"l": 60, "r": 20, "t": 50, "b": 40},
+                      xaxis={"categoryorder": "array", "categoryarray": order})
+    return fig
+
+
+def table3_frame(zone_summary: pd.DataFrame, target: str, decimals: int = 3) -> pd.DataFrame:
+    """Paper Table 3 for one target: rows = zone, columns = ``"<learner> RMSE mean|var"``.
+
+    Flat column names (easy to show and to download); values rounded.
+    """
+    from .metrics import table3
+
+    t = table3(zone_summary, target)
+    if t.empty:
+        return t
+    stat = {"rmse_mean": "RMSE mean", "rmse_var": "RMSE var"}
+    t = t.copy()
+    t.columns = [f"{lrn} {stat.get(s, s)}" for lrn, s in t.columns]
+    t.index.name = "zone"
+    return t.round(decimals)
+
+
+def distance_skill_figure(
+    metrics: pd.DataFrame,
+    distances: pd.DataFrame,
+    *,
+    learner: str,
+    target: str,
+    distance: str = "D_mean",
+    metric: str = "R2",
+    zones: Sequence[str] | None = None,
+) -> go.Figure:
+    """Each test site's heterogeneity distance against its skill, with fitted line and
+    Pearson/Spearman correlations (with p-values) from
+    :func:`fluxcore.heterogeneity.distance_skill`.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One marker trace per zone, a ``"fit"`` line trace, and an annotation with n, Pearson r
+        (p) and Spearman ρ (p) for all shown sites.
+    """
+    from .heterogeneity import distance_skill
+
+    m = metrics[(metrics["learner"] == learner) & (metrics["target"] == target)]
+    if zones:
+        m = m[m["zone"].isin(list(zones))]
+    dist = distances[["SITE_ID", distance]].drop_duplicates("SITE_ID")
+    d = m.drop(columns=[distance], errors="ignore").merge(dist, on="SITE_ID", how="inner")
+    d = d[np.isfinite(d[distance].astype(float)) & np.isfinite(d[metric].astype(float))]
+    fig = go.Figure()
+    zcol = d["zone"].where(d["zone"].notna(), "unknown").astype(str) if len(d) else pd.Series(dtype=str)
+    for z in ZONE_COLORS:
+        g = d[zcol == z] if len(d) else d
+        if not len(g):
+            continue
+        fig.add_trace(go.Scatter(x=g[distance], y=g[metric], mode="markers", name=z,
+                                 marker={"color": ZONE_COLORS[z], "size": 9, "line": {"color": "#333", "width": 0.6}},
+                                 customdata=g["SITE_ID"],
+                                 hovertemplate="%{customdata}<br>" + distance + " %{x:.3f}<br>" + metric + " %{y:.3f}<extra></extra>"))
+    st = distance_skill(d, d[["SITE_ID", distance]], by=[], distance=distance, metric=metric) if len(d) else pd.DataFrame()
+    row = st[st["zone"] == "all"].iloc[0] if len(st) else None
+
+    def f(v, fmt=".3f"):
+        return "n/a" if v is None or not np.isfinite(v) else format(v, fmt)
+
+    if row is not None and np.isfinite(row["slope"]):
+        xs = np.linspace(float(d[distance].min()), float(d[distance].max()), 50)
+        fig.add_trace(go.Scatter(x=xs, y=row["intercept"] + row["slope"] * xs, mode="lines", name="fit",
+                                 line={"color": "#333", "width": 1.5}, hoverinfo="skip"))
+    text = ("n = 0" if row is None else
+            f"n = {int(row['n'])}<br>Pearson r = {f(row['pearson_r'])} (p = {f(row['pearson_p'], '.3g')})"
+            f"<br>Spearman ρ = {f(row['spearman_rho'])} (p = {f(row['spearman_p'], '.3g')})"
+            f"<br>{metric} = {f(row['intercept'])} + {f(row['slope'])} × {distance}")
+    fig.add_annotation(x=0.98, y=0.98, xref="paper", yref="paper", xanchor="right", yanchor="top", text=text,
+                       showarrow=False, align="left", bgcolor="rgba(255,255,255,0.85)", bordercolor="#bbb",
+                       borderwidth=1, font={"size": 12}, name="correlation")
+    fig.update_layout(template=TEMPLATE, title=f"{learner}, {target}: heterogeneity {distance} vs {metric}",
+                      xaxis_title=f"{distance} (comprehensive Euclidean distance, standardised)",
+                      yaxis_title=f"{metric} of the held-out site", height=440,
+                      margin={"l": 60, "r": 20, "t": 50, "b": 50}, legend={"title": {"text": "zone"}})
+    return fig
+
+
+def zone_bar(zone_counts: Mapping[str, int]) -> go.Figure:
+    """Bar chart of sites per aridity zone."""
+    zs = list(zone_counts)
+    fig = go.Figure(go.Bar(x=zs, y=[zone_counts[z] for z in zs], text=[zone_counts[z] for z in zs],
+                           marker_color=[ZONE_COLORS.get(z, "#777") for z in zs], textposition="outside"))
+    fig.update_layout(template=TEMPLATE, title="Sites per aridity zone", yaxis_title="sites", height=300,
+                      margin={"l": 50, "r": 20, "t": 50, "b": 40})
+    return fig
+
+
+def figure_html(fig: go.Figure, offline: bool = True) -> str:
+    """Interactive HTML of a figure; ``offline=True`` embeds plotly.js (no CDN, ~4.6 MB)."""
+    return fig.to_html(include_plotlyjs=True if offline else "cdn", full_html=True)
