@@ -20,14 +20,24 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default="demo", help="'demo', a folder, or a tidy CSV/Parquet file")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--sites-table", default=None, help="optional site table (CSV) for official FLUXNET files")
+    p.add_argument("--columns", default=None,
+                   help="column map for tidy files: 'their=TA,other=GPP' or a YAML/JSON file")
+    p.add_argument("--min-measured-frac", type=float, default=None,
+                   help="QC: drop targets on days with a smaller measured fraction of NEE (default 0.1)")
+    p.add_argument("--no-qc", action="store_true", help="switch quality control off")
     p.add_argument("--qc-report", action="store_true", help="also print the per-site QC report")
     p.set_defaults(func=_cmd_data)
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    from .sources import load_dataset
+    from .qc import QCConfig
+    from .sources import load_dataset, parse_column_map
 
-    ds = load_dataset(args.data, sites_table=args.sites_table)
+    qc = QCConfig.none() if args.no_qc else QCConfig()
+    if args.min_measured_frac is not None:
+        qc = QCConfig.from_dict({**qc.to_dict(), "min_measured_frac": args.min_measured_frac})
+    ds = load_dataset(args.data, qc=qc, sites_table=args.sites_table,
+                      column_map=parse_column_map(args.columns))
     s = ds.summary()
     if args.json:
         print(json.dumps(s, indent=2, default=str))
