@@ -93,8 +93,8 @@ class FluxLearner:
     @classmethod
     def _param_names(cls) -> list[str]:
         sig = inspect.signature(cls.__init__)
-        return [p for p in sig.parameters if p != "self" and sig.parameters[p].kind == p.KEYWORD_ONLY or
-                (p != "self" and sig.parameters[p].kind == p.POSITIONAL_OR_KEYWORD)]
+        kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        return [p for p, par in sig.parameters.items() if p != "self" and par.kind in kinds]
 
     def get_params(self, deep: bool = False) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self._param_names()}

@@ -1,0 +1,335 @@
+"""Run configuration: what a leave-one-site-out run computes.
+
+A :class:`RunConfig` is a plain dataclass that round-trips through YAML, TOML (read only;
+written as YAML or JSON) and JSON. Everything that changes the numbers of a run is in it
+(data source, learners and their hyperparameters, targets, test sites, training pool,
+feature options, QC options, seed), so that a stored config file reproduces the run.
+
+Example (YAML)::
+
+    data: ../shared/data/fluxnet2015
+    learners: [lstm, rf, svm, mlr]
+    targets: [GPP, ER]
+    zones: [arid, semi-arid]
+    pool: all
+    seed: 0
+    params:
+      lstm: {max_epochs: 5}
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .variables import TARGETS, ZONES
+
+POOLS = ("all", "zone")
+DEFAULT_LEARNERS = ["lstm", "rf", "svm", "mlr"]
+DEFAULT_TARGETS = ["GPP", "ER"]
+
+
+def _jsonable(obj: Any) -> Any:
+    """Turn tuples / numpy scalars / paths into JSON-compatible values (recursively)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
+        return obj.item()  # numpy scalar
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return repr(obj)
+
+
+def _list_of_str(value: Any, name: str) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{name} must be a list of strings, got {value!r}")
+    return [str(v) for v in value]
+
+
+def available_learner_names() -> list[str]:
+    """Registered learner names plus fuzzy variant presets (when fluxcore.fuzzy exists)."""
+    from .learners import available_learners
+
+    names = list(available_learners())
+    try:
+        from .fuzzy import PRESETS  # noqa: PLC0415 (optional module)
+
+        names += [n for n in PRESETS if n not in names]
+    except ImportError:
+        pass
+    return names
+
+
+@dataclass
+class RunConfig:
+    """Configuration of one leave-one-site-out run.
+
+    Parameters
+    ----------
+    data : str
+        Data source for :func:`fluxcore.sources.load_dataset` (``"demo"``, a folder, a file).
+    learners : list of str
+        Registered learner names (``mlr, rf, svm, lstm``) or fuzzy variant presets
+        (``fluxcore.fuzzy.PRESETS``, e.g. ``lstm_fuzzy``).
+    targets : list of str
+        Targets predicted (subset of ``GPP, ER, NEE``).
+    sites : list of str or None
+        Test sites (None: every site, after the ``zones`` filter).
+    zones : list of str or None
+        Test-site aridity zones (None: all zones).
+    pool : {"all", "zone"}
+        Training pool of a fold: every other site, or every other site of the test site's zone.
+    features : dict
+        Keyword arguments of ``fluxcore.features.FeatureConfig``.
+    params : dict
+        Hyperparameters per learner name: ``{"lstm": {"max_epochs": 5}}``.
+    seed : int
+        Seed given as ``random_state`` to every learner that has one (unless set in params).
+    qc : dict or None
+        Keyword arguments of ``fluxcore.qc.QCConfig`` (None: the loader's default QC).
+    min_train_sites : int
+        A fold whose training pool has fewer sites is skipped (and reported).
+    """
+
+    data: str = "demo"
+    learners: list[str] = field(default_factory=lambda: list(DEFAULT_LEARNERS))
+    targets: list[str] = field(default_factory=lambda: list(DEFAULT_TARGETS))
+    sites: list[str] | None = None
+    zones: list[str] | None = None
+    pool: str = "all"
+    features: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+    seed: int = 0
+    qc: dict | None = None
+    min_train_sites: int = 2
+
+    # ------------------------------------------------------------ building
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "config") -> RunConfig:
+        """Build from a plain dict; unknown keys raise :class:`ConfigError` naming ``source``."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"{source}: a run configuration must be a mapping, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown config key(s) {unknown}; known: {sorted(known)}")
+        d = copy.deepcopy(d)
+        for key in ("learners", "targets", "sites", "zones"):
+            if key in d:
+                d[key] = _list_of_str(d[key], f"{source}: {key}")
+        for key in ("features", "params"):
+            if key in d and d[key] is None:
+                d[key] = {}
+        cfg = cls(**d)
+        cfg.check()
+        return cfg
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> RunConfig:
+        """Read a ``.yaml``/``.yml``, ``.toml`` or ``.json`` file."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        suffix = path.suffix.lower()
+        try:
+            text = path.read_text(encoding="utf-8")
+            if suffix in (".yaml", ".yml"):
+                import yaml
+
+                d = yaml.safe_load(text) or {}
+            elif suffix == ".toml":
+                try:
+                    import tomllib
+                except ImportError:  # Python 3.10
+                    import tomli as tomllib
+                d = tomllib.loads(text)
+            elif suffix == ".json":
+                d = json.loads(text)
+            else:
+                raise ConfigError(f"{path}: unknown config format {suffix!r} (use .yaml, .toml or .json)")
+        except ConfigError:
+            raise
+        except Exception as exc:  # parse errors of the three formats
+            raise ConfigError(f"{path}: cannot parse config: {exc}") from exc
+        return cls.from_dict(d, source=str(path))
+
+    # ------------------------------------------------------------ writing
+    def to_dict(self) -> dict:
+        """Plain JSON-compatible dict (tuples become lists)."""
+        return _jsonable(asdict(self))
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """JSON text (sorted keys); also written to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        """YAML text; also written to ``path`` when given."""
+        import yaml
+
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def save(self, path: str | Path) -> Path:
+        """Write YAML (``.yaml``/``.yml``) or JSON (``.json``) depending on the suffix."""
+        path = Path(path)
+        if path.suffix.lower() in (".yaml", ".yml"):
+            self.to_yaml(path)
+        elif path.suffix.lower() == ".json":
+            self.to_json(path)
+        else:
+            raise ConfigError(f"{path}: write configs as .yaml or .json (TOML is read-only)")
+        return path
+
+    # ---------------------------------------------------------- validation
+    def check(self) -> RunConfig:
+        """Checks that need no dataset (types, pool, zones, target names). Returns self."""
+        if not self.learners:
+            raise ConfigError("no learner given; choose from " + ", ".join(DEFAULT_LEARNERS))
+        if len(set(self.learners)) != len(self.learners):
+            raise ConfigError(f"learner listed twice in {self.learners}")
+        if not self.targets:
+            raise ConfigError(f"no target given; choose from {list(TARGETS)}")
+        bad = [t for t in self.targets if t not in TARGETS]
+        if bad:
+            raise ConfigError(f"unknown target(s) {bad}; choose from {list(TARGETS)}")
+        if self.pool not in POOLS:
+            raise ConfigError(f"unknown pool {self.pool!r}; choose 'all' or 'zone'")
+        if self.zones is not None:
+            bad = [z for z in self.zones if z not in ZONES]
+            if bad:
+                raise ConfigError(f"unknown aridity zone(s) {bad}; choose from {list(ZONES)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+        if not isinstance(self.min_train_sites, int) or self.min_train_sites < 1:
+            raise ConfigError(f"min_train_sites must be a positive integer, got {self.min_train_sites!r}")
+        if not isinstance(self.params, dict) or not all(isinstance(v, dict) for v in self.params.values()):
+            raise ConfigError("params must map learner names to {hyperparameter: value} mappings")
+        extra = sorted(set(self.params) - set(self.learners))
+        if extra:
+            raise ConfigError(f"params given for learner(s) {extra} that are not in learners {self.learners}")
+        if not isinstance(self.features, dict):
+            raise ConfigError("features must be a mapping of FeatureConfig options")
+        if self.qc is not None and not isinstance(self.qc, dict):
+            raise ConfigError("qc must be a mapping of QCConfig options")
+        return self
+
+    def validate(self, dataset=None) -> RunConfig:
+        """Full validation: learner names, and with a dataset, sites/zones/targets present.
+
+        Raises
+        ------
+        ConfigError
+            One message naming the unknown learner / target / zone / site.
+        """
+        self.check()
+        names = available_learner_names()
+        bad = [n for n in self.learners if n not in names]
+        if bad:
+            raise ConfigError(f"unknown learner(s) {bad}; available: {', '.join(names)}")
+        if dataset is not None:
+            missing = [t for t in self.targets if t not in dataset.targets]
+            if missing:
+                raise ConfigError(f"target(s) {missing} not in dataset {dataset.name!r} "
+                                  f"(it has {dataset.targets})")
+            if self.sites is not None:
+                have = set(dataset.site_ids)
+                unknown = [s for s in self.sites if s not in have]
+                if unknown:
+                    more = f" (+{len(unknown) - 10} more)" if len(unknown) > 10 else ""
+                    raise ConfigError(f"unknown site id(s) {unknown[:10]}{more} in dataset {dataset.name!r}")
+            if not test_sites(self, dataset):
+                raise ConfigError(f"no test site left in dataset {dataset.name!r} for sites={self.sites} "
+                                  f"zones={self.zones}")
+        return self
+
+    def resolved(self, dataset=None) -> RunConfig:
+        """A validated copy with every default filled in.
+
+        * ``params[name]`` holds every hyperparameter of the learner (its defaults plus the
+          given values), with ``random_state = seed`` where the learner has one;
+        * ``features`` / ``qc`` hold every option of ``FeatureConfig`` / ``QCConfig`` when
+          those modules exist;
+        * ``sites`` / ``zones`` are sorted (order does not change a run).
+        """
+        self.validate(dataset)
+        cfg = copy.deepcopy(self)
+        params = {}
+        for name in cfg.learners:
+            params[name] = resolve_learner_params(name, cfg.params.get(name, {}), cfg.seed)
+        cfg.params = params
+        cfg.features = _resolve_dataclass_options("fluxcore.features", "FeatureConfig", cfg.features, "features")
+        if cfg.qc is not None:
+            cfg.qc = _resolve_dataclass_options("fluxcore.qc", "QCConfig", cfg.qc, "qc")
+        if cfg.sites is not None:
+            cfg.sites = sorted(cfg.sites)
+        if cfg.zones is not None:
+            cfg.zones = [z for z in ZONES if z in cfg.zones]
+        return RunConfig.from_dict(cfg.to_dict())
+
+
+def resolve_learner_params(name: str, given: dict, seed: int) -> dict:
+    """Full hyperparameters of learner ``name``: defaults + ``given`` (+ ``random_state``).
+
+    Fuzzy variants (names not in the learner registry) keep the given values only, plus
+    ``random_state``-free handling (the runner passes the seed to ``make_variant``).
+    """
+    from .learners import available_learners, make_learner
+
+    if name not in available_learners():
+        return _jsonable(dict(given))
+    try:
+        learner = make_learner(name, **given)
+        if "random_state" in learner.get_params() and "random_state" not in given:
+            learner.set_params(random_state=seed)
+        return _jsonable(learner.get_params())
+    except TypeError as exc:
+        raise ConfigError(f"bad hyperparameter for learner {name!r}: {exc}") from exc
+
+
+def _resolve_dataclass_options(module: str, cls_name: str, options: dict, key: str) -> dict:
+    import importlib
+
+    try:
+        cls = getattr(importlib.import_module(module), cls_name)
+    except (ImportError, AttributeError):
+        return _jsonable(dict(options))
+    try:
+        obj = cls(**options)
+    except TypeError as exc:
+        raise ConfigError(f"bad {key} option: {exc}") from exc
+    try:
+        return _jsonable(asdict(obj))
+    except TypeError:
+        return _jsonable(dict(vars(obj)))
+
+
+def test_sites(config: RunConfig, dataset) -> list[str]:
+    """Test sites of a run: dataset sites filtered by ``config.sites`` and ``config.zones``."""
+    sites = dataset.site_ids
+    if config.sites is not None:
+        wanted = set(config.sites)
+        sites = [s for s in sites if s in wanted]
+    if config.zones is not None:
+        zones = set(config.zones)
+        sites = [s for s in sites if dataset.zone_of(s) in zones]
+    return sites
+
+
+test_sites.__test__ = False  # not a pytest test
