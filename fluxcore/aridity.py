@@ -154,7 +154,7 @@ def site_aridity_from_daily(daily: pd.DataFrame, lat: pd.Series) -> pd.Series:
         return pd.Series(np.nan, index=pd.Index(daily["SITE_ID"].unique()), dtype=float)
     d = daily[["SITE_ID", "DATE", "P", "TMIN", "TMAX"]]
     la = d["SITE_ID"].map(lat).to_numpy(dtype=float)
-    pet = hargreaves_pet(d["TMIN"], d["TMAX"], la, d["DATE"].dt.dayofyear)
+    pet = hargreaves_pet(d["TMIN"], d["TMAX"], la, d["DATE"].dt.day_of_year)
     pet = np.where(np.isfinite(la), pet, np.nan)
     tmp = pd.DataFrame({"SITE_ID": d["SITE_ID"].to_numpy(), "P": d["P"].to_numpy(), "PET": pet})
     return tmp.groupby("SITE_ID").apply(lambda g: aridity_index(g["P"], g["PET"]), include_groups=False)

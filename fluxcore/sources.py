@@ -344,7 +344,9 @@ def _finish(
     if drop:
         daily = daily[~daily["SITE_ID"].isin(drop)].reset_index(drop=True)
     if daily.empty:
-        raise DataError(source, "nothing could be loaded: " + " | ".join(problems))
+        own = f"{source}: "
+        raise DataError(source, "nothing could be loaded: " + " | ".join(
+            p[len(own):] if p.startswith(own) else p for p in problems))
 
     # catalogue
     ids = sorted(daily["SITE_ID"].unique())
