@@ -224,7 +224,10 @@ class FuzzyZoneLearner(FluxLearner):
 
     ``fit``: for each zone z, the rows of the training sites with membership
     ``mu_z(site) >= min_membership`` train a base model with ``sample_weight = mu_z(site)``
-    (times any ``sample_weight`` given). ``predict``: for a row of site s,
+    (times any ``sample_weight`` given); a zone with fewer than ``min_sites`` such sites gets
+    no model (a model fitted on one or two sites cannot generalise across sites). If no zone
+    has enough sites, a single base model is fitted on all training rows (``fallback_`` is
+    True) and used for every prediction. ``predict``: for a row of site s,
     ``yhat = sum_z mu_z(s) yhat_z / sum_z mu_z(s)`` over the zones that have a model; a site
     whose zones all lack a model uses the model of the nearest zone (in zone order) that has
     one (the mean of the two if equally near).
@@ -240,6 +243,8 @@ class FuzzyZoneLearner(FluxLearner):
         Must cover the training and the test sites.
     min_membership : float
         Sites below this membership are left out of a zone's training set.
+    min_sites : int
+        Fewest training sites a zone model needs.
     overlap : float
         Zone transition half-width (:func:`zone_memberships`).
     random_state : int, optional
@@ -250,11 +255,13 @@ class FuzzyZoneLearner(FluxLearner):
     multi_target = True
 
     def __init__(self, base: str = "lstm", base_params: dict | None = None, aridity=None,
-                 min_membership: float = 0.05, overlap: float = ZONE_OVERLAP, random_state=None):
+                 min_membership: float = 0.05, min_sites: int = 3, overlap: float = ZONE_OVERLAP,
+                 random_state=None):
         self.base = base
         self.base_params = base_params
         self.aridity = aridity
         self.min_membership = min_membership
+        self.min_sites = min_sites
         self.overlap = overlap
         self.random_state = random_state
 
@@ -279,7 +286,7 @@ class FuzzyZoneLearner(FluxLearner):
         for z in ZONES:
             mu_site = zm[z]
             ok_sites = mu_site.index[mu_site >= self.min_membership]
-            if len(ok_sites) == 0:
+            if len(ok_sites) == 0 or len(ok_sites) < self.min_sites:
                 continue
             rows = np.isin(sites, ok_sites)
             w = mu_site.reindex(sites[rows]).to_numpy(dtype=float) * sw[rows]
@@ -290,11 +297,17 @@ class FuzzyZoneLearner(FluxLearner):
             model.fit(X.iloc[rows], yz, sites=sites[rows], dates=np.asarray(dates)[rows], sample_weight=w)
             self.models_[z] = model
             self.zone_sites_[z] = sorted(map(str, ok_sites))
-        if not self.models_:
-            raise ConfigError("FuzzyZoneLearner: no zone has training sites above min_membership")
+        self.fallback_ = not self.models_
+        if self.fallback_:
+            model = _make_base(self.base, self.base_params, self.random_state)
+            model.fit(X, y, sites=sites, dates=np.asarray(dates), sample_weight=sample_weight)
+            self.models_["all"] = model
+            self.zone_sites_["all"] = sorted(set(sites))
         return self
 
     def _zone_weights(self, site: str, mu: pd.Series) -> dict[str, float]:
+        if self.fallback_:
+            return {"all": 1.0}
         w = {z: float(mu[z]) for z in self.models_ if mu[z] > 0}
         if w:
             return w
@@ -365,14 +378,15 @@ for _b in ("lstm", "rf", "svm", "mlr"):
                        f"(at least {MIN_SITES} sites kept)",
     }
     PRESETS[f"{_b}_fuzzyzones"] = {
-        "base": _b, "mode": "zones", "min_membership": 0.05, "overlap": ZONE_OVERLAP,
+        "base": _b, "mode": "zones", "min_membership": 0.05, "zone_min_sites": 3,
+        "overlap": ZONE_OVERLAP,
         "description": f"{_b.upper()} per fuzzy aridity zone, combined by the test site's "
                        "zone memberships",
     }
 del _b
 
 _SITE_OPTIONS = ("kind", "width", "alpha_cut", "min_sites", "group_weights", "rescale")
-_ZONE_OPTIONS = ("min_membership", "overlap")
+_ZONE_OPTIONS = ("min_membership", "zone_min_sites", "overlap")
 
 _DESC_CACHE: list[tuple[Any, pd.DataFrame]] = []
 
@@ -416,7 +430,7 @@ def make_variant(name: str, dataset, params: Mapping[str, Any] | None = None,
     params : mapping, optional
         Hyperparameters of the base learner; keys named like preset options (``kind, width,
         alpha_cut, min_sites, group_weights, rescale`` for site weighting; ``min_membership,
-        overlap`` for zones) override the preset instead.
+        zone_min_sites, overlap`` for zones) override the preset instead.
     random_state : int, optional
         Seed of the base learner(s).
 
@@ -435,7 +449,8 @@ def make_variant(name: str, dataset, params: Mapping[str, Any] | None = None,
     if spec["mode"] == "zones":
         learner = FuzzyZoneLearner(base=spec["base"], base_params=params or None,
                                    aridity=site_aridity(dataset).to_dict(),
-                                   min_membership=spec["min_membership"], overlap=spec["overlap"],
+                                   min_membership=spec["min_membership"],
+                                   min_sites=int(spec["zone_min_sites"]), overlap=spec["overlap"],
                                    random_state=random_state)
         return Variant(learner=learner, weight_fn=None, name=name, description=spec["description"])
 

@@ -35,7 +35,8 @@ def make_world(n_sites: int = 12, years: int = 2, seed: int = 0, start: str = "2
         gpp = np.clip(0.02 * sw * lai / (1 + vpd / 10) + rng.normal(0, 0.5, len(dates)), 0, None)
         er = 0.4 * gpp + 0.8 * np.exp(0.05 * ta) + rng.normal(0, 0.3, len(dates))
         rows.append(pd.DataFrame({
-            "SITE_ID": sid, "DATE": dates, "TA": ta, "TMIN": ta - 5, "TMAX": ta + 5, "P": p,
+            "SITE_ID": sid, "DATE": dates, "TA": ta, "TMIN": ta - rng.uniform(3, 7, len(dates)),
+            "TMAX": ta + rng.uniform(3, 7, len(dates)), "P": p,
             "WS": ws, "VPD": vpd, "SW_IN": sw, "LAI": lai, "GPP": gpp, "ER": er, "NEE": er - gpp,
         }))
         c = {"SITE_ID": sid, "LAT": rng.uniform(-40, 60), "LON": rng.uniform(-120, 120),

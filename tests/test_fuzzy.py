@@ -18,7 +18,7 @@ FEATURES = ["TA", "P", "SW_IN", "VPD", "LAI"]
 
 @pytest.fixture(scope="module")
 def world():
-    return make_world(n_sites=12, years=1, seed=5)
+    return make_world(n_sites=12, years=1, seed=7)
 
 
 @pytest.fixture(scope="module")
@@ -145,10 +145,19 @@ def test_zone_fallback_to_nearest_zone_model(world):
     humid = [k for k, v in ai.items() if v > 0.8 and k != "S00"]
     X, y, s, d = _xy(world, humid)
     Xt, _, st, dt = _xy(world, ["S00"])
+    assert len(humid) >= 3
     lrn = fuzzy.FuzzyZoneLearner(base="mlr", aridity=ai).fit(X, y, sites=s, dates=d)
-    assert list(lrn.models_) == ["humid"]
+    assert list(lrn.models_) == ["humid"] and not lrn.fallback_
     np.testing.assert_allclose(lrn.predict(Xt, sites=st, dates=dt),
                                lrn.models_["humid"].predict(Xt, sites=st, dates=dt))
+    # too few sites in every zone: one model on all training rows
+    X2, y2, s2, d2 = _xy(world, humid[:2])
+    lrn2 = fuzzy.FuzzyZoneLearner(base="mlr", aridity=ai, min_sites=3).fit(X2, y2, sites=s2, dates=d2)
+    assert lrn2.fallback_ and list(lrn2.models_) == ["all"]
+    from fluxcore.learners import make_learner
+
+    plain = make_learner("mlr").fit(X2, y2, sites=s2, dates=d2)
+    np.testing.assert_allclose(lrn2.predict(Xt, sites=st, dates=dt), plain.predict(Xt, sites=st, dates=dt))
 
 
 # ------------------------------------------------------------------ presets / variants
