@@ -322,8 +322,16 @@ def _finish(
     keep = ["SITE_ID", "DATE"] + [c for c in DAILY_VALUE_COLUMNS if c in daily.columns]
     daily = daily[keep].copy()
     daily["SITE_ID"] = daily["SITE_ID"].astype(str)
+    label = problem_prefix if isinstance(problem_prefix, str) else f"{source}: "
     for c in keep[2:]:
-        v = pd.to_numeric(daily[c], errors="coerce").astype("float64")
+        raw_c = daily[c]
+        v = pd.to_numeric(raw_c, errors="coerce").astype("float64")
+        if raw_c.dtype.kind not in "fiub":  # text in a value column: say what was lost
+            txt = raw_c.astype("string").str.strip()
+            lost = (v.isna() & txt.notna() & (txt != "")).to_numpy()
+            if lost.any():
+                problems.append(f"{label}column {c}: {int(lost.sum())} non-numeric value(s) set to "
+                                f"missing (e.g. {str(raw_c[lost].iloc[0])!r})")
         daily[c] = v.where(v > _MISSING)
     daily = daily.sort_values(["SITE_ID", "DATE"], kind="mergesort").reset_index(drop=True)
 
@@ -717,8 +725,12 @@ def load_tidy(
     if path.suffix.lower() not in (".csv", ".parquet", ".pq", ".gz", ".txt"):
         raise DataError(path, "unsupported file type: give a .csv or .parquet file or a data folder")
     raw = _read_table(path)
+    if raw.shape[1] == 1 and ";" in str(raw.columns[0]):  # semicolon-separated CSV
+        raw = _read_table(path, sep=";")
     raw.columns = [str(c).strip() for c in raw.columns]
     column_map = parse_column_map(column_map) or {}
+    if len(set(column_map.values())) < len(column_map):
+        raise ConfigError("column map: two columns are mapped to the same canonical name")
     allowed = {"SITE_ID", "DATE", *DAILY_VALUE_COLUMNS, *CATALOGUE_COLUMNS}
     for their, canon in column_map.items():
         if canon not in allowed:

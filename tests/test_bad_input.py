@@ -227,3 +227,22 @@ def test_scale_problem_thresholds():
     assert "kg C" in scale_problem(gpp / 1000, "GPP")
     assert scale_problem(gpp[:10] * 1000, "GPP") is None  # too few values to judge
     assert scale_problem(-gpp, "NEE") is None
+
+
+def test_non_numeric_values_are_reported_not_silent(tmp_path, make_daily):
+    d = _good(make_daily, n_days=40).astype({"TA": object})
+    d.loc[3, "TA"] = "12,5"
+    d.loc[4, "TA"] = "n/a"
+    f = tmp_path / "text.csv"
+    d.to_csv(f, index=False)
+    ds = load_dataset(f)
+    assert np.isnan(ds.daily.loc[3, "TA"]) and np.isnan(ds.daily.loc[4, "TA"])
+    # "n/a" is a standard missing marker (read as NaN by pandas); "12,5" is reported
+    assert any("text.csv: column TA: 1 non-numeric value(s)" in p and "'12,5'" in p
+               for p in ds.problems)
+
+
+def test_semicolon_csv_is_read(tmp_path, make_daily):
+    f = tmp_path / "semi.csv"
+    _good(make_daily, n_days=20).to_csv(f, index=False, sep=";")
+    assert load_dataset(f).n_sites == 2
