@@ -21,6 +21,13 @@ def test_ra_fao56_example_8():
     assert ra == pytest.approx(32.2, abs=0.05)
 
 
+def test_ra_fao56_annex2_table_equator():
+    # FAO-56 Annex 2, Table 2.6: Ra at 0 deg on the 15th of each month [MJ m-2 d-1]
+    table = [36.2, 37.5, 37.9, 36.8, 34.8, 33.4, 33.9, 35.7, 37.2, 37.4, 36.3, 35.6]
+    doy = [pd.Timestamp(2001, m, 15).day_of_year for m in range(1, 13)]
+    np.testing.assert_allclose(extraterrestrial_radiation(np.zeros(12), doy), table, atol=0.15)
+
+
 def test_ra_polar_night_and_day():
     assert float(extraterrestrial_radiation(80.0, 355)) == 0.0  # polar night
     # polar day at 80 N in June: sun up all day, Ra larger than at the equator
