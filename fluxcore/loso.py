@@ -49,8 +49,8 @@ from .runstore import (
 
 __all__ = [
     "RunConfig", "RunResult", "run_loso", "fold_train_sites", "plan_folds", "load_run",
-    "list_runs", "delete_run", "compute_fold", "FoldTask", "TextProgress", "add_cli",
-    "build_feature_table", "prepare_run",
+    "list_runs", "delete_run", "compute_fold", "fit_fold", "predict_fold", "FoldTask", "TextProgress", "add_cli",
+    "build_feature_table", "prepare_run", "make_task", "resolve_learners",
 ]
 
 ProgressFn = Callable[[int, int, "float | None", str], None]
@@ -154,17 +154,14 @@ def _rows_of(payload: dict, site_list) -> np.ndarray:
     return np.isin(payload["site_codes"], idx)
 
 
-def compute_fold(payload: dict, task: FoldTask) -> tuple[pd.DataFrame, dict]:
-    """Train on the pool rows and predict the test site (runs in a worker).
+def fit_fold(payload: dict, task: FoldTask) -> tuple[list, np.ndarray]:
+    """Fit the fold's learner(s) on the training-pool rows only.
 
-    Returns
-    -------
-    (pandas.DataFrame, dict)
-        Long predictions ``SITE_ID, DATE, learner, target, observed, predicted`` for the
-        test site, and fold info (``seconds``, ``n_train_rows``, ``train_sites``,
-        ``val_sites`` when the learner records them).
+    Returns ``(models, train_rows)``: one fitted learner for a multi-target learner, else one
+    per target (in ``task.targets`` order), and the positions of the rows used for fitting.
+    The test site's rows never reach ``fit`` (so neither its scalers, imputers, early
+    stopping nor feature selection); fuzzy weights of 0 drop a site's rows.
     """
-    t0 = time.perf_counter()
     if task.test_site in set(task.train_sites):  # guard: never train on the test site
         raise RuntimeError(f"fold {task.learner}/{task.test_site}: test site in training pool")
     if task.torch_threads and (getattr(task.template, "sequence", False) or "torch" in sys.modules):
@@ -182,40 +179,54 @@ def compute_fold(payload: dict, task: FoldTask) -> tuple[pd.DataFrame, dict]:
         w_row = w_site[payload["site_codes"]]
         train &= w_row > 0
         sw = w_row[train]
-    test = payload["site_codes"] == np.flatnonzero(payload["site_uniques"] == task.test_site)[0] \
-        if task.test_site in set(payload["site_uniques"]) else np.zeros(len(sites), bool)
     if not train.any():
         raise RuntimeError(f"fold {task.learner}/{task.test_site}: no training rows")
     tr = np.flatnonzero(train)
-    te = np.flatnonzero(test)
     Xtr, ytr = X.iloc[tr], y.iloc[tr][list(task.targets)]
-    Xte = X.iloc[te]
     kw_tr = {"sites": sites[tr], "dates": dates[tr]}
-    kw_te = {"sites": sites[te], "dates": dates[te]}
-    fitted = []
     template = task.template
     if task.torch_threads and "n_threads" in template.get_params():
         template = template.clone().set_params(n_threads=int(task.torch_threads))
     if getattr(template, "multi_target", False):
-        model = template.clone()
-        model.fit(Xtr, ytr, **kw_tr, sample_weight=sw)
-        pred = np.asarray(model.predict(Xte, **kw_te), dtype=float).reshape(len(te), -1)
-        fitted.append(model)
+        return [template.clone().fit(Xtr, ytr, **kw_tr, sample_weight=sw)], tr
+    return [template.clone().fit(Xtr, ytr[[t]], **kw_tr, sample_weight=sw) for t in task.targets], tr
+
+
+def predict_fold(models: list, X: pd.DataFrame, sites: np.ndarray, dates: np.ndarray,
+                 n_targets: int) -> np.ndarray:
+    """Predictions ``(n_rows, n_targets)`` of the models returned by :func:`fit_fold`."""
+    kw = {"sites": sites, "dates": dates}
+    if len(models) == 1 and getattr(models[0], "multi_target", False):
+        pred = np.asarray(models[0].predict(X, **kw), dtype=float).reshape(len(X), -1)
     else:
-        cols = []
-        for t in task.targets:
-            model = template.clone()
-            model.fit(Xtr, ytr[[t]], **kw_tr, sample_weight=sw)
-            cols.append(np.asarray(model.predict(Xte, **kw_te), dtype=float).reshape(len(te), -1)[:, 0])
-            fitted.append(model)
-        pred = np.column_stack(cols)
-    if pred.shape != (len(te), len(task.targets)):
-        raise RuntimeError(f"fold {task.learner}/{task.test_site}: learner returned shape "
-                           f"{pred.shape}, expected {(len(te), len(task.targets))}")
-    obs = y.iloc[te][list(task.targets)].to_numpy(dtype=float)
+        pred = np.column_stack([np.asarray(m.predict(X, **kw), dtype=float).reshape(len(X), -1)[:, 0]
+                                for m in models])
+    if pred.shape != (len(X), n_targets):
+        raise RuntimeError(f"learner returned predictions of shape {pred.shape}, expected {(len(X), n_targets)}")
+    return pred
+
+
+def compute_fold(payload: dict, task: FoldTask) -> tuple[pd.DataFrame, dict]:
+    """Train on the pool rows and predict the test site (runs in a worker).
+
+    Returns
+    -------
+    (pandas.DataFrame, dict)
+        Long predictions ``SITE_ID, DATE, learner, target, observed, predicted`` for the
+        test site, and fold info (``seconds``, ``n_train_rows``, ``n_train_sites``,
+        ``val_sites``: early-stopping validation sites when the learner records them).
+    """
+    t0 = time.perf_counter()
+    models, tr = fit_fold(payload, task)
+    X, y, sites, dates = payload["X"], payload["y"], payload["sites"], payload["dates"]
+    uniq = payload["site_uniques"]
+    code = np.flatnonzero(uniq == task.test_site)
+    te = np.flatnonzero(payload["site_codes"] == code[0]) if code.size else np.zeros(0, int)
     k = len(task.targets)
+    pred = predict_fold(models, X.iloc[te], sites[te], dates[te], k)
+    obs = y.iloc[te][list(task.targets)].to_numpy(dtype=float)
     out = pd.DataFrame({
-        "SITE_ID": np.repeat(np.asarray([task.test_site], dtype=object), len(te) * k).astype(str),
+        "SITE_ID": np.full(len(te) * k, task.test_site, dtype=object).astype(str),
         "DATE": np.tile(dates[te], k),
         "learner": task.learner,
         "target": np.repeat(np.asarray(task.targets, dtype=object), len(te)).astype(str),
@@ -223,9 +234,9 @@ def compute_fold(payload: dict, task: FoldTask) -> tuple[pd.DataFrame, dict]:
         "predicted": pred.T.ravel(),
     })
     val = set()
-    for m in fitted:
-        val |= {str(s) for s in (getattr(m, "val_sites_", None) or [])}
-    info = {"seconds": time.perf_counter() - t0, "n_train_rows": int(train.sum()),
+    for m in models:
+        val |= {str(s) for s in (getattr(m, "val_sites_", None) if getattr(m, "val_sites_", None) is not None else [])}
+    info = {"seconds": time.perf_counter() - t0, "n_train_rows": int(len(tr)),
             "n_train_sites": len(task.train_sites), "val_sites": sorted(val)}
     return out[PREDICTION_COLUMNS], info
 
@@ -252,6 +263,23 @@ def resolve_learners(config: RunConfig, dataset) -> dict[str, tuple[Any, Callabl
         v = make_variant(name, dataset, params, random_state=config.seed)
         out[name] = (v.learner, v.weight_fn)
     return out
+
+
+def make_task(config: RunConfig, learners: dict, learner: str, test_site: str, pool: list[str],
+              torch_threads: int | None = None) -> FoldTask:
+    """The fold task of (``learner``, ``test_site``); fuzzy weights computed here (driver side).
+
+    ``learners`` is the output of :func:`resolve_learners`; ``pool`` the fold's training sites.
+    """
+    template, weight_fn = learners[learner]
+    weights = None
+    if weight_fn is not None:
+        mu = weight_fn(list(pool), test_site)
+        weights = {str(k): float(v) for k, v in mu.items()}
+        if test_site in weights:
+            raise RuntimeError(f"fold {learner}/{test_site}: weight_fn returned the test site")
+    return FoldTask(learner, template, test_site, list(pool), list(config.targets), weights,
+                    torch_threads=torch_threads)
 
 
 # --------------------------------------------------------------------- the runner
@@ -385,13 +413,8 @@ def run_loso(config, *, dataset=None, runs_dir: str | Path = "runs", jobs: int =
                     claimed += more
             for fid in claimed:
                 lrn, site, pool = by_id[fid]
-                template, weight_fn = templates[lrn]
-                weights = None
-                if weight_fn is not None:
-                    mu = weight_fn(list(pool), site)
-                    weights = {str(k): float(v) for k, v in mu.items()}
-                task = FoldTask(lrn, template, site, list(pool), list(rc.targets), weights,
-                                torch_threads=1 if (jobs > 1 or scheduler) else None)
+                task = make_task(rc, templates, lrn, site, pool,
+                                 torch_threads=1 if (jobs > 1 or scheduler) else None)
                 in_flight[executor.submit(task)] = fid
             if not in_flight:
                 done_ids = store.finished_folds() & set(wanted)

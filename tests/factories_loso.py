@@ -132,17 +132,20 @@ class SpyLearner(FluxLearner):
 
 
 class FailingLearner(SpyLearner):
-    """Spy that raises in ``fit`` when the training pool lacks ``fail_without`` (a site id)."""
+    """Spy that raises in ``fit`` while the file ``fail_flag`` exists and the training pool
+    lacks ``fail_without`` (a site id), i.e. in that site's fold."""
 
     name = "test_fail"
 
-    def __init__(self, fail_without: str | None = None, sleep: float = 0.0, log_path: str | None = None,
-                 random_state: int | None = 0):
+    def __init__(self, fail_without: str | None = None, fail_flag: str | None = None,
+                 sleep: float = 0.0, log_path: str | None = None, random_state: int | None = 0):
         super().__init__(sleep=sleep, log_path=log_path, random_state=random_state)
         self.fail_without = fail_without
+        self.fail_flag = fail_flag
 
     def fit(self, X, y, *, sites, dates, sample_weight=None):
-        if self.fail_without is not None and self.fail_without not in set(map(str, np.asarray(sites))):
+        if (self.fail_flag and os.path.exists(self.fail_flag)
+                and self.fail_without not in set(map(str, np.asarray(sites)))):
             raise RuntimeError(f"planned failure: {self.fail_without} held out")
         return super().fit(X, y, sites=sites, dates=dates, sample_weight=sample_weight)
 

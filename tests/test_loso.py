@@ -162,6 +162,7 @@ def test_multi_target_one_fit_per_fold_others_one_per_target(ds, tmp_path):
     assert len(SpyLearner.FIT_LOG) == ds.n_sites  # multi_target: one fit per fold
 
 
+@pytest.mark.slow
 def test_mlr_equals_sklearn_leave_one_group_out(ds, tmp_path):
     """Real ``mlr`` LOSO == LeaveOneGroupOut + mean imputation + LinearRegression (1e-6)."""
     from sklearn.impute import SimpleImputer
