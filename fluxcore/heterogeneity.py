@@ -529,13 +529,27 @@ def _load_run_parts(run) -> tuple[Any, pd.DataFrame, Path | None]:
     return config, metrics, Path(rd) if rd else None
 
 
+def sites_with_targets(dataset, targets: Sequence[str]) -> set[str] | None:
+    """Sites with at least one finite value of any of ``targets`` (None: no target column).
+
+    A pool site without any flux observation contributes no training row, so it is not part
+    of the training set whose distance is measured.
+    """
+    cols = [t for t in targets if t in dataset.daily.columns]
+    if not cols:
+        return None
+    has = dataset.daily[cols].notna().any(axis=1)
+    return set(map(str, dataset.daily.loc[has, "SITE_ID"].unique()))
+
+
 def run_distances(run, dataset, k: int = 5, weights: Mapping[str, float] | None = None,
                   importance: Mapping[str, float] | None = None,
                   descriptors: pd.DataFrame | None = None) -> pd.DataFrame:
     """Heterogeneity of every test site of a finished run with respect to its fold.
 
-    Each test site's training set is exactly its fold's (:func:`fold_train_sites`), and each
-    fold's normalisation uses only that training set.
+    Each test site's training set is exactly its fold's (:func:`fold_train_sites`) less the
+    pool sites without any observation of the run's targets (they give no training row), and
+    each fold's normalisation uses only that training set.
 
     Parameters
     ----------
@@ -560,11 +574,14 @@ def run_distances(run, dataset, k: int = 5, weights: Mapping[str, float] | None 
     config, metrics, _ = _load_run_parts(run)
     desc = site_descriptors(dataset) if descriptors is None else descriptors
     test_sites = sorted(map(str, pd.unique(metrics["SITE_ID"])))
+    targets = _config_get(config, "targets", None) or sorted(map(str, pd.unique(metrics["target"])))
+    with_data = sites_with_targets(dataset, targets)
     rows = []
     for s in test_sites:
         if s not in desc.index:
             continue
-        train = [t for t in fold_train_sites(config, dataset, s) if t in desc.index and t != s]
+        train = [t for t in fold_train_sites(config, dataset, s)
+                 if t in desc.index and t != s and (with_data is None or t in with_data)]
         row: dict[str, Any] = {"SITE_ID": s, "n_train": len(train), "zone": dataset.zone_of(s)}
         if len(train) < 2:
             row.update({c: np.nan for c in DISTANCE_COLUMNS})
@@ -668,5 +685,5 @@ __all__ = [
     "GROUPS", "DISTANCE_COLUMNS", "site_descriptors", "descriptor_group", "descriptor_groups",
     "training_scaler", "standardize", "pairwise_distances", "site_distances",
     "comprehensive_distance", "aoa_threshold", "dissimilarity_index", "fold_train_sites",
-    "run_distances", "distance_skill",
+    "run_distances", "distance_skill", "sites_with_targets",
 ]

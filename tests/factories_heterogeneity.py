@@ -10,9 +10,10 @@ from fluxcore.dataset import FluxDataset, make_sites_frame
 
 
 def make_world(n_sites: int = 12, years: int = 2, seed: int = 0, start: str = "2010-01-01",
-               with_static: bool = True, prefix: str = "S") -> FluxDataset:
+               with_static: bool = True, prefix: str | list[str] = "S") -> FluxDataset:
     """A small synthetic world: sites differ in temperature, wetness and LAI.
 
+    ``prefix`` may be a list, cycled over the sites (e.g. ``["US-", "DE-"]``).
     Drivers follow seasonal cycles whose mean / amplitude vary by site; GPP and ER are simple
     functions of the drivers plus noise. Aridity index spans arid .. humid.
     """
@@ -23,7 +24,8 @@ def make_world(n_sites: int = 12, years: int = 2, seed: int = 0, start: str = "2
     ai = np.exp(rng.uniform(np.log(0.08), np.log(2.0), n_sites))
     rows, cat = [], []
     for i in range(n_sites):
-        sid = f"{prefix}{i:02d}"
+        pre = prefix[i % len(prefix)] if isinstance(prefix, list) else prefix
+        sid = f"{pre}{i:02d}"
         t_mean = rng.uniform(0, 22)
         t_amp = rng.uniform(4, 15)
         ta = t_mean + t_amp * season + rng.normal(0, 2, len(dates))
