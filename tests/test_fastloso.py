@@ -159,3 +159,59 @@ def test_pools_are_validated():
         mlr_loso(X, Y, sites, {"S00": []})
     with pytest.raises(ConfigError, match="no rows"):
         mlr_loso(X, Y, sites, {"XX": ["S01"]})
+
+
+TINY_LSTM = dict(lookback=5, hidden_size=8, max_epochs=2, patience=1, batch_size=64,
+                 max_windows_per_epoch=400, max_val_windows=200, random_state=0, n_threads=1)
+
+
+def _frames(X, Y, sites):
+    import pandas as pd
+
+    n_days = int((sites == sites[0]).sum())
+    dates = np.tile(np.arange("2010-01-01", n_days, dtype="datetime64[D]"),
+                    len(np.unique(sites))).astype("datetime64[ns]")
+    return (pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])]),
+            pd.DataFrame(Y, columns=["GPP", "ER"]), dates)
+
+
+@pytest.mark.requires_torch
+def test_lstm_group_finetune_never_trains_on_the_predicted_site(monkeypatch):
+    pytest.importorskip("torch")
+    from fluxcore.fastloso import lstm_group_finetune
+    from fluxcore.learners.lstm import LSTMLearner
+
+    X, Y, sites, pools = make_problem(n_sites=6, n_days=60, seed=8)
+    Xd, Yd, dates = _frames(X, Y, sites)
+    seen: list[tuple[str, set]] = []
+    orig_fit, orig_ft, orig_pred = LSTMLearner.fit, LSTMLearner.fine_tune, LSTMLearner.predict
+
+    def fit(self, X, y, *, sites, dates, **k):
+        self._seen = set(np.unique(sites).tolist())
+        return orig_fit(self, X, y, sites=sites, dates=dates, **k)
+
+    def fine_tune(self, X, y, *, sites, dates, **k):
+        self._seen = self._seen | set(np.unique(sites).tolist())
+        return orig_ft(self, X, y, sites=sites, dates=dates, **k)
+
+    def predict(self, X, *, sites, dates):
+        seen.append((str(np.unique(sites)[0]), set(self._seen)))
+        return orig_pred(self, X, sites=sites, dates=dates)
+
+    monkeypatch.setattr(LSTMLearner, "fit", fit)
+    monkeypatch.setattr(LSTMLearner, "fine_tune", fine_tune)
+    monkeypatch.setattr(LSTMLearner, "predict", predict)
+    out = lstm_group_finetune(Xd, Yd, sites, dates, pools, params=TINY_LSTM, n_groups=2,
+                              finetune_epochs=1, finetune_windows=200)
+    assert set(out) == set(pools)
+    assert len(seen) == 6
+    for site, trained_on in seen:
+        assert site not in trained_on
+        # fine-tuning added the group's other sites: the fold saw its whole pool
+        assert trained_on == set(pools[site])
+    # the test site's targets never matter
+    Yd2 = Yd.copy()
+    Yd2.loc[sites == "S03", :] = 1e3
+    out2 = lstm_group_finetune(Xd, Yd2, sites, dates, pools, params=TINY_LSTM, n_groups=2,
+                               finetune_epochs=1, finetune_windows=200)
+    np.testing.assert_array_equal(out2["S03"], out["S03"])
