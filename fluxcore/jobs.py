@@ -84,25 +84,16 @@ def _config_dict(config: Any) -> dict:
 
 
 def run_key(config: Any, dataset: Any = None) -> str:
-    """Key of a run: SHA-256 of the resolved configuration and the data fingerprint.
+    """Deduplication key of a job: SHA-256 of the configuration and the data fingerprint.
 
-    Uses :func:`fluxcore.loso.run_key` when the runner provides one (so that the key equals
-    the run folder name); otherwise hashes ``config.to_dict()`` and ``dataset.fingerprint()``.
+    Cheap on purpose (no config resolution): two submissions with the same configuration on
+    the same data share a key. The run store's own key (the run folder name, computed by
+    :func:`fluxcore.loso.prepare_run` from the *resolved* configuration) is what deduplicates
+    across processes; the job's ``run_dir`` holds it once the run has started.
     """
-    try:
-        from . import loso
-
-        fn = getattr(loso, "run_key", None)
-        if fn is not None:
-            try:
-                return str(fn(config, dataset) if dataset is not None else fn(config))
-            except Exception:  # noqa: BLE001 - fall back to our own hash
-                pass
-    except ImportError:
-        pass
     h = hashlib.sha256(json.dumps(_config_dict(config), sort_keys=True, default=str).encode())
     if dataset is not None and hasattr(dataset, "fingerprint"):
-        h.update(dataset.fingerprint().encode())
+        h.update(str(dataset.fingerprint()).encode())
     return h.hexdigest()[:16]
 
 

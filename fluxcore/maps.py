@@ -8,8 +8,9 @@ Leaflet 1.9.4 and Leaflet.draw 1.0.4 are shipped in ``assets/leaflet`` and
 ``default_css`` of the map and of the Draw plugin) by links under ``asset_url`` (the Streamlit
 dashboard serves ``assets/`` at ``/app/static/`` through ``static -> assets`` and
 ``server.enableStaticServing``), or inlines the files' text with :func:`standalone_html`.
-jQuery, Bootstrap and awesome-markers, which folium loads by default, are not needed (sites are
-``CircleMarker``) and are dropped. The basemap is a GeoJSON of country outlines
+jQuery 3.7.1 (``assets/jquery``) is kept because folium's popups use ``$()``; Bootstrap and
+awesome-markers, which folium also loads by default, are not needed (sites are ``CircleMarker``)
+and are dropped. The basemap is a GeoJSON of country outlines
 (Natural Earth 1:110m via world-atlas) drawn under the markers; online tiles are optional
 (``tiles=True``) and off by default.
 
@@ -64,7 +65,7 @@ def asset_links(asset_url: str = STATIC_URL, draw: bool = True) -> dict[str, lis
         ``{"js": [(name, url)...], "css": [(name, url)...]}`` in folium's format.
     """
     base = asset_url.rstrip("/")
-    js = [("leaflet", f"{base}/leaflet/leaflet.js")]
+    js = [("leaflet", f"{base}/leaflet/leaflet.js"), ("jquery", f"{base}/jquery/jquery.min.js")]
     css = [("leaflet_css", f"{base}/leaflet/leaflet.css")]
     if draw:
         js.append(("leaflet_draw_js", f"{base}/leaflet-draw/leaflet.draw.js"))
@@ -106,7 +107,7 @@ def _base_map(asset_url: str, tiles: bool, draw: bool, height: int | str = "100%
             edit_options={"edit": False},
         )
         dl = asset_links(asset_url, draw=True)
-        d.default_js = dl["js"][1:]
+        d.default_js = dl["js"][2:]
         d.default_css = dl["css"][1:]
         d.add_to(m)
     return m
@@ -323,7 +324,7 @@ def standalone_html(m: folium.Map) -> str:
     The page needs no server and no internet (except the optional tile layer).
     """
     html = m.get_root().render()
-    for sub in ("leaflet", "leaflet-draw"):
+    for sub in ("leaflet", "jquery", "leaflet-draw"):
         folder = ASSETS_DIR / sub
         for f in sorted(folder.glob("*.js")):
             html = re.sub(

@@ -174,8 +174,9 @@ def scatter_pred_obs(
     fig.update_layout(
         template=TEMPLATE, title=title or f"{tname}: predicted vs observed" + (" (density)" if use_density else ""),
         xaxis_title=f"observed {tname} [{unit}]", yaxis_title=f"predicted {tname} [{unit}]",
-        legend={"title": {"text": color_by or ""}, "itemsizing": "constant"},
-        margin={"l": 60, "r": 20, "t": 50, "b": 50}, height=480,
+        legend={"title": {"text": color_by or ""}, "itemsizing": "constant", "orientation": "h",
+                "y": -0.18, "x": 0},
+        margin={"l": 60, "r": 20, "t": 50, "b": 60}, height=520,
     )
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
     return fig

@@ -4,7 +4,8 @@ What it does
 ------------
 1. ``npm install leaflet leaflet-draw world-atlas topojson-client`` in a temporary folder
    (needs ``npm`` and access to the npm registry; nothing is installed in the project).
-2. Copies Leaflet's ``dist/leaflet.js``, ``leaflet.css``, ``images/`` and ``LICENSE`` to
+2. Copies jQuery's ``dist/jquery.min.js`` (folium's popups use ``$``) to ``assets/jquery/``;
+   Leaflet's ``dist/leaflet.js``, ``leaflet.css``, ``images/`` and ``LICENSE`` to
    ``assets/leaflet/`` and Leaflet.draw's ``dist/leaflet.draw.js``, ``leaflet.draw.css``,
    ``images/`` to ``assets/leaflet-draw/`` (with its MIT licence text).
 3. Converts world-atlas ``countries-110m.json`` (TopoJSON, Natural Earth 1:110m, ISC) to
@@ -24,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"
-PACKAGES = ["leaflet@1.9.4", "leaflet-draw@1.0.4", "world-atlas@2.0.2", "topojson-client@3.1.0"]
+PACKAGES = ["jquery@3.7.1", "leaflet@1.9.4", "leaflet-draw@1.0.4", "world-atlas@2.0.2", "topojson-client@3.1.0"]
 
 LEAFLET_DRAW_LICENSE = """Copyright 2012-2017 Jon West, Jacob Toye, and Leaflet
 
@@ -65,6 +66,13 @@ def main() -> None:
             shutil.copy(nm / "leaflet/dist" / f, dst / f)
         shutil.copytree(nm / "leaflet/dist/images", dst / "images")
         shutil.copy(nm / "leaflet/LICENSE", dst / "LICENSE")
+
+        # folium's popups (folium.Html) build their DOM node with jQuery's $()
+        dst = ASSETS / "jquery"
+        shutil.rmtree(dst, ignore_errors=True)
+        dst.mkdir(parents=True)
+        shutil.copy(nm / "jquery/dist/jquery.min.js", dst / "jquery.min.js")
+        shutil.copy(nm / "jquery/LICENSE.txt", dst / "LICENSE.txt")
 
         dst = ASSETS / "leaflet-draw"
         shutil.rmtree(dst, ignore_errors=True)

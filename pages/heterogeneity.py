@@ -1,0 +1,97 @@
+"""Heterogeneity: each held-out site's distance from its training sites against its skill
+(fitted line, Pearson and Spearman with p-values), and a map of predicted skill."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+from streamlit_folium import st_folium
+
+from fluxcore import maps, plots
+from fluxcore.variables import ZONES
+from pages import _common as common
+
+DIST_HELP = {
+    "D_mean": "mean standardised Euclidean distance to the training sites (comprehensive distance)",
+    "D_centroid": "distance to the centroid of the training sites",
+    "D_knn": "mean distance to the 5 nearest training sites",
+    "DI": "dissimilarity index (area of applicability, Meyer & Pebesma 2021)",
+}
+
+
+@st.cache_data(show_spinner="Predicting skill at every site…", max_entries=16)
+def _predicted_skill(run_path: str, stamp: float, src: str, learner: str, target: str, distance: str) -> pd.DataFrame:
+    from fluxcore.skill import predicted_skill
+
+    d = common.distances(run_path, stamp, src)
+    return predicted_skill(common.load_run_cached(run_path), common.dataset(src), learner, target,
+                           distance=distance, distances=d)
+
+
+st.title("Heterogeneity and skill")
+st.markdown("Is a tower predicted badly because it is **unlike the towers the model learned from**? "
+            "Each point is one held-out site: its distance from the training sites (standardised "
+            "meteorology, remote sensing and site variables) against its score.")
+path = common.pick_run(key="het_run")
+if path is None:
+    st.stop()
+run = common.load_run_cached(path)
+src = str(run.config.data)
+try:
+    ds = common.dataset(src)
+except Exception as exc:  # noqa: BLE001
+    common.show_error(exc, f"The run's data ({src}) cannot be loaded")
+    st.stop()
+if ds.synthetic:
+    st.warning("**SYNTHETIC** data (demo world).", icon=":material/science:")
+stamp = (Path(path) / "manifest.json").stat().st_mtime
+try:
+    dist = common.distances(path, stamp, src)
+except Exception as exc:  # noqa: BLE001
+    common.show_error(exc, "Distances could not be computed")
+    st.stop()
+
+metrics = run.metrics
+c1, c2, c3, c4, c5 = st.columns(5)
+learner = c1.selectbox("Learner", [lrn for lrn in run.learners if lrn in set(metrics["learner"])], key="het_learner")
+target = c2.selectbox("Target", [t for t in run.targets if t in set(metrics["target"])], key="het_target")
+dcols = [c for c in ("D_mean", "D_centroid", "D_knn", "DI") if c in dist.columns]
+distance = c3.selectbox("Distance", dcols, key="het_distance", help="; ".join(f"{k}: {v}" for k, v in DIST_HELP.items()))
+metric = c4.selectbox("Score", ["R2", "r2", "RMSE"], key="het_metric")
+zones_present = [z for z in ZONES if z in set(metrics["zone"].dropna())]
+zones = c5.multiselect("Zones", zones_present, key="het_zones", placeholder="all zones")
+
+fig = plots.distance_skill_figure(metrics, dist, learner=learner, target=target, distance=distance,
+                                  metric=metric, zones=zones or None)
+st.plotly_chart(fig, width="stretch", key="dist_fig", config={"displaylogo": False})
+
+from fluxcore.heterogeneity import distance_skill  # noqa: E402
+
+table = distance_skill(metrics[metrics["zone"].isin(zones)] if zones else metrics, dist,
+                       by=("learner", "target"), distance=distance, metric=metric)
+st.markdown("**Correlations per learner, target and zone** (Pearson r and Spearman ρ, two-sided p-values)")
+st.dataframe(table[["learner", "target", "zone", "n", "pearson_r", "pearson_p", "spearman_rho", "spearman_p",
+                    "slope", "intercept"]], hide_index=True, width="stretch",
+             column_config={c: st.column_config.NumberColumn(format="%.3g") for c in
+                            ("pearson_r", "pearson_p", "spearman_rho", "spearman_p", "slope", "intercept")})
+if int(table["n"].max() if len(table) else 0) < 3:
+    st.info("Correlations need at least three test sites with scores; train on more sites.")
+
+st.subheader("Map of predicted skill")
+st.caption("Expected R² of every site of the dataset from a line fitted to R² against distance "
+           "(fluxcore.skill). Held-out sites also show their observed R² in the popup.")
+tiles = st.toggle("Online tiles", value=False, key="het_tiles")
+try:
+    sk = _predicted_skill(path, stamp, src, learner, target, distance)
+    col = "R2_pred" if "R2_pred" in sk.columns else [c for c in sk.columns if c.endswith("_pred")][0]
+    values = sk.set_index("SITE_ID")[col]
+    label = f"predicted R² ({learner}, {target})"
+except Exception as exc:  # noqa: BLE001 - fall back to observed skill
+    st.caption(f"Predicted skill unavailable ({type(exc).__name__}: {exc}); showing observed R² of the test sites.")
+    values = metrics[(metrics["learner"] == learner) & (metrics["target"] == target)].set_index("SITE_ID")["R2"]
+    label = f"observed R² ({learner}, {target})"
+sites = common.site_table(src)
+st_folium(maps.value_map(sites, values, label=label, tiles=tiles, asset_url=common.asset_url()),
+          key="skill_map", height=460, use_container_width=True, returned_objects=[])

@@ -1,0 +1,83 @@
+"""Overview: what the tool does, which data are in use, where to go next."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from fluxcore import plots
+from pages import _common as common
+
+st.title("fluxcore: carbon fluxes from weather, satellites and site data")
+st.markdown(
+    """
+**What it does.** Eddy-covariance towers measure how much carbon an ecosystem takes up
+(gross primary production, **GPP**) and releases (ecosystem respiration, **ER**; their
+difference is the net exchange **NEE**). fluxcore trains four machine-learning methods on
+daily weather, remote sensing and site descriptors (**LSTM** neural network, **random
+forest**, **support vector machine**, **multiple linear regression**, plus fuzzy variants)
+and tests them the hard way: **leave-one-site-out**, i.e. every tower is predicted by a model
+that never saw it. It then asks *why* some towers are predicted badly: sites that differ more
+from the training sites (a larger heterogeneity distance) tend to get a lower R²
+(after Gao et al. 2025).
+"""
+)
+
+def _data_section(ds) -> None:
+    common.dataset_banner(ds)
+    s = ds.summary()
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Sites", s["n_sites"])
+    c2.metric("Site-days", f"{s['n_site_days']:,}")
+    c3.metric("Aridity zones", sum(1 for z, n in s["zones"].items() if n and z != "unknown"))
+    c4.metric("Targets", ", ".join(ds.targets) or "none")
+    left, right = st.columns([3, 2])
+    with left:
+        st.plotly_chart(plots.zone_bar(s["zones"]), width="stretch", key="zone_bar",
+                        config={"displaylogo": False})
+    with right:
+        st.markdown("**Data in use**")
+        st.markdown(f"- name: `{ds.name}`" + (" (SYNTHETIC)" if ds.synthetic else "")
+                    + f"\n- source: `{ds.source}`"
+                    + f"\n- variables: {', '.join(s['variables'])}"
+                    + f"\n- quality control removed {s['qc']['n_removed']:,} values at "
+                    f"{s['qc']['n_sites_affected']} sites")
+        if s["problems"]:
+            st.markdown(f"- {len(s['problems'])} file(s) skipped (see **Data**)")
+        st.markdown("Aridity zones follow UNEP (1992): aridity index P/PET < 0.2 arid, "
+                    "< 0.5 semi-arid, < 0.65 semi-humid, otherwise humid.")
+
+
+@st.fragment(run_every=0.5)
+def _wait_for_data(fut) -> None:
+    if fut.done():
+        st.rerun()
+    st.caption("Loading the data summary…")
+
+
+fut = common.dataset_future(common.data_src())
+if fut.done():
+    ds = common.current_dataset()
+    if ds is not None:
+        _data_section(ds)
+else:
+    _wait_for_data(fut)
+
+st.subheader("Where to go next")
+c1, c2, c3 = st.columns(3)
+with c1:
+    st.page_link("pages/sites.py", label="1. Pick sites on the map", icon=":material/map:")
+    st.caption("Filter by aridity zone and vegetation class; click markers or draw a box.")
+with c2:
+    st.page_link("pages/train.py", label="2. Train leave-one-site-out", icon=":material/model_training:")
+    st.caption("Choose methods, targets and settings; runs go on in the background.")
+with c3:
+    st.page_link("pages/results.py", label="3. Compare predictions", icon=":material/scatter_plot:")
+    st.caption("Predicted vs observed, per-site scores, the paper's Table 3, time series.")
+c1, c2, _ = st.columns(3)
+with c1:
+    st.page_link("pages/heterogeneity.py", label="4. Heterogeneity and skill", icon=":material/hub:")
+    st.caption("Does distance from the training sites explain poor predictions?")
+with c2:
+    st.page_link("pages/data.py", label="Data: demo, FLUXNET folder or upload", icon=":material/database:")
+    st.caption("See the site summary and the quality-control report.")
+st.caption("Works without internet: maps, figures and downloads use local files only.")
