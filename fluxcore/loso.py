@@ -297,12 +297,7 @@ def load_config_dataset(config: RunConfig):
     """Load ``config.data`` with ``fluxcore.sources.load_dataset`` (and ``config.qc``)."""
     from .sources import load_dataset
 
-    qc = None
-    if config.qc is not None:
-        from .qc import QCConfig
-
-        qc = QCConfig(**config.qc)
-    return load_dataset(config.data, qc=qc)
+    return load_dataset(config.data, qc=None if config.qc is None else dict(config.qc))
 
 
 def prepare_run(config, *, dataset=None, runs_dir="runs"):
