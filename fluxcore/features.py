@@ -1,0 +1,298 @@
+"""Feature table for the learners: paper variables plus derived driver features.
+
+:func:`build_features` turns a :class:`~fluxcore.dataset.FluxDataset` into a
+:class:`FeatureTable` (``X``, ``y``, ``sites``, ``dates``, ``zones``) aligned row by row with
+``dataset.daily``. Nothing here is fitted on data (no scaling, no selection by skill): every
+feature of a row is a fixed function of the drivers of the *same site* on the *same or
+earlier days*, or of the site catalogue. Targets are never used. So the table can be built
+once for a whole dataset and then split by leave-one-site-out folds without leakage; scaling
+happens inside each learner, on its training rows.
+
+Features
+--------
+Paper variables (Gao et al. 2025): the daily drivers ``TA, TMIN, TMAX, P, WS, VPD, SW_IN,
+LAI`` and the static ``ELEV, SLOPE, ASPECT, CLAY, SAND, SILT`` that the dataset has (statics
+broadcast from the catalogue by :meth:`FluxDataset.frame`).
+
+Derived (default on; each only when its inputs exist):
+
+``DOY_SIN``, ``DOY_COS`` [-]
+    ``sin / cos(2 pi doy / 365.25)``, the seasonal phase.
+``SW_IN_POT`` [W m-2]
+    Daily mean extraterrestrial (top-of-atmosphere) shortwave radiation from the site
+    latitude and day of year, FAO-56 Eqs. 21-25 (Allen et al. 1998) via
+    :func:`fluxcore.aridity.extraterrestrial_radiation`, converted from MJ m-2 d-1 by
+    ``1e6 / 86400``. NaN where the latitude is unknown.
+``DTR`` [degC]
+    Diurnal temperature range ``TMAX - TMIN``.
+``<VAR>_MEAN<w>D``
+    Trailing mean of ``VAR`` over the ``w`` calendar days ending on the row's day (same day
+    included), within the site; NaN values are skipped and at least ``rolling_min_periods``
+    values are needed. Defaults: ``TA, VPD, SW_IN, P`` over 7 and 30 days.
+
+Optional site-level features (default off): ``ARIDITY_INDEX`` [-] and ``LAT`` [deg] from the
+catalogue. The aridity index is computed from drivers (P / PET), never from fluxes.
+
+References
+----------
+Allen, R. G., Pereira, L. S., Raes, D., Smith, M. (1998). Crop evapotranspiration. FAO
+Irrigation and Drainage Paper 56, Rome (Eqs. 21-25).
+Gao et al. (2025), the 14 predictor variables (see :mod:`fluxcore.variables`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .aridity import extraterrestrial_radiation
+from .dataset import FluxDataset
+from .errors import ConfigError
+from .variables import PAPER_VARIABLES, TARGETS
+
+#: MJ m-2 d-1 -> W m-2 (daily mean)
+MJ_PER_DAY_TO_W = 1e6 / 86400.0
+
+
+@dataclass
+class FeatureConfig:
+    """Which features :func:`build_features` makes.
+
+    Parameters
+    ----------
+    variables : tuple of str or None, default None
+        Paper variables to use; None = all 14 that the dataset has. Naming a variable the
+        dataset lacks raises :class:`ConfigError`.
+    doy : bool, default True
+        Add ``DOY_SIN`` and ``DOY_COS``.
+    potential_radiation : bool, default True
+        Add ``SW_IN_POT`` [W m-2] (needs site latitude).
+    temperature_range : bool, default True
+        Add ``DTR = TMAX - TMIN`` [degC] (needs both).
+    rolling_variables : tuple of str, default ("TA", "VPD", "SW_IN", "P")
+        Drivers that get trailing means (those absent from the dataset are skipped).
+    rolling_windows : tuple of int, default (7, 30)
+        Trailing window lengths [days].
+    rolling_min_periods : int, default 1
+        Minimum non-NaN days in a window for a value (else NaN).
+    aridity_index : bool, default False
+        Add the site's ``ARIDITY_INDEX`` [-].
+    latitude : bool, default False
+        Add the site's ``LAT`` [deg].
+    """
+
+    variables: tuple[str, ...] | None = None
+    doy: bool = True
+    potential_radiation: bool = True
+    temperature_range: bool = True
+    rolling_variables: tuple[str, ...] = ("TA", "VPD", "SW_IN", "P")
+    rolling_windows: tuple[int, ...] = (7, 30)
+    rolling_min_periods: int = 1
+    aridity_index: bool = False
+    latitude: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (lists for tuples), for JSON/YAML run configs."""
+        d = asdict(self)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> FeatureConfig:
+        """Build from a dict; unknown keys raise :class:`ConfigError`."""
+        if d is None:
+            return cls()
+        if isinstance(d, FeatureConfig):
+            return d
+        known = {f.name for f in fields(cls)}
+        bad = sorted(set(d) - known)
+        if bad:
+            raise ConfigError(f"unknown feature option(s) {bad}; known: {sorted(known)}")
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
+        return cls(**kw)
+
+
+@dataclass
+class FeatureTable:
+    """Features and targets aligned row by row with ``dataset.daily``.
+
+    Attributes
+    ----------
+    X : pandas.DataFrame
+        Feature columns (float), same index as ``dataset.daily``.
+    y : pandas.DataFrame
+        Target columns, same index.
+    sites : numpy.ndarray of str
+    dates : numpy.ndarray of datetime64[ns]
+    zones : numpy.ndarray of object
+        Aridity zone of each row's site (None when unknown).
+    feature_names : list of str
+    """
+
+    X: pd.DataFrame
+    y: pd.DataFrame
+    sites: np.ndarray
+    dates: np.ndarray
+    zones: np.ndarray
+    feature_names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def rows(self, mask: np.ndarray) -> FeatureTable:
+        """Sub-table of the rows where ``mask`` is True."""
+        mask = np.asarray(mask, dtype=bool)
+        return FeatureTable(self.X[mask], self.y[mask], self.sites[mask], self.dates[mask],
+                            self.zones[mask], list(self.feature_names))
+
+
+def trailing_mean(values: np.ndarray, sites: np.ndarray, dates: np.ndarray, window: int,
+                  min_periods: int = 1) -> np.ndarray:
+    """Mean of the last ``window`` calendar days (same day included) within each site.
+
+    Parameters
+    ----------
+    values : array_like of float, shape (n,)
+        Daily values; NaN skipped.
+    sites : array_like of str, shape (n,)
+        Site of each row (rows of other sites never enter a window).
+    dates : array_like of datetime64, shape (n,)
+        Day of each row (one row per site and day).
+    window : int
+        Window length [days].
+    min_periods : int, default 1
+        Minimum non-NaN values for a result.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,)
+        Trailing means in the input row order.
+    """
+    v = np.asarray(values, dtype=float)
+    n = len(v)
+    if n == 0:
+        return v.copy()
+    codes, _ = pd.factorize(np.asarray(sites), sort=True)
+    day = np.asarray(dates).astype("datetime64[D]").astype(np.int64)
+    order = np.lexsort((day, codes))
+    c, d, x = codes[order], day[order], v[order]
+    first = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
+    counts = np.diff(np.r_[first, n])
+    sid = np.repeat(np.arange(len(first)), counts)
+    dmin = d[first]
+    span = d[first + counts - 1] - dmin + 1
+    offset = np.r_[0, np.cumsum(span)[:-1]]
+    pos = offset[sid] + (d - dmin[sid])
+    total = int(span.sum())
+    cal = np.zeros(total)
+    ok = np.zeros(total)
+    good = np.isfinite(x)
+    cal[pos[good]] = x[good]
+    ok[pos[good]] = 1.0
+    cs = np.r_[0.0, np.cumsum(cal)]
+    ck = np.r_[0.0, np.cumsum(ok)]
+    lo = np.maximum(pos - int(window) + 1, offset[sid])  # never before the site's first day
+    s = cs[pos + 1] - cs[lo]
+    k = ck[pos + 1] - ck[lo]
+    res = np.where(k >= max(int(min_periods), 1), s / np.maximum(k, 1), np.nan)
+    out = np.empty(n)
+    out[order] = res
+    return out
+
+
+def build_features(dataset: FluxDataset, config: FeatureConfig | dict | None = None,
+                   targets: tuple[str, ...] | list[str] = ("GPP", "ER")) -> FeatureTable:
+    """Feature table of a dataset (see the module docstring for the features).
+
+    Parameters
+    ----------
+    dataset : FluxDataset
+    config : FeatureConfig or dict, optional
+        Default :class:`FeatureConfig()`.
+    targets : sequence of str, default ("GPP", "ER")
+        Target columns of ``y``; each must be in ``dataset.daily``.
+
+    Returns
+    -------
+    FeatureTable
+        Rows in the order (and with the index) of ``dataset.daily``.
+
+    Raises
+    ------
+    fluxcore.errors.ConfigError
+        Unknown or absent variables or targets, bad window lengths.
+    """
+    cfg = FeatureConfig.from_dict(config) if not isinstance(config, FeatureConfig) else config
+    targets = list(targets)
+    bad_t = [t for t in targets if t not in TARGETS]
+    if bad_t:
+        raise ConfigError(f"unknown target(s) {bad_t}; choose from {list(TARGETS)}")
+    absent_t = [t for t in targets if t not in dataset.daily.columns]
+    if absent_t:
+        raise ConfigError(f"dataset {dataset.name!r} has no target column(s) {absent_t}")
+    present = [v for v in dataset.variables if v in PAPER_VARIABLES]
+    if cfg.variables is None:
+        variables = present
+    else:
+        variables = list(cfg.variables)
+        unknown = [v for v in variables if v not in PAPER_VARIABLES]
+        if unknown:
+            raise ConfigError(f"unknown feature variable(s) {unknown}; choose from {list(PAPER_VARIABLES)}")
+        missing = [v for v in variables if v not in present]
+        if missing:
+            raise ConfigError(f"dataset {dataset.name!r} lacks variable(s) {missing}; it has {present}")
+    for w in cfg.rolling_windows:
+        if int(w) < 1:
+            raise ConfigError(f"rolling window must be >= 1 day, got {w}")
+
+    frame = dataset.frame(with_static=True)
+    daily = dataset.daily
+    sites = daily["SITE_ID"].astype(str).to_numpy()
+    dates = pd.to_datetime(daily["DATE"]).to_numpy().astype("datetime64[ns]")
+    doy = pd.DatetimeIndex(dates).day_of_year.to_numpy()
+    cat = dataset.sites
+
+    cols: dict[str, np.ndarray] = {}
+    for v in variables:
+        cols[v] = pd.to_numeric(frame[v], errors="coerce").to_numpy(dtype=float)
+    if cfg.doy:
+        ang = 2.0 * np.pi * doy / 365.25
+        cols["DOY_SIN"] = np.sin(ang)
+        cols["DOY_COS"] = np.cos(ang)
+    lat = _site_attr(cat, "LAT", sites)
+    if cfg.potential_radiation:
+        ra = extraterrestrial_radiation(np.nan_to_num(lat), doy) * MJ_PER_DAY_TO_W
+        cols["SW_IN_POT"] = np.where(np.isfinite(lat), ra, np.nan)
+    if cfg.temperature_range and {"TMIN", "TMAX"} <= set(daily.columns):
+        cols["DTR"] = (daily["TMAX"].to_numpy(dtype=float) - daily["TMIN"].to_numpy(dtype=float))
+    for v in cfg.rolling_variables:
+        if v not in daily.columns or not daily[v].notna().any():
+            continue
+        x = daily[v].to_numpy(dtype=float)
+        for w in cfg.rolling_windows:
+            cols[f"{v}_MEAN{int(w)}D"] = trailing_mean(x, sites, dates, int(w), cfg.rolling_min_periods)
+    if cfg.aridity_index:
+        cols["ARIDITY_INDEX"] = _site_attr(cat, "ARIDITY_INDEX", sites)
+    if cfg.latitude:
+        cols["LAT"] = lat
+
+    X = pd.DataFrame(cols, index=daily.index, dtype=float)
+    y = daily[targets].astype(float)
+    zone_map = cat["ARIDITY_ZONE"] if "ARIDITY_ZONE" in cat else pd.Series(dtype=object)
+    zones = np.array([None if (z is None or (isinstance(z, float) and np.isnan(z))) else str(z)
+                      for z in pd.Series(sites).map(zone_map)], dtype=object)
+    return FeatureTable(X=X, y=y, sites=sites, dates=dates, zones=zones,
+                        feature_names=list(X.columns))
+
+
+def _site_attr(cat: pd.DataFrame, col: str, sites: np.ndarray) -> np.ndarray:
+    """Catalogue column broadcast to rows (NaN where unknown)."""
+    if col not in cat:
+        return np.full(len(sites), np.nan)
+    s = pd.to_numeric(cat[col], errors="coerce")
+    return pd.Series(sites).map(s).to_numpy(dtype=float)
+
+
+__all__ = ["FeatureConfig", "FeatureTable", "build_features", "trailing_mean", "MJ_PER_DAY_TO_W"]
