@@ -243,3 +243,23 @@ def test_distance_skill_matches_scipy():
     assert out.loc[out["zone"] == "arid", "n"].iloc[0] == 15
     with pytest.raises(ConfigError):
         het.distance_skill(met, dist, distance="DI")
+
+
+# ------------------------------------------------------------------ real data
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_real_fluxnet_descriptors_and_distances(real_data):
+    from fluxcore.sources import load_dataset
+
+    ds = load_dataset(real_data)
+    desc = het.site_descriptors(ds)
+    assert len(desc) == ds.sites.index.nunique() or set(ds.site_ids) <= set(desc.index)
+    assert desc["TA_mean"].notna().mean() > 0.9
+    zone = pd.Series({s: ds.zone_of(s) for s in desc.index})
+    vpd = desc["VPD_mean"].groupby(zone).mean()
+    assert vpd["arid"] > vpd["humid"]  # drier climates have a larger mean VPD
+    train = [s for s in ds.site_ids if s != "US-Ha1"]
+    d = het.site_distances(desc, train, "US-Ha1")
+    assert d.notna().all() and (d > 0).all()
+    di = het.dissimilarity_index(desc, train, "US-Ha1")
+    assert np.isfinite(di["DI"].iloc[0]) and np.isfinite(di["threshold"].iloc[0])
