@@ -35,7 +35,7 @@ expected performance).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,7 +207,8 @@ def _distance_to(desc: pd.DataFrame, train: list[str], site: str, distance: str,
 def predicted_skill(run, dataset, learner: str, target: str, distance: str = "D_mean",
                     method: str = "ols", level: float = 0.9, k: int = 5, weights=None,
                     distances: pd.DataFrame | None = None,
-                    descriptors: pd.DataFrame | None = None) -> pd.DataFrame:
+                    descriptors: pd.DataFrame | None = None,
+                    train_sites: Sequence[str] | None = None) -> pd.DataFrame:
     """Expected R² (with prediction interval) of every site of the catalogue.
 
     Parameters
@@ -226,6 +227,10 @@ def predicted_skill(run, dataset, learner: str, target: str, distance: str = "D_
         As :func:`fluxcore.heterogeneity.comprehensive_distance`.
     distances, descriptors : pandas.DataFrame, optional
         Precomputed :func:`run_distances` / :func:`site_descriptors`.
+    train_sites : sequence of str, optional
+        The full training set (default: every site of ``dataset`` with observations of
+        ``target``). Give it when ``dataset`` holds more sites than the run was trained on,
+        e.g. the whole catalogue for a run made on a subset.
 
     Returns
     -------
@@ -238,6 +243,8 @@ def predicted_skill(run, dataset, learner: str, target: str, distance: str = "D_
     dist = run_distances(run, dataset, k=k, weights=weights, descriptors=desc) if distances is None else distances
     model = fit_skill_model(metrics, dist, learner, target, distance=distance, method=method)
     pool_sites = _data_sites(dataset, target)
+    if train_sites is not None:
+        pool_sites = [s for s in map(str, train_sites) if s in set(pool_sites)]
     pool = _config_get(config, "pool", "all") or "all"
     obs = metrics[(metrics["learner"] == learner) & (metrics["target"] == target)].set_index("SITE_ID")["R2"]
     rows = []
@@ -289,12 +296,13 @@ def predict_skill_for_descriptor(run, dataset, learner: str, target: str, values
                                  distance: str = "D_mean", method: str = "ols", level: float = 0.9,
                                  zone: str | None = None, k: int = 5, weights=None,
                                  distances: pd.DataFrame | None = None,
-                                 descriptors: pd.DataFrame | None = None) -> dict:
+                                 descriptors: pd.DataFrame | None = None,
+                                 train_sites: Sequence[str] | None = None) -> dict:
     """Expected R² of a new site described by its descriptor values.
 
     Parameters
     ----------
-    run, dataset, learner, target, distance, method, level, k, weights :
+    run, dataset, learner, target, distance, method, level, k, weights, train_sites :
         As :func:`predicted_skill`.
     values : mapping
         Descriptor values of the new site (see :func:`descriptor_row`), e.g.
@@ -315,6 +323,8 @@ def predict_skill_for_descriptor(run, dataset, learner: str, target: str, values
     new_id = "__new_site__"
     full = pd.concat([desc, row.to_frame(new_id).T])
     train = _data_sites(dataset, target)
+    if train_sites is not None:
+        train = [s for s in map(str, train_sites) if s in set(train)]
     if (_config_get(config, "pool", "all") or "all") == "zone":
         if zone is None:
             raise ConfigError("this run trains within aridity zones (pool='zone'): give the new site's zone")

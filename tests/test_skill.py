@@ -113,3 +113,13 @@ def test_predict_skill_for_descriptor(setup):
         skill.descriptor_row(desc, {"SOC": 3.0})
     with pytest.raises(ConfigError):
         skill.descriptor_row(desc, {})
+
+
+def test_predicted_skill_with_explicit_training_set(setup):
+    world, run, desc, dist, _ = setup
+    train = ["S01", "S02", "S03", "S04", "S05", NO_FLUX[0]]  # the no-flux site is ignored
+    out = skill.predicted_skill(run, world, "rf", "GPP", distances=dist, descriptors=desc,
+                                train_sites=train).set_index("SITE_ID")
+    expect = [t for t in train[:-1] if t != "S09"]
+    assert out.loc["S09", "distance"] == pytest.approx(het.comprehensive_distance(desc, expect, "S09"))
+    assert out.loc["S01", "distance"] == pytest.approx(het.comprehensive_distance(desc, expect[1:], "S01"))
