@@ -213,3 +213,17 @@ def test_mlr_matches_sklearn_linear_regression(data):
             np.testing.assert_allclose(est.coef_[j], lr.coef_, rtol=1e-6, atol=1e-8)
     # fitted state is small
     assert est.coef_.shape == (2, X.shape[1]) and est.intercept_.shape == (2,)
+
+
+def test_per_target_wrapper_matches_separate_fits(data):
+    from fluxcore.learners._util import PerTarget
+
+    train, test = split(data)
+    y = train[1].copy()
+    y.iloc[::4, 0] = np.nan
+    pt = PerTarget(make_learner("mlr")).fit(train[0], y, sites=train[2], dates=train[3])
+    p = pt.predict(test[0], sites=test[2], dates=test[3])
+    assert p.shape == (len(test[0]), 2)
+    joint = make_learner("mlr").fit(train[0], y, sites=train[2], dates=train[3])
+    np.testing.assert_allclose(p, joint.predict(test[0], sites=test[2], dates=test[3]), atol=1e-9)
+    assert len(pt.estimators_) == 2 and pt.estimators_[0].n_train_[0] == y["GPP"].notna().sum()

@@ -69,6 +69,7 @@ def test_subsample_equals_exact_below_cap(problem):
     np.testing.assert_allclose(p_sub, problem[-1], rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_sgd_solver_runs(problem):
     X, y, s, d, tr, te, p_exact = problem
     _, p = fit_predict(problem, linear_solver="sgd")

@@ -209,3 +209,53 @@ def seed_from(random_state: Any) -> int:
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(0, 2**31 - 1))
     raise TypeError(f"random_state must be an int or None, got {type(random_state).__name__}")
+
+
+class PerTarget:
+    """One clone of a single-output learner per target column (rows with NaN target dropped).
+
+    The built-in learners handle several targets themselves (``multi_target = True``); this
+    wrapper is for single-output plug-ins (``multi_target = False``), so that they can be used
+    where one multi-target model is expected.
+
+    Parameters
+    ----------
+    learner : FluxLearner
+        Unfitted template; cloned for every target.
+
+    Attributes
+    ----------
+    estimators_ : list of FluxLearner
+        One fitted clone per target column.
+    target_names_ : list of str
+    """
+
+    multi_target = True
+
+    def __init__(self, learner):
+        self.learner = learner
+
+    def get_params(self, deep: bool = False) -> dict[str, Any]:
+        return {"learner": self.learner}
+
+    def fit(self, X, y, *, sites, dates, sample_weight=None) -> PerTarget:
+        _, ya, _, tnames, _, _, w = check_inputs(X, y, sites, dates, sample_weight)
+        masks = target_row_masks(ya, w)
+        ests = []
+        for j, t in enumerate(tnames):
+            m = masks[:, j]
+            yj = pd.DataFrame({t: ya[m, j]})
+            Xj = X[m] if isinstance(X, pd.DataFrame) else np.asarray(X)[m]
+            ests.append(self.learner.clone().fit(
+                Xj, yj, sites=np.asarray(sites)[m], dates=np.asarray(dates)[m],
+                sample_weight=None if w is None else w[m]))
+        self.estimators_ = ests
+        self.target_names_ = tnames
+        return self
+
+    def predict(self, X, *, sites, dates) -> np.ndarray:
+        if not hasattr(self, "estimators_"):
+            raise RuntimeError("PerTarget is not fitted; call fit first")
+        cols = [np.asarray(e.predict(X, sites=sites, dates=dates), dtype=float).reshape(len(X), -1)[:, 0]
+                for e in self.estimators_]
+        return np.column_stack(cols)

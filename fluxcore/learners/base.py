@@ -18,7 +18,8 @@ X : pandas.DataFrame
 y : pandas.DataFrame
     Target columns (``GPP``, ``ER``, ``NEE`` ...); rows with NaN in a target are ignored for
     that target. A learner with ``multi_target = True`` fits all columns in one model;
-    otherwise :class:`PerTarget` wraps one model per column.
+    otherwise one model per column is fitted (the runner does it, or
+    :class:`fluxcore.learners.PerTarget`).
 sites : numpy.ndarray of str
     Site id of each row (used by sequence learners and by site-level validation).
 dates : numpy.ndarray of datetime64[ns]
@@ -40,7 +41,8 @@ from __future__ import annotations
 
 import copy
 import inspect
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
