@@ -139,12 +139,11 @@ def scatter_pred_obs(
         else:
             groups = [("points", df, "#1f77b4")]
         for name, g, color in groups:
-            custom = np.column_stack([g["SITE_ID"].astype(str).to_numpy(), g["learner"].astype(str).to_numpy()])
             fig.add_trace(go.Scattergl(
-                x=g["observed"], y=g["predicted"], mode="markers", name=str(name),
-                marker={"color": color, "size": 4, "opacity": 0.55, "line": {"width": 0}},
-                customdata=custom,
-                hovertemplate="%{customdata[0]} (%{customdata[1]})<br>observed %{x:.2f}<br>predicted %{y:.2f}<extra></extra>",
+                x=g["observed"].to_numpy(float), y=g["predicted"].to_numpy(float), mode="markers",
+                name=str(name), marker={"color": color, "size": 4, "opacity": 0.55, "line": {"width": 0}},
+                text=g["SITE_ID"].astype(str).to_numpy(),
+                hovertemplate="%{text}<br>observed %{x:.2f}<br>predicted %{y:.2f}<extra>" + str(name) + "</extra>",
             ))
     # 1:1 line over the data range
     if n:
@@ -172,7 +171,8 @@ def scatter_pred_obs(
                        font={"size": 12})
     tname = target or "flux"
     fig.update_layout(
-        template=TEMPLATE, title=title or f"{tname}: predicted vs observed" + (" (density)" if use_density else ""),
+        template=TEMPLATE, showlegend=True,
+        title=title or f"{tname}: predicted vs observed" + (" (density)" if use_density else ""),
         xaxis_title=f"observed {tname} [{unit}]", yaxis_title=f"predicted {tname} [{unit}]",
         legend={"title": {"text": color_by or ""}, "itemsizing": "constant", "orientation": "h",
                 "y": -0.18, "x": 0},

@@ -111,13 +111,14 @@ def dataset_future(src: str, retry: bool = False) -> Future:
     """
     reg = _data_registry()
     with reg["lock"]:
-        if "warm" not in reg:
-            reg["warm"] = reg["pool"].submit(_warm_imports)
         futs: dict = reg["futures"]
         fut = futs.get(src)
         if fut is None or (retry and fut.done() and fut.exception() is not None):
             fut = reg["pool"].submit(_load, src)
             futs[src] = fut
+            if "warm" not in reg:  # heavy imports after the first load, not competing with it
+                reg["warm"] = True
+                fut.add_done_callback(lambda _f: reg["pool"].submit(_warm_imports))
             while len(futs) > MAX_DATASETS:
                 futs.pop(next(k for k in futs if k != src))
         return fut

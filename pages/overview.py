@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fluxcore import plots
 from pages import _common as common
 
 st.title("fluxcore: carbon fluxes from weather, satellites and site data")
@@ -23,6 +22,8 @@ from the training sites (a larger heterogeneity distance) tend to get a lower RÂ
 )
 
 def _data_section(ds) -> None:
+    from fluxcore import plots  # plotly: imported after the page text is on screen
+
     common.dataset_banner(ds)
     s = ds.summary()
     c1, c2, c3, c4 = st.columns(4)

@@ -40,67 +40,80 @@ metrics = run.metrics
 learners_all = [lrn for lrn in run.learners if lrn in set(metrics["learner"])]
 targets_all = [t for t in run.targets if t in set(metrics["target"])]
 zones_present = [z for z in ZONES if z in set(metrics["zone"].dropna())]
-
-c1, c2, c3, c4 = st.columns([1, 2, 1.3, 2])
-target = c1.selectbox("Target", targets_all, key="res_target")
-learners = c2.multiselect("Learners", learners_all, default=learners_all, key="res_learners")
-color_by = c3.radio("Colour by", ["zone", "learner"], key="res_color", horizontal=True)
-zones = c4.multiselect("Zones", zones_present, key="res_zones", placeholder="all zones")
-
-if not learners:
-    st.info("Choose at least one learner.")
-    st.stop()
-
 zone_map = m.get("zones") or metrics.drop_duplicates("SITE_ID").set_index("SITE_ID")["zone"].to_dict()
-p = pred[(pred["target"] == target) & pred["learner"].isin(learners)]
-if zones:
-    keep = {s for s, z in zone_map.items() if z in zones}
-    p = p[p["SITE_ID"].isin(keep)]
-mt = metrics[(metrics["target"] == target) & metrics["learner"].isin(learners)]
-if zones:
-    mt = mt[mt["zone"].isin(zones)]
+VIEWS = ["Per-site scores", "Table 3 (RMSE by zone)", "Scores by zone", "Site time series"]
 
-st.subheader(f"{target}: predicted vs observed")
-figs = {}
-if color_by == "learner":
-    figs["all"] = plots.scatter_pred_obs(p, target=target, color_by="learner", zones=zone_map)
-    st.plotly_chart(figs["all"], width="stretch", key="scatter_all", config=PLOTLY_CONFIG)
-else:
-    cols = st.columns(min(2, len(learners)))
-    for i, lrn in enumerate(learners):
-        figs[lrn] = plots.scatter_pred_obs(p, target=target, learners=[lrn], color_by="zone", zones=zone_map,
-                                           title=f"{lrn}: {target} predicted vs observed")
-        with cols[i % len(cols)]:
-            st.plotly_chart(figs[lrn], width="stretch", key=f"scatter_{lrn}", config=PLOTLY_CONFIG)
-st.caption("Each point is one day of a held-out site. R² = 1 − SSE/SST (can be negative); r² = squared "
-           "Pearson correlation. Above 20,000 points the plot shows point density.")
 
-tab_sites, tab_t3, tab_box, tab_ts = st.tabs(["Per-site scores", "Table 3 (RMSE by zone)", "Scores by zone",
-                                             "Site time series"])
-with tab_sites:
-    show = mt[["SITE_ID", "learner", "zone", "R2", "r2", "RMSE", "MAE", "bias", "n"]].sort_values(["learner", "SITE_ID"])
-    st.dataframe(show, hide_index=True, width="stretch", height=360,
-                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("R2", "r2", "RMSE", "MAE", "bias")})
-    agg = mt.groupby("learner")[["R2", "r2", "RMSE"]].median().round(3)
-    st.caption("Medians over sites: " + "; ".join(f"{lrn}: R² {r.R2}, r² {r.r2}, RMSE {r.RMSE}" for lrn, r in agg.iterrows()))
-with tab_t3:
-    t3 = plots.table3_frame(run.zone_summary[run.zone_summary["learner"].isin(learners)], target)
-    if t3.empty:
-        st.info("No zone summary for this target.")
+@st.fragment
+def analysis() -> None:
+    """Filters, scatter plots and the chosen table/figure (reruns alone when a filter changes)."""
+    c1, c2, c3, c4 = st.columns([1, 2, 1.3, 2])
+    target = c1.selectbox("Target", targets_all, key="res_target")
+    learners = c2.multiselect("Learners", learners_all, default=learners_all, key="res_learners")
+    color_by = c3.radio("Colour by", ["zone", "learner"], key="res_color", horizontal=True)
+    zones = c4.multiselect("Zones", zones_present, key="res_zones", placeholder="all zones")
+    if not learners:
+        st.info("Choose at least one learner.")
+        return
+    p = pred[(pred["target"] == target) & pred["learner"].isin(learners)]
+    mt = metrics[(metrics["target"] == target) & metrics["learner"].isin(learners)]
+    if zones:
+        keep = {s for s, z in zone_map.items() if z in zones}
+        p = p[p["SITE_ID"].isin(keep)]
+        mt = mt[mt["zone"].isin(zones)]
+
+    st.subheader(f"{target}: predicted vs observed")
+    if color_by == "learner":
+        fig = plots.scatter_pred_obs(p, target=target, color_by="learner", zones=zone_map)
+        figs_first = fig
+        st.plotly_chart(fig, width="stretch", key="scatter_all", config=PLOTLY_CONFIG)
     else:
-        st.dataframe(t3, width="stretch")
-        st.caption("Mean and variance over the sites of each zone of the per-site RMSE "
-                   f"[{plots.FLUX_UNIT}] (layout of Table 3 in Gao et al. 2025); 'all' = every test site.")
-with tab_box:
-    metric = st.radio("Score", ["R2", "r2", "RMSE"], horizontal=True, key="box_metric")
-    st.plotly_chart(plots.metric_box(mt, target, metric), width="stretch", key="box", config=PLOTLY_CONFIG)
-with tab_ts:
-    site_ids = sorted(mt["SITE_ID"].astype(str).unique())
-    if site_ids:
-        site = st.selectbox("Site", site_ids, key="ts_site",
-                            format_func=lambda s: f"{s} ({zone_map.get(s) or 'zone unknown'})")
-        figs["timeseries"] = plots.timeseries(pred, site, target, learners=learners)
-        st.plotly_chart(figs["timeseries"], width="stretch", key="ts", config=PLOTLY_CONFIG)
+        cols = st.columns(min(2, len(learners)))
+        for i, lrn in enumerate(learners):
+            fig = plots.scatter_pred_obs(p, target=target, learners=[lrn], color_by="zone", zones=zone_map,
+                                         title=f"{lrn}: {target} predicted vs observed")
+            if i == 0:
+                figs_first = fig
+            with cols[i % len(cols)]:
+                st.plotly_chart(fig, width="stretch", key=f"scatter_{lrn}", config=PLOTLY_CONFIG)
+    st.caption("Each point is one day of a held-out site. R² = 1 − SSE/SST (can be negative); r² = squared "
+               "Pearson correlation. Above 20,000 points the plot shows point density.")
+    first = figs_first
+    st.download_button("Download this scatter plot (HTML, works offline)", lambda: plots.figure_html(first).encode(),
+                       f"{run.key}_{target}_scatter.html", "text/html", key="dl_fig", on_click="ignore",
+                       help="Interactive figure with plotly.js embedded: opens without internet.")
+
+    view = st.segmented_control("Show", VIEWS, default=VIEWS[0], key="res_view") or VIEWS[0]
+    if view == VIEWS[0]:
+        show = mt[["SITE_ID", "learner", "zone", "R2", "r2", "RMSE", "MAE", "bias", "n"]].sort_values(
+            ["learner", "SITE_ID"])
+        st.dataframe(show, hide_index=True, width="stretch", height=360,
+                     column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                    for c in ("R2", "r2", "RMSE", "MAE", "bias")})
+        agg = mt.groupby("learner", observed=True)[["R2", "r2", "RMSE"]].median().round(3)
+        st.caption("Medians over sites: " + "; ".join(f"{lrn}: R² {r.R2}, r² {r.r2}, RMSE {r.RMSE}"
+                                                      for lrn, r in agg.iterrows()))
+    elif view == VIEWS[1]:
+        t3 = plots.table3_frame(run.zone_summary[run.zone_summary["learner"].isin(learners)], target)
+        if t3.empty:
+            st.info("No zone summary for this target.")
+        else:
+            st.dataframe(t3, width="stretch")
+            st.caption("Mean and variance over the sites of each zone of the per-site RMSE "
+                       f"[{plots.FLUX_UNIT}] (layout of Table 3 in Gao et al. 2025); 'all' = every test site.")
+    elif view == VIEWS[2]:
+        metric = st.radio("Score", ["R2", "r2", "RMSE"], horizontal=True, key="box_metric")
+        st.plotly_chart(plots.metric_box(mt, target, metric), width="stretch", key="box", config=PLOTLY_CONFIG)
+    else:
+        site_ids = sorted(mt["SITE_ID"].astype(str).unique())
+        if site_ids:
+            site = st.selectbox("Site", site_ids, key="ts_site",
+                                format_func=lambda s: f"{s} ({zone_map.get(s) or 'zone unknown'})")
+            st.plotly_chart(plots.timeseries(pred, site, target, learners=learners), width="stretch", key="ts",
+                            config=PLOTLY_CONFIG)
+
+
+analysis()
 
 # ------------------------------------------------------------------ downloads (built on click)
 st.subheader("Downloads")
@@ -119,7 +132,7 @@ def _parquet(df: pd.DataFrame):
 
 
 key = run.key
-d1, d2, d3, d4, d5 = st.columns(5)
+d1, d2, d3, d4 = st.columns(4)
 d1.download_button("Predictions CSV", _csv(pred), f"{key}_predictions.csv", "text/csv", key="dl_pred_csv",
                    on_click="ignore")
 d2.download_button("Predictions Parquet", _parquet(pred), f"{key}_predictions.parquet",
@@ -128,7 +141,4 @@ d3.download_button("Metrics CSV", _csv(metrics), f"{key}_metrics.csv", "text/csv
                    on_click="ignore")
 d4.download_button("Metrics Parquet", _parquet(metrics), f"{key}_metrics.parquet", "application/octet-stream",
                    key="dl_met_pq", on_click="ignore")
-first = next(iter(figs.values()))
-d5.download_button("Scatter (HTML, offline)", lambda: plots.figure_html(first).encode(),
-                   f"{key}_{target}_scatter.html", "text/html", key="dl_fig", on_click="ignore",
-                   help="Interactive figure with plotly.js embedded: opens without internet.")
+

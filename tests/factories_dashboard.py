@@ -39,3 +39,42 @@ def make_predictions(n_sites: int = 4, n_days: int = 100, learners=("rf", "mlr")
                 rows.append(pd.DataFrame({"SITE_ID": sid, "DATE": dates, "learner": lrn, "target": t,
                                           "observed": obs, "predicted": pred}))
     return pd.concat(rows, ignore_index=True)
+
+
+def write_fake_run(runs_dir, dataset, sites, learners=("mlr", "rf"), targets=("GPP", "ER"), seed=0,
+                   key="fakerun000000001"):
+    """A finished run folder in the documented run-store format, with made-up predictions
+    (observed = the dataset's values, predicted = observed + seeded noise). For page tests
+    that need results without training anything."""
+    import json
+    from pathlib import Path
+
+    from fluxcore.config import RunConfig
+    from fluxcore.metrics import site_metrics, zone_summary
+
+    rng = np.random.default_rng(seed)
+    run = Path(runs_dir) / key
+    run.mkdir(parents=True, exist_ok=True)
+    d = dataset.daily[dataset.daily["SITE_ID"].isin(sites)]
+    rows = []
+    for j, lrn in enumerate(learners):
+        for t in targets:
+            g = d[["SITE_ID", "DATE", t]].dropna()
+            rows.append(pd.DataFrame({"SITE_ID": g["SITE_ID"].astype(str), "DATE": g["DATE"], "learner": lrn,
+                                      "target": t, "observed": g[t].to_numpy(float),
+                                      "predicted": g[t].to_numpy(float) + rng.normal(0.1 * j, 1.0 + j, len(g))}))
+    pred = pd.concat(rows, ignore_index=True)
+    zones = {s: dataset.zone_of(s) for s in sites}
+    met = site_metrics(pred, zones)
+    cfg = RunConfig(data="demo", learners=list(learners), targets=list(targets), sites=list(sites), seed=seed)
+    (run / "config.json").write_text(json.dumps(cfg.to_dict()))
+    manifest = {"key": key, "status": "done", "created": "2026-01-01T00:00:00", "finished": "2026-01-01T00:01:00",
+                "data": {"source": "demo", "name": dataset.name, "synthetic": bool(dataset.synthetic),
+                         "fingerprint": "fake"},
+                "n_test_sites": len(sites), "n_folds": len(sites) * len(learners),
+                "folds_done": len(sites) * len(learners), "zones": zones, "skipped": [], "code_version": "test"}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    pred.to_parquet(run / "predictions.parquet", index=False)
+    met.to_parquet(run / "metrics.parquet", index=False)
+    zone_summary(met).to_csv(run / "zone_summary.csv", index=False)
+    return run

@@ -128,3 +128,32 @@ def test_run_key_depends_on_config_and_data():
 @pytest.mark.parametrize("s,txt", [(None, "–"), (5.2, "5 s"), (65, "1 min 05 s"), (3725, "1 h 02 min")])
 def test_format_seconds(s, txt):
     assert format_seconds(s) == txt
+
+
+@pytest.mark.slow
+def test_real_runner_two_sessions_same_run_computed_once(tmp_path):
+    """Two sessions submit the same small LOSO run at once: one computation, one run folder;
+    a third submission after the end returns the stored run."""
+    from fluxcore.config import RunConfig
+    from fluxcore.loso import load_run
+    from fluxcore.sources import load_dataset
+
+    ds = load_dataset("demo")
+    ds = ds.subset(sites=ds.site_ids[:4])
+    cfg = RunConfig(data="demo", learners=["mlr"], targets=["GPP"], seed=0)
+    jm = JobManager(tmp_path / "runs")
+    a, b = jm.submit(cfg, ds), jm.submit(RunConfig.from_dict(cfg.to_dict()), ds)
+    assert a is b
+    jm.wait(a.key, 300)
+    assert a.status == "done", a.error
+    folders = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    assert len(folders) == 1 and a.run_dir == folders[0]
+    run = load_run(a.run_dir)
+    assert set(run.metrics["SITE_ID"]) == set(ds.site_ids)
+    assert a.done == a.total == 4
+    # a second process-level manager (another server) finds the stored run at once
+    jm2 = JobManager(tmp_path / "runs")
+    c = jm2.submit(cfg, ds)
+    jm2.wait(c.key, 120)
+    assert c.status == "done" and c.run_dir == a.run_dir
+    assert len(load_run(a.run_dir).manifest["sessions"]) == 1  # nothing recomputed

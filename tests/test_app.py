@@ -1,0 +1,188 @@
+"""The Streamlit pages under ``streamlit.testing.v1.AppTest`` on the demo world.
+
+streamlit-folium components return nothing under AppTest: the map-selection logic is tested
+in tests/test_maps.py; here the pages must render, react to their widgets and run a small
+leave-one-site-out job end to end (slow).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+
+
+@pytest.fixture()
+def runs_dir(tmp_path, monkeypatch):
+    d = tmp_path / "runs"
+    d.mkdir()
+    monkeypatch.setenv("FLUXCORE_RUNS_DIR", str(d))
+    monkeypatch.delenv("FLUXCORE_DATA", raising=False)
+    return d
+
+
+@pytest.fixture(scope="module")
+def demo():
+    from fluxcore.sources import load_dataset
+
+    return load_dataset("demo")
+
+
+def _app(page: str | None = None, timeout: float = 60) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.run()
+    if page is not None:
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _texts(at) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [w.value for w in at.warning]
+    parts += [i.value for i in at.info] + [e.value for e in at.error] + [s.value for s in at.success]
+    parts += [t.value for t in at.title] + [h.value for h in at.subheader]
+    return "\n".join(str(p) for p in parts)
+
+
+def _until(at, cond, timeout=60.0, step=0.5):
+    t0 = time.time()
+    while not cond(at):
+        if time.time() - t0 > timeout:
+            raise AssertionError("condition not met in time:\n" + _texts(at))
+        time.sleep(step)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_overview_shows_demo_counts_and_synthetic_label(runs_dir, demo):
+    at = _app()
+    _until(at, lambda a: len(a.metric) >= 4)
+    values = {m.label: m.value for m in at.metric}
+    assert values["Sites"] == str(demo.n_sites)
+    assert values["Site-days"] == f"{demo.n_site_days:,}"
+    assert "SYNTHETIC" in _texts(at)
+
+
+def test_sites_page_filters_and_selection(runs_dir, demo):
+    at = _app("pages/sites.py")
+    n_all = demo.n_sites
+    assert at.button(key="sel_shown").label == f"Select shown ({n_all})"
+    at.multiselect(key="f_zones").set_value(["arid"]).run()
+    n_arid = demo.zone_counts()["arid"]
+    assert at.button(key="sel_shown").label == f"Select shown ({n_arid})"
+    at.button(key="sel_shown").click().run()
+    assert not at.exception
+    ms = at.multiselect(key="site_ms")
+    assert len(ms.value) == n_arid
+    assert set(ms.value) == {s for s in demo.site_ids if demo.zone_of(s) == "arid"}
+    assert len(at.session_state["selected_sites"]) == n_arid
+    # the multiselect edits the shared selection; the selection persists on other pages
+    ms.set_value(ms.value[:2]).run()
+    assert at.session_state["selected_sites"] == sorted(ms.value[:2])
+    at.switch_page("pages/train.py").run()
+    assert not at.exception
+    assert at.radio(key="scope").value == "selected"
+    assert "2 test site(s)" in _texts(at)
+    at.switch_page("pages/sites.py").run()
+    at.button(key="sel_clear").click().run()
+    assert at.session_state["selected_sites"] == []
+
+
+def test_train_page_validates_choices(runs_dir, demo):
+    at = _app("pages/train.py")
+    opts = {o.split(":")[0].split(" ")[0] for o in at.multiselect(key="learners").options}
+    assert {"mlr", "rf", "svm", "lstm"} <= opts
+    at.radio(key="scope").set_value("zones").run()
+    at.multiselect(key="train_zones").set_value(["arid"]).run()
+    n_arid = demo.zone_counts()["arid"]
+    assert f"{n_arid} test site(s) × 2 learner(s) = **{2 * n_arid} folds**" in _texts(at)
+    at.multiselect(key="learners").set_value([]).run()
+    assert "Choose at least one learner." in _texts(at)
+    assert at.button(key="start").disabled
+
+
+def test_results_and_heterogeneity_pages_on_a_stored_run(runs_dir, demo):
+    from tests.factories_dashboard import write_fake_run
+
+    arid = [s for s in demo.site_ids if demo.zone_of(s) == "arid"][:3]
+    humid = [s for s in demo.site_ids if demo.zone_of(s) == "humid"][:3]
+    write_fake_run(runs_dir, demo, arid + humid)
+    at = _app("pages/results.py")
+    assert len(at.get("plotly_chart")) >= 2  # one scatter per learner (mlr, rf)
+    assert at.selectbox(key="res_target").value == "GPP"
+    assert {"R2", "r2", "RMSE", "n"} <= set(at.dataframe[0].value.columns)  # per-site scores
+    at.button_group(key="res_view").set_value("Table 3 (RMSE by zone)").run()
+    t3 = [d for d in at.dataframe if "zone" in str(d.value.index.name)]
+    assert t3 and {"arid", "humid", "all"} <= set(t3[0].value.index)
+    n_charts = len(at.get("plotly_chart"))
+    at.radio(key="res_color").set_value("learner").run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == n_charts - 1  # one combined scatter instead of two
+    at.multiselect(key="res_learners").set_value([]).run()
+    assert "Choose at least one learner." in _texts(at)
+
+    at.switch_page("pages/heterogeneity.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    tables = [d.value for d in at.dataframe if "pearson_r" in d.value.columns]
+    assert tables and set(tables[0]["learner"]) == {"mlr", "rf"}
+    at.selectbox(key="het_distance").set_value("D_centroid").run()
+    assert not at.exception
+
+
+def test_pages_without_runs_explain_what_to_do(runs_dir):
+    at = _app("pages/results.py")
+    assert "No finished run" in _texts(at)
+    at.switch_page("pages/heterogeneity.py").run()
+    assert "No finished run" in _texts(at)
+
+
+def test_data_page_shows_clear_error_for_bad_input(runs_dir, tmp_path):
+    at = _app("pages/data.py")
+    assert "Quality-control report" in "\n".join(e.label for e in at.expander)
+    at.radio(key="data_kind").set_value("folder").run()
+    at.text_input(key="folder").set_value(str(tmp_path / "nope")).run()
+    at.button(key="load_folder").click().run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert errors and "does not exist" in errors[0] and "Traceback" not in errors[0]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("foo,bar\n1,2\n")
+    at.text_input(key="folder").set_value(str(bad)).run()
+    at.button(key="load_folder").click().run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert errors and "bad.csv" in errors[0]
+    # the demo world is still in use
+    assert at.session_state["data_src"] == "demo"
+
+
+@pytest.mark.slow
+def test_train_run_ends_with_results(runs_dir, demo):
+    at = _app("pages/train.py", timeout=120)
+    sites = [s for s in demo.site_ids if demo.zone_of(s) == "arid"][:3]
+    at.session_state["selected_sites"] = sites
+    at.run()
+    at.multiselect(key="learners").set_value(["mlr", "rf"]).run()
+    at.multiselect(key="targets").set_value(["GPP"]).run()
+    at.number_input(key="hp_rf_n_estimators").set_value(20).run()
+    at.radio(key="scope").set_value("selected").run()
+    assert f"{len(sites)} test site(s) × 2 learner(s)" in _texts(at)
+    at.button(key="start").click().run()
+    assert not at.exception
+    _until(at, lambda a: any("Finished" in s.value for s in a.success) or any("failed" in e.value for e in a.error),
+           timeout=600, step=2.0)
+    assert not any("failed" in e.value for e in at.error), [e.value for e in at.error]
+    at.switch_page("pages/results.py").run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) >= 2
+    metrics = [d.value for d in at.dataframe if "R2" in d.value.columns]
+    assert metrics and set(metrics[0]["SITE_ID"]) == set(sites)

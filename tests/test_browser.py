@@ -1,0 +1,274 @@
+"""The dashboard in a real browser (Debian chromium through Playwright), fully offline.
+
+Starts ``streamlit run app.py`` on a free local port with a temporary run store, then:
+Overview -> Sites map (map drawn, zone chosen, sites selected) -> Train (a small run) ->
+Results (scatter plot) -> Heterogeneity -> Data. Every request the browser makes must stay on
+127.0.0.1/localhost (or data:/blob:). Page timings go to ``test-artifacts/page_times.json``,
+screenshots to ``test-artifacts/*.png``.
+
+Never runs ``playwright install``: it uses /usr/bin/chromium and skips when absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+#: Targets: first page <= 3 s after the server is up; page switch / filter on a finished run <= 1 s.
+FIRST_PAGE_S = 3.0
+SWITCH_S = 1.0
+#: Shared machines are slow (the development machine had 2 cores and a load average of 8-10
+#: while this was measured): assertions allow this factor over the targets, so that they still
+#: catch gross regressions; the measured values are written to page_times.json either way.
+TOLERANCE = float(os.environ.get("FLUXCORE_SPEED_TOLERANCE", "4.0"))
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    port = _free_port()
+    env = {**os.environ, "FLUXCORE_RUNS_DIR": str(runs), "PYTHONUNBUFFERED": "1"}
+    env.pop("FLUXCORE_DATA", None)
+    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    t0 = time.perf_counter()
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.perf_counter() - t0 > 60:
+            proc.kill()
+            pytest.fail("streamlit did not start: " + Path(log.name).read_text()[-2000:])
+        time.sleep(0.1)
+    up = time.perf_counter() - t0
+    yield {"url": url, "runs": runs, "server_start_s": up, "log": log.name}
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def _timed(fn):
+    t = time.perf_counter()
+    fn()
+    return round(time.perf_counter() - t, 3)
+
+
+def _idle(page, timeout=60_000):
+    """Wait until Streamlit is not running a script (status widget gone)."""
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+
+
+def _nav(page, label):
+    page.locator('[data-testid="stSidebarNav"] a', has_text=label).first.click()
+
+
+def _folium_frame(page):
+    page.wait_for_selector('iframe[title="streamlit_folium.st_folium"]', timeout=30_000)
+    for f in page.frames:
+        if "st_folium" in f.url:
+            return f
+    raise AssertionError("no streamlit-folium frame")
+
+
+def _marker_count(page) -> int:
+    for f in page.frames:
+        if "st_folium" in f.url:
+            try:
+                return f.locator("path.leaflet-interactive").count()
+            except Exception:  # noqa: BLE001 - frame being replaced
+                return -1
+    return -1
+
+
+def _wait_markers(page, cond, timeout=30.0) -> int:
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        n = _marker_count(page)
+        if n >= 0 and cond(n):
+            return n
+        time.sleep(0.05)
+    raise AssertionError("map markers did not change in time")
+
+
+def test_dashboard_offline_end_to_end(server):
+    ARTIFACTS.mkdir(exist_ok=True)
+    times: dict[str, float | str] = {"server_start_s": round(server["server_start_s"], 3)}
+    requests: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("request", lambda r: requests.append(r.url))
+        page_errors: list[str] = []
+        page.on("pageerror", lambda e: page_errors.append(str(e)))
+        page.set_default_timeout(30_000)
+
+        # ---------------------------------------------------------------- Overview
+        t = time.perf_counter()
+        page.goto(server["url"] + "/")
+        page.get_by_text("Where to go next").first.wait_for()
+        times["first_page_render_s"] = round(time.perf_counter() - t, 3)
+        page.locator('[data-testid="stMetricValue"]').first.wait_for(timeout=60_000)
+        times["overview_with_data_s"] = round(time.perf_counter() - t, 3)
+        assert page.get_by_text("SYNTHETIC", exact=False).first.is_visible()
+        _idle(page)
+        page.screenshot(path=str(ARTIFACTS / "overview.png"))
+
+        # ---------------------------------------------------------------- Sites map
+        t = time.perf_counter()
+        _nav(page, "Sites map")
+        page.get_by_role("heading", name="Sites map").first.wait_for()
+        frame = _folium_frame(page)
+        frame.wait_for_selector(".leaflet-container", timeout=30_000)
+        frame.wait_for_selector("path.leaflet-interactive", timeout=30_000)
+        times["switch_to_sites_map_drawn_s"] = round(time.perf_counter() - t, 3)
+        n_markers = frame.locator("path.leaflet-interactive").count()
+        assert n_markers >= 100, n_markers  # demo world: ~190 sites (+ country outlines)
+        assert frame.locator(".fluxcore-legend").count() == 1
+        _idle(page)
+        page.screenshot(path=str(ARTIFACTS / "sites.png"))
+
+        # choose a zone, select its sites
+        select_btn = page.get_by_role("button", name="Select shown (").first
+        before = select_btn.inner_text()
+        n_before = _marker_count(page)
+        page.locator('[data-testid="stMultiSelect"]', has_text="Aridity zone").click()
+        t = time.perf_counter()
+        page.get_by_role("option", name="arid", exact=True).click()
+        page.wait_for_function(
+            "(b) => { const x = [...document.querySelectorAll('button')].find(e => e.innerText.startsWith('Select shown (')); return x && x.innerText !== b; }",
+            arg=before)
+        times["zone_filter_s"] = round(time.perf_counter() - t, 3)
+        _wait_markers(page, lambda n: 0 < n < n_before)
+        times["zone_filter_map_redrawn_s"] = round(time.perf_counter() - t, 3)
+        page.keyboard.press("Escape")
+        _idle(page)
+        n_arid = int(page.get_by_role("button", name="Select shown (").first.inner_text().split("(")[1].rstrip(")"))
+        assert 0 < n_arid < 100
+        page.get_by_role("button", name="Select shown (").first.click()
+        page.get_by_text(f"Selected sites ({n_arid} of").first.wait_for()
+        _idle(page)
+        frame = _folium_frame(page)
+        frame.wait_for_selector("path.leaflet-interactive")
+        page.screenshot(path=str(ARTIFACTS / "sites_selected.png"))
+
+        # ---------------------------------------------------------------- Train (small run)
+        t = time.perf_counter()
+        _nav(page, "Train")
+        page.get_by_role("heading", name="Train: leave-one-site-out").first.wait_for()
+        page.get_by_role("button", name="Start run").first.wait_for()
+        times["switch_to_train_s"] = round(time.perf_counter() - t, 3)
+        _idle(page)
+        # keep it small: mlr only, GPP only, on the selected arid sites
+        page.locator('button[aria-label^="Remove rf"]').first.click()
+        _idle(page)
+        page.locator('button[aria-label="Remove ER"]').first.click()
+        _idle(page)
+        page.get_by_text(f"{n_arid} test site(s) × 1 learner(s)").first.wait_for()
+        page.screenshot(path=str(ARTIFACTS / "train.png"))
+        t = time.perf_counter()
+        page.get_by_role("button", name="Start run").first.click()
+        page.locator('[data-testid="stProgress"]').or_(page.get_by_text("Finished in")).first.wait_for(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "train_running.png"))
+        page.get_by_text("Finished in").first.wait_for(timeout=900_000)
+        times["small_run_s"] = round(time.perf_counter() - t, 3)
+        times["small_run"] = f"mlr, GPP, {n_arid} arid demo sites"
+        _idle(page)
+        page.screenshot(path=str(ARTIFACTS / "train_done.png"))
+
+        # ---------------------------------------------------------------- Results
+        t = time.perf_counter()
+        _nav(page, "Results")
+        page.locator(".legendtext", has_text="1:1").first.wait_for()
+        times["switch_to_results_first_s"] = round(time.perf_counter() - t, 3)
+        _idle(page)
+        assert page.get_by_text("GPP: predicted vs observed").first.is_visible()
+        page.screenshot(path=str(ARTIFACTS / "results.png"))
+        # change a filter on the finished run: colour by learner (one combined scatter)
+        t = time.perf_counter()
+        page.locator('[data-testid="stRadio"]', has_text="Colour by").get_by_text("learner").click()
+        page.locator(".legendtext", has_text="mlr").first.wait_for()
+        times["results_filter_s"] = round(time.perf_counter() - t, 3)
+        _idle(page)
+
+        # switch pages back and forth on the finished run
+        t = time.perf_counter()
+        _nav(page, "Sites map")
+        _folium_frame(page).wait_for_selector("path.leaflet-interactive")
+        times["switch_to_sites_again_s"] = round(time.perf_counter() - t, 3)
+        _idle(page)
+        t = time.perf_counter()
+        _nav(page, "Results")
+        page.locator(".legendtext", has_text="1:1").first.wait_for()
+        times["switch_to_results_again_s"] = round(time.perf_counter() - t, 3)
+        _idle(page)
+
+        # ---------------------------------------------------------------- Heterogeneity
+        t = time.perf_counter()
+        _nav(page, "Heterogeneity")
+        page.get_by_role("heading", name="Heterogeneity and skill").first.wait_for()
+        page.locator(".annotation-text", has_text="Pearson").first.wait_for(timeout=60_000)
+        times["switch_to_heterogeneity_first_s"] = round(time.perf_counter() - t, 3)
+        _folium_frame(page).wait_for_selector("path.leaflet-interactive", timeout=60_000)
+        _idle(page)
+        page.screenshot(path=str(ARTIFACTS / "heterogeneity.png"))
+
+        # ---------------------------------------------------------------- Data
+        t = time.perf_counter()
+        _nav(page, "Data")
+        page.get_by_text("Quality-control report").first.wait_for()
+        times["switch_to_data_s"] = round(time.perf_counter() - t, 3)
+        _idle(page)
+        page.screenshot(path=str(ARTIFACTS / "data.png"))
+        t = time.perf_counter()
+        _nav(page, "Overview")
+        page.locator('[data-testid="stMetricValue"]').first.wait_for()
+        times["switch_to_overview_s"] = round(time.perf_counter() - t, 3)
+        browser.close()
+
+    external = [u for u in requests
+                if not u.startswith(("data:", "blob:")) and urlparse(u).hostname not in ("127.0.0.1", "localhost")]
+    times["n_requests"] = len(requests)
+    times["external_requests"] = len(external)
+    (ARTIFACTS / "page_times.json").write_text(json.dumps(times, indent=2))
+    assert not external, external[:10]
+    assert not page_errors, page_errors[:5]
+    assert times["first_page_render_s"] <= FIRST_PAGE_S * TOLERANCE, times
+    for k in ("zone_filter_s", "results_filter_s", "switch_to_sites_again_s", "switch_to_results_again_s",
+              "switch_to_data_s", "switch_to_overview_s"):
+        assert times[k] <= SWITCH_S * TOLERANCE, (k, times)
+
