@@ -203,3 +203,17 @@ def test_cuda_unavailable_is_a_clear_error(data):
     with pytest.raises(ConfigError, match="CUDA is not available"):
         lstm(device="cuda").fit(X, y, sites=s, dates=d)
     assert lstm(device="auto", max_epochs=1).fit(X, y, sites=s, dates=d).device_ == "cpu"
+
+
+def test_bad_dates_are_clear_errors():
+    from fluxcore.errors import DataError
+
+    s = np.array(["A", "A", "B"])
+    with pytest.raises(DataError, match="same date twice"):
+        _layout(s, np.array(["2020-01-01", "2020-01-01", "2020-01-01"], dtype="datetime64[ns]"))
+    with pytest.raises(DataError, match="NaT"):
+        _layout(s, np.array(["2020-01-01", "NaT", "2020-01-01"], dtype="datetime64[ns]"))
+    many = np.repeat([f"S{i}" for i in range(20)], 2)
+    bad = np.tile(np.array(["1700-01-01", "2020-01-01"], dtype="datetime64[ns]"), 20)
+    with pytest.raises(DataError, match="wrong dates"):
+        _layout(many, bad)

@@ -108,6 +108,9 @@ def _layout(sites: np.ndarray, dates: np.ndarray) -> tuple[np.ndarray, np.ndarra
     dmin = d_s[first]
     span = d_s[first + counts - 1] - dmin + 1
     offset = np.r_[0, np.cumsum(span)[:-1]]
+    if span.sum() > max(20 * n, 2_000_000):
+        raise DataError(None, f"lstm: dates span {int(span.sum())} site-days for {n} rows; "
+                              "check for wrong dates (windows need a daily calendar per site)")
     pos = np.empty(n, dtype=np.int64)
     start = np.empty(n, dtype=np.int64)
     pos[order] = offset[sid] + (d_s - dmin[sid])
