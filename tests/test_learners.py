@@ -227,3 +227,38 @@ def test_per_target_wrapper_matches_separate_fits(data):
     joint = make_learner("mlr").fit(train[0], y, sites=train[2], dates=train[3])
     np.testing.assert_allclose(p, joint.predict(test[0], sites=test[2], dates=test[3]), atol=1e-9)
     assert len(pt.estimators_) == 2 and pt.estimators_[0].n_train_[0] == y["GPP"].notna().sum()
+
+
+@pytest.mark.parametrize("name", available_learners())
+def test_pickle_round_trip(name, data):
+    import pickle
+
+    train, test = split(data)
+    est = learner(name).fit(train[0], train[1], sites=train[2], dates=train[3])
+    p = est.predict(test[0], sites=test[2], dates=test[3])
+    again = pickle.loads(pickle.dumps(est))
+    assert np.array_equal(again.predict(test[0], sites=test[2], dates=test[3]), p)
+
+
+REAL = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared/data/fluxnet2015"
+
+
+@pytest.mark.realdata
+def test_real_data_smoke_one_fold():
+    """mlr, rf and svm on 6 real FLUXNET2015 sites: fit on 5, predict the 6th."""
+    from fluxcore.features import build_features
+    from fluxcore.sources import load_dataset
+
+    ds = load_dataset(REAL)
+    humid = [s for s in ds.site_ids if ds.zone_of(s) == "humid"][:6]
+    ft = build_features(ds.subset(sites=humid))
+    te = ft.sites == humid[-1]
+    tr = ~te
+    obs = ft.y[te].to_numpy()
+    ok = np.isfinite(obs).all(axis=1)
+    for name, kw in [("mlr", {}), ("rf", {"n_estimators": 30}), ("svm", {"max_fit_rows": 5000})]:
+        est = make_learner(name, **kw).fit(ft.X[tr], ft.y[tr], sites=ft.sites[tr], dates=ft.dates[tr])
+        p = est.predict(ft.X[te], sites=ft.sites[te], dates=ft.dates[te])
+        assert p.shape == (te.sum(), 2) and np.isfinite(p).all()
+        r = [np.corrcoef(obs[ok, j], p[ok, j])[0, 1] for j in range(2)]
+        assert min(r) > 0.3, (name, r)

@@ -476,11 +476,20 @@ class LSTMLearner(FluxLearner):
         return self
 
     def predict(self, X: pd.DataFrame, *, sites: np.ndarray, dates: np.ndarray) -> np.ndarray:
+        """Predict every row; windows are built from the rows given.
+
+        Pass each site's consecutive days (its whole record, or at least ``lookback - 1``
+        days before the first day of interest): days not passed count as missing days (padding),
+        so predicting a thinned-out subset of days loses the history.
+        """
         self._check_fitted()
         Xa, _, fnames, _, sites_a, dates_a, _ = check_inputs(X, None, sites, dates, what="predict")
         check_columns(self.feature_names_in_, fnames)
         full, pos, start = self._inputs(Xa, sites_a, dates_a)
-        dev = self._device() if self.device == "auto" else torch.device(self.device_)
+        # the fitted model lives on CPU; use CUDA only where it was asked for and is present
+        want_cuda = str(self.device_).startswith("cuda") or self.device == "auto"
+        dev = torch.device(self.device_ if str(self.device_).startswith("cuda") else "cuda") \
+            if want_cuda and torch.cuda.is_available() else torch.device("cpu")
         out = np.empty((len(Xa), len(self.target_names_)))
         prev = torch.get_num_threads()
         try:
