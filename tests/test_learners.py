@@ -244,6 +244,7 @@ REAL = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "share
 
 
 @pytest.mark.realdata
+@pytest.mark.slow
 def test_real_data_smoke_one_fold():
     """mlr, rf and svm on 6 real FLUXNET2015 sites: fit on 5, predict the 6th."""
     from fluxcore.features import build_features
