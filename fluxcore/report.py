@@ -316,7 +316,9 @@ def write_report(run_dir, dataset=None, out_dir=None) -> Path:
         lines += ["## Heterogeneity versus skill", "",
                   "D_mean: mean comprehensive Euclidean distance of the test site to its fold's training "
                   "sites (group-balanced z-scores, training statistics only; docs/heterogeneity.md). "
-                  "Correlation with per-site R²; the paper reports a significant negative correlation.", "",
+                  "Correlation with per-site R²; the paper reports a significant negative correlation. "
+                  "R² is unbounded below, so a few sites with very negative R² dominate Pearson r; "
+                  "Spearman rho is rank-based and robust to them.", "",
                   _md_table(main[["learner", "target", "zone", "n", "pearson_r", "pearson_p", "spearman_rho",
                                   "spearman_p", "slope", "intercept"]]), ""]
         alld = ds_tab[(ds_tab["zone"] == "all") & (ds_tab["metric"] == "R2")]

@@ -66,6 +66,7 @@ def test_report_numbers_recomputed_with_pandas(small_run, tmp_path):
     assert row["dR2_mean"] == pytest.approx(d.mean())
     assert row["n_better_R2"] == int((d > 0).sum())
     assert row["p_wilcoxon_R2"] == pytest.approx(stats.wilcoxon(d).pvalue)
+    assert np.abs(d).max() > 1e-6  # the runner passed the fuzzy weights to the learner
 
     # distances and their correlation with R²
     dist = pd.read_csv(tmp_path / "rep" / "distances.csv")
