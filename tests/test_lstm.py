@@ -217,3 +217,14 @@ def test_bad_dates_are_clear_errors():
     bad = np.tile(np.array(["1700-01-01", "2020-01-01"], dtype="datetime64[ns]"), 20)
     with pytest.raises(DataError, match="wrong dates"):
         _layout(many, bad)
+
+
+def test_fine_tune_with_one_target_missing(fitted, data):
+    import copy
+
+    X, y, s, d = data
+    a = s == "S07"
+    y_a = y[a].copy()
+    y_a["ER"] = np.nan
+    est = copy.deepcopy(fitted).fine_tune(X[a], y_a, sites=s[a], dates=d[a], epochs=1)
+    assert np.isfinite(est.predict(X[a], sites=s[a], dates=d[a])).all()

@@ -385,7 +385,7 @@ class LSTMLearner(FluxLearner):
         return num / max(den, 1)
 
     def _prepare_targets(self, ya, w):
-        M = target_row_masks(ya, w) if w is not None else np.isfinite(ya)
+        M = np.isfinite(ya) if w is None else np.isfinite(ya) & (w > 0)[:, None]
         Y = (ya - self.y_mean_) / self.y_scale_
         ww = np.ones(len(ya)) if w is None else w
         rows = np.flatnonzero(M.any(axis=1))
