@@ -207,7 +207,8 @@ def zone_memberships(ai, overlap: float = ZONE_OVERLAP) -> pd.DataFrame:
     return pd.DataFrame(m, columns=list(ZONES), index=index)
 
 
-def _make_base(base: str, params: Mapping[str, Any] | None, random_state) -> FluxLearner:
+def _make_base(base: str, params: Mapping[str, Any] | None, random_state,
+               multi_target: bool = False) -> FluxLearner:
     params = dict(params or {})
     learner = make_learner(base, **params)
     if random_state is not None and "random_state" not in params:
@@ -216,6 +217,10 @@ def _make_base(base: str, params: Mapping[str, Any] | None, random_state) -> Flu
                 learner.set_params(random_state=random_state)
         except (ConfigError, AttributeError):
             pass
+    if multi_target and not getattr(learner, "multi_target", False):
+        from .learners import PerTarget  # single-output plug-in: one clone per target
+
+        learner = PerTarget(learner)
     return learner
 
 
@@ -292,14 +297,14 @@ class FuzzyZoneLearner(FluxLearner):
             w = mu_site.reindex(sites[rows]).to_numpy(dtype=float) * sw[rows]
             if not (w > 0).any():
                 continue
-            model = _make_base(self.base, self.base_params, self.random_state)
+            model = _make_base(self.base, self.base_params, self.random_state, multi_target=True)
             yz = y.iloc[rows] if hasattr(y, "iloc") else np.asarray(y)[rows]
             model.fit(X.iloc[rows], yz, sites=sites[rows], dates=np.asarray(dates)[rows], sample_weight=w)
             self.models_[z] = model
             self.zone_sites_[z] = sorted(map(str, ok_sites))
         self.fallback_ = not self.models_
         if self.fallback_:
-            model = _make_base(self.base, self.base_params, self.random_state)
+            model = _make_base(self.base, self.base_params, self.random_state, multi_target=True)
             model.fit(X, y, sites=sites, dates=np.asarray(dates), sample_weight=sample_weight)
             self.models_["all"] = model
             self.zone_sites_["all"] = sorted(set(sites))
