@@ -626,8 +626,9 @@ def _cmd_loso(args: argparse.Namespace) -> int:
                        progress=progress)
     res = load_run(run_dir)
     if not args.quiet:
-        g = res.metrics.groupby(["learner", "target"], sort=False, observed=True)
-        for (lrn, tgt), d in g:
+        met = res.metrics
+        for lrn, tgt in [(lrn, t) for lrn in res.learners for t in res.targets]:
+            d = met[(met["learner"] == lrn) & (met["target"] == tgt)]
             print(f"{lrn:>12s} {tgt:<4s} sites {d['R2'].notna().sum():4d}  median R2 {d['R2'].median():7.3f}  "
                   f"median r2 {d['r2'].median():6.3f}  mean RMSE {d['RMSE'].mean():6.3f}")
     print(run_dir)

@@ -2,6 +2,7 @@
 exactness against scikit-learn LeaveOneGroupOut, fuzzy weights, determinism, cancel."""
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -245,3 +246,26 @@ def test_cancel_then_resume(ds, tmp_path):
     assert run2 == run
     assert len(SpyLearner.FIT_LOG) == ds.n_sites  # only the missing folds were computed
     assert load_run(run).status == "done"
+
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fluxnet2015"
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_real_fluxnet_subset_end_to_end(tmp_path):
+    if not (REAL / "daily.parquet").is_file():
+        pytest.skip("../shared/data/fluxnet2015 not available")
+    from fluxcore.sources import load_dataset
+
+    full = load_dataset(REAL)
+    sites = ["US-Ha1", "DE-Tha", "US-MMS", "FR-Pue", "AU-How", "US-Var"]
+    ds = full.subset(sites=sites)
+    cfg = RunConfig(data=str(REAL), learners=["mlr"], targets=["GPP", "ER"])
+    res = load_run(run_loso(cfg, dataset=ds, runs_dir=tmp_path))
+    assert res.status == "done" and sorted(res.metrics["SITE_ID"].unique()) == sorted(sites)
+    assert res.metrics["n"].min() > 300
+    assert np.isfinite(res.metrics[["R2", "r2", "RMSE"]].to_numpy()).all()
+    # r² is the R² of the best linear rescaling of the predictions, so R² <= r² <= 1
+    assert (res.metrics["r2"] <= 1).all() and (res.metrics["R2"] <= res.metrics["r2"] + 1e-12).all()
+    assert res.manifest["data"]["fingerprint"] == ds.fingerprint()
