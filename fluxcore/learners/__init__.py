@@ -1,7 +1,7 @@
 """Learners behind one interface (see :mod:`fluxcore.learners.base`).
 
 Importing this package registers the built-in learners ``mlr``, ``rf``, ``svm`` and (when
-PyTorch is installed) ``lstm``.
+PyTorch is installed) ``lstm``; PyTorch itself is imported on the first ``make_learner("lstm")``.
 """
 
 import importlib.util
@@ -11,6 +11,12 @@ from ._util import PerTarget
 from .base import FluxLearner, available_learners, make_learner, register
 
 if importlib.util.find_spec("torch") is not None:  # PyTorch is optional (extra "lstm")
-    from . import lstm  # noqa: F401
+
+    @register("lstm")
+    def _make_lstm(**params):
+        """Import torch only when an LSTM is made (keeps ``import fluxcore`` fast)."""
+        from .lstm import LSTMLearner  # registers the class itself under "lstm"
+
+        return LSTMLearner(**params)
 
 __all__ = ["FluxLearner", "PerTarget", "available_learners", "make_learner", "register"]
