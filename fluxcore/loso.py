@@ -367,7 +367,8 @@ def run_loso(config, *, dataset=None, runs_dir: str | Path = "runs", jobs: int =
     env = environment()
     manifest0 = {
         "key": run_dir.name, "status": "running",
-        "data": {"source": str(dataset.source or rc.data), "name": dataset.name, "fingerprint": dataset.fingerprint(),
+        "data": {"source": str(dataset.source or rc.data), "name": dataset.name,
+                 "fingerprint": dataset.fingerprint(),
                  "synthetic": bool(dataset.synthetic), "n_sites": dataset.n_sites,
                  "n_site_days": dataset.n_site_days},
         "code_version": env["code_version"], "git_commit": env["git_commit"],
@@ -378,6 +379,11 @@ def run_loso(config, *, dataset=None, runs_dir: str | Path = "runs", jobs: int =
     }
     store.initialise(rc.to_dict(), manifest0)
     store.acquire_owner()
+    with store.lock():  # a resumed failed / cancelled run is running again
+        mm = store.read_manifest()
+        if mm.get("status") != "done":
+            mm["status"], mm["error"] = "running", None
+            store.write_manifest(mm)
     session = {"started": now_iso(), "pid": os.getpid(), "host": socket.gethostname(),
                "jobs": jobs, "scheduler": scheduler, "folds_computed": 0}
     t_start = time.perf_counter()
@@ -419,7 +425,8 @@ def run_loso(config, *, dataset=None, runs_dir: str | Path = "runs", jobs: int =
                     report(len(done_ids), total, None, f"waiting: {busy} fold(s) being computed by another process")
                     time.sleep(poll_seconds)
                     continue
-                continue  # stale claims were dropped: claim again
+                time.sleep(0.05)  # stale claims were dropped: claim again
+                continue
             finished, _ = executor.wait(list(in_flight), timeout=poll_seconds)
             for fut in finished:
                 fid = in_flight.pop(fut)
@@ -435,7 +442,7 @@ def run_loso(config, *, dataset=None, runs_dir: str | Path = "runs", jobs: int =
                 report(n_done, total, eta, f"{lrn} {site}")
         _finalise(store, rc, dataset, site_metrics, zone_summary)
         status = "done"
-    except RunCancelled:
+    except (RunCancelled, KeyboardInterrupt):
         status = "cancelled"
         raise
     except BaseException as exc:
