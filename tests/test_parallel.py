@@ -77,3 +77,22 @@ def test_dask_local_cluster_equals_serial(ds, cfg, serial, tmp_path):
     assert ex["scheduler"].startswith("tcp://127.0.0.1:")
     assert ex["malloc_trim_threshold"] == ["None"]  # unset inside the workers
     assert os.environ.get("MALLOC_TRIM_THRESHOLD_") == before
+
+
+@pytest.mark.slow
+@pytest.mark.requires_dask
+def test_dask_scheduler_address_equals_serial(ds, cfg, serial, tmp_path):
+    """``scheduler="tcp://..."``: an existing cluster (here a LocalCluster started by the test)."""
+    import logging
+
+    dask = pytest.importorskip("dask")
+    distributed = pytest.importorskip("distributed")
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}), \
+            distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                     dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tcp://")
+        res = load_run(run_loso(cfg, dataset=ds, runs_dir=tmp_path, scheduler=address))
+    pd.testing.assert_frame_equal(res.predictions, serial.predictions)
+    ex = res.manifest["sessions"][-1]["executor"]
+    assert ex["kind"] == "dask" and ex["scheduler"] == address and ex["n_workers"] == 1
