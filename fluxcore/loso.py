@@ -668,7 +668,7 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("loso", help="leave-one-site-out cross-validation (prints the run folder last)")
     p.add_argument("--config", default=None, help="YAML/TOML/JSON run config; options below override it")
     p.add_argument("--data", default=None, help="'demo', a folder, or a tidy CSV/Parquet file (default demo)")
-    p.add_argument("--learners", type=_csv, default=None, help="comma list, e.g. lstm,rf,svm,mlr or lstm_fuzzy")
+    p.add_argument("--learners", type=_csv, default=None, help="comma list (default lstm,rf,svm,mlr); fuzzy variants e.g. lstm_fuzzy")
     p.add_argument("--targets", type=_csv, default=None, help="comma list (default GPP,ER)")
     p.add_argument("--sites", type=_csv, default=None, help="test site ids (default all)")
     p.add_argument("--zones", type=_csv, default=None, help="test-site aridity zones: arid,semi-arid,semi-humid,humid")
