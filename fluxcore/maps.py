@@ -94,6 +94,7 @@ def _base_map(asset_url: str, tiles: bool, draw: bool, height: int | str = "100%
         style_function=lambda _f: {"fillColor": "#eef0f2", "color": "#9aa3ab", "weight": 0.6,
                                    "fillOpacity": 1.0},
         control=True, overlay=True, smooth_factor=1.0,
+        interactive=False,  # clicks go to the site markers, never to a country
     ).add_to(m)
     if tiles:
         folium.TileLayer(ONLINE_TILES, name="OpenStreetMap tiles (online)", overlay=False,
@@ -216,7 +217,7 @@ def sites_map(
             color=SELECTED_COLOR if is_sel else "#ffffff",
             weight=3 if is_sel else 1,
             fill=True, fill_color=ZONE_COLORS.get(zone, ZONE_COLORS["unknown"]), fill_opacity=0.95,
-            tooltip=sid,
+            tooltip=sid, class_name="fluxcore-site",
             popup=folium.Popup(popup_html(row, None if years is None else years.get(sid)), max_width=260),
         ).add_to(fg)
     present = [z for z in ZONE_COLORS if (pos["ARIDITY_ZONE"].map(_zone) == z).any()] if len(pos) else []
@@ -294,7 +295,7 @@ def value_map(
         folium.CircleMarker(
             location=[float(row["LAT"]), float(row["LON"])], radius=7, color="#333", weight=1,
             fill=True, fill_color=ramp_color(val, lo, hi), fill_opacity=0.95,
-            tooltip=f"{sid}: {txt}",
+            tooltip=f"{sid}: {txt}", class_name="fluxcore-site",
             popup=folium.Popup(popup_html(row) + f"<br>{_html.escape(label)}: {txt}", max_width=260),
         ).add_to(fg)
     stops = np.linspace(lo, hi, 5)

@@ -154,11 +154,21 @@ def job_manager(path: str) -> JobManager:
     return JobManager(path, max_running=1)
 
 
-@st.cache_data(show_spinner=False, ttl=2)
-def runs_table(path: str) -> pd.DataFrame:
+@st.cache_data(show_spinner=False, max_entries=32)
+def _runs_table(path: str, stamp: tuple) -> pd.DataFrame:
     from fluxcore.loso import list_runs
 
     return list_runs(path)
+
+
+def runs_table(path: str) -> pd.DataFrame:
+    """``fluxcore.loso.list_runs``, re-read whenever a run folder or manifest changes."""
+    d = Path(path)
+    stamp: tuple = ()
+    if d.is_dir():
+        stamp = (d.stat().st_mtime_ns,) + tuple(sorted(
+            (m.parent.name, m.stat().st_mtime_ns) for m in d.glob("*/manifest.json")))
+    return _runs_table(path, stamp)
 
 
 @st.cache_resource(show_spinner="Loading run…", max_entries=6)

@@ -62,10 +62,15 @@ state = st_folium(m, key="sites_map", height=520, use_container_width=True,
                   returned_objects=["last_object_clicked", "last_object_clicked_tooltip", "all_drawings"])
 event = maps.selection_from_map_state(state, shown)
 new = selection
-if event["click_key"] is not None and event["click_key"] != st.session_state.get("_last_click"):
-    st.session_state["_last_click"] = event["click_key"]
+# st_folium repeats its last click on every rerun of the same map; a map is redrawn (and its
+# click state reset) whenever the selection or the filters change, so a click is new when its
+# key or the map it came from is new
+map_id = (tuple(selection), tuple(zones), tuple(igbp), tiles)
+click_key = None if event["click_key"] is None else (map_id, event["click_key"])
+if click_key is not None and click_key != st.session_state.get("_last_click"):
+    st.session_state["_last_click"] = click_key
     new = maps.merge_selection(new, toggle=event["clicked"])
-draw_key = repr(state.get("all_drawings")) if state else None
+draw_key = (map_id, repr(state.get("all_drawings"))) if state else None
 if event["drawn"] and draw_key != st.session_state.get("_last_draw"):
     st.session_state["_last_draw"] = draw_key
     new = maps.merge_selection(new, add=event["drawn"])

@@ -119,14 +119,11 @@ else:
     st.warning(problem, icon=":material/warning:")
 
 
-def _start() -> None:
+if st.button("Start run", type="primary", disabled=config is None, key="start",
+             help="The run goes on in the background; you can use the other pages meanwhile."):
+    # submitted from this script run, i.e. with the widget values shown on the page
     job = jm.submit(config, ds)
-    keys = [k for k in st.session_state.get("job_keys", []) if k != job.key]
-    st.session_state["job_keys"] = keys + [job.key]
-
-
-st.button("Start run", type="primary", disabled=config is None, key="start", on_click=_start,
-          help="The run goes on in the background; you can use the other pages meanwhile.")
+    st.session_state["job_keys"] = [k for k in st.session_state.get("job_keys", []) if k != job.key] + [job.key]
 
 
 # ------------------------------------------------------------------ progress

@@ -186,3 +186,31 @@ def test_train_run_ends_with_results(runs_dir, demo):
     assert len(at.get("plotly_chart")) >= 2
     metrics = [d.value for d in at.dataframe if "R2" in d.value.columns]
     assert metrics and set(metrics[0]["SITE_ID"]) == set(sites)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_pages_on_real_fluxnet_data(runs_dir, monkeypatch, real_data):
+    from fluxcore.sources import load_dataset
+    from tests.factories_dashboard import write_fake_run
+
+    monkeypatch.setenv("FLUXCORE_DATA", str(real_data))
+    ds = load_dataset(str(real_data))
+    at = _app(timeout=120)
+    _until(at, lambda a: len(a.metric) >= 4, timeout=120)
+    assert {m.label: m.value for m in at.metric}["Sites"] == str(ds.n_sites)
+    assert "SYNTHETIC" not in "\n".join(w.value for w in at.warning)
+    at.switch_page("pages/sites.py").run()
+    assert not at.exception
+    assert at.button(key="sel_shown").label == f"Select shown ({ds.n_sites})"
+    at.switch_page("pages/train.py").run()
+    assert not at.exception and not at.button(key="start").disabled
+    at.switch_page("pages/data.py").run()
+    assert not at.exception and at.radio(key="data_kind").value == "real"
+    sites = [s for s in ds.site_ids if ds.zone_of(s) == "arid"][:3] + [s for s in ds.site_ids if ds.zone_of(s) == "humid"][:3]
+    write_fake_run(runs_dir, ds, sites, data=str(real_data))
+    at.switch_page("pages/results.py").run()
+    assert not at.exception and len(at.get("plotly_chart")) >= 2
+    at.switch_page("pages/heterogeneity.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [d for d in at.dataframe if "pearson_r" in d.value.columns]

@@ -98,21 +98,35 @@ def _nav(page, label):
 
 
 def _folium_frame(page):
-    page.wait_for_selector('iframe[title="streamlit_folium.st_folium"]', timeout=30_000)
-    for f in page.frames:
-        if "st_folium" in f.url:
-            return f
-    raise AssertionError("no streamlit-folium frame")
+    """The streamlit-folium iframe's frame (the map is drawn inside it)."""
+    sel = 'iframe[title="streamlit_folium.st_folium"]'
+    page.wait_for_selector(sel, timeout=30_000)
+    frame = page.locator(sel).first.element_handle().content_frame()
+    assert frame is not None, "no streamlit-folium frame"
+    return frame
+
+
+def _wait_frame_with(page, text: str, timeout: float = 30.0):
+    """The map frame once it shows ``text`` (a map is redrawn in a new frame)."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        try:
+            f = _folium_frame(page)
+            if f.get_by_text(text).count():
+                return f
+        except Exception:  # noqa: BLE001 - frame being replaced
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"map with {text!r} not drawn in time")
 
 
 def _marker_count(page) -> int:
-    for f in page.frames:
-        if "st_folium" in f.url:
-            try:
-                return f.locator("path.leaflet-interactive").count()
-            except Exception:  # noqa: BLE001 - frame being replaced
-                return -1
-    return -1
+    try:
+        h = page.locator('iframe[title="streamlit_folium.st_folium"]').first.element_handle(timeout=1000)
+        f = h.content_frame() if h else None
+        return f.locator("path.fluxcore-site").count() if f else -1
+    except Exception:  # noqa: BLE001 - iframe being replaced
+        return -1
 
 
 def _wait_markers(page, cond, timeout=30.0) -> int:
@@ -154,10 +168,10 @@ def test_dashboard_offline_end_to_end(server):
         page.get_by_role("heading", name="Sites map").first.wait_for()
         frame = _folium_frame(page)
         frame.wait_for_selector(".leaflet-container", timeout=30_000)
-        frame.wait_for_selector("path.leaflet-interactive", timeout=30_000)
+        frame.wait_for_selector("path.fluxcore-site", timeout=30_000)
         times["switch_to_sites_map_drawn_s"] = round(time.perf_counter() - t, 3)
-        n_markers = frame.locator("path.leaflet-interactive").count()
-        assert n_markers >= 100, n_markers  # demo world: ~190 sites (+ country outlines)
+        n_markers = frame.locator("path.fluxcore-site").count()
+        assert n_markers >= 100, n_markers  # demo world: ~190 sites
         assert frame.locator(".fluxcore-legend").count() == 1
         _idle(page)
         page.screenshot(path=str(ARTIFACTS / "sites.png"))
@@ -183,8 +197,17 @@ def test_dashboard_offline_end_to_end(server):
         page.get_by_text(f"Selected sites ({n_arid} of").first.wait_for()
         _idle(page)
         frame = _folium_frame(page)
-        frame.wait_for_selector("path.leaflet-interactive")
+        frame.wait_for_selector("path.fluxcore-site")
         page.screenshot(path=str(ARTIFACTS / "sites_selected.png"))
+        # clicking a marker toggles that site (here: removes it from the selection)
+        frame.get_by_text(f"selected ({n_arid})").wait_for()
+        frame.locator("path.fluxcore-site").first.dispatch_event("click")  # markers overlap: no coordinates
+        page.get_by_text(f"Selected sites ({n_arid - 1} of").first.wait_for()
+        _idle(page)
+        frame = _wait_frame_with(page, f"selected ({n_arid - 1})")  # the redrawn map
+        frame.locator("path.fluxcore-site").first.dispatch_event("click")  # markers overlap: no coordinates
+        page.get_by_text(f"Selected sites ({n_arid} of").first.wait_for()
+        _idle(page)
 
         # ---------------------------------------------------------------- Train (small run)
         t = time.perf_counter()
@@ -195,8 +218,10 @@ def test_dashboard_offline_end_to_end(server):
         _idle(page)
         # keep it small: mlr only, GPP only, on the selected arid sites
         page.locator('button[aria-label^="Remove rf"]').first.click()
+        page.wait_for_function("() => !document.querySelector('button[aria-label^=\"Remove rf\"]')")
         _idle(page)
         page.locator('button[aria-label="Remove ER"]').first.click()
+        page.wait_for_function("() => !document.querySelector('button[aria-label=\"Remove ER\"]')")
         _idle(page)
         page.get_by_text(f"{n_arid} test site(s) × 1 learner(s)").first.wait_for()
         page.screenshot(path=str(ARTIFACTS / "train.png"))
@@ -205,6 +230,7 @@ def test_dashboard_offline_end_to_end(server):
         page.locator('[data-testid="stProgress"]').or_(page.get_by_text("Finished in")).first.wait_for(timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "train_running.png"))
         page.get_by_text("Finished in").first.wait_for(timeout=900_000)
+        assert page.get_by_text(": mlr · GPP").first.is_visible()
         times["small_run_s"] = round(time.perf_counter() - t, 3)
         times["small_run"] = f"mlr, GPP, {n_arid} arid demo sites"
         _idle(page)
@@ -228,7 +254,7 @@ def test_dashboard_offline_end_to_end(server):
         # switch pages back and forth on the finished run
         t = time.perf_counter()
         _nav(page, "Sites map")
-        _folium_frame(page).wait_for_selector("path.leaflet-interactive")
+        _folium_frame(page).wait_for_selector("path.fluxcore-site")
         times["switch_to_sites_again_s"] = round(time.perf_counter() - t, 3)
         _idle(page)
         t = time.perf_counter()
@@ -243,7 +269,7 @@ def test_dashboard_offline_end_to_end(server):
         page.get_by_role("heading", name="Heterogeneity and skill").first.wait_for()
         page.locator(".annotation-text", has_text="Pearson").first.wait_for(timeout=60_000)
         times["switch_to_heterogeneity_first_s"] = round(time.perf_counter() - t, 3)
-        _folium_frame(page).wait_for_selector("path.leaflet-interactive", timeout=60_000)
+        _folium_frame(page).wait_for_selector("path.fluxcore-site", timeout=60_000)
         _idle(page)
         page.screenshot(path=str(ARTIFACTS / "heterogeneity.png"))
 
@@ -254,6 +280,19 @@ def test_dashboard_offline_end_to_end(server):
         times["switch_to_data_s"] = round(time.perf_counter() - t, 3)
         _idle(page)
         page.screenshot(path=str(ARTIFACTS / "data.png"))
+        # a bad upload gives the data layer's one-line message, and the demo world stays in use
+        bad = ARTIFACTS / "bad_upload.csv"
+        bad.write_text("foo,bar\n1,2\n")
+        page.locator('[data-testid="stRadio"]', has_text="Data source").get_by_text("Upload a tidy").click()
+        page.locator('input[type="file"]').first.wait_for(state="attached")
+        page.locator('input[type="file"]').first.set_input_files(str(bad))
+        page.get_by_text("This data cannot be used").first.wait_for(timeout=60_000)
+        err = page.locator('[data-testid="stAlertContentError"]').first.inner_text()
+        assert "bad_upload" in err and "Traceback" not in err, err
+        _idle(page)
+        page.screenshot(path=str(ARTIFACTS / "data_bad_upload.png"))
+        assert page.get_by_text("SYNTHETIC demo world").first.is_visible()
+        bad.unlink()
         t = time.perf_counter()
         _nav(page, "Overview")
         page.locator('[data-testid="stMetricValue"]').first.wait_for()

@@ -68,7 +68,8 @@ def test_legend_popup_and_markers():
     for z in ("arid", "semi-arid", "semi-humid", "humid"):
         assert z in html
     assert "selected (1)" in html
-    assert html.count("L.circleMarker(") == 8
+    assert html.count("L.circleMarker(") == 8 and html.count('"className": "fluxcore-site"') == 8
+    assert '"interactive": false' in html  # the basemap does not catch clicks
     assert "years of data: 3" in html and "IGBP: ENF" in html and "aridity index: 0.10" in html
     assert "Countries (offline basemap)" in html
 

@@ -25,7 +25,7 @@ def test_scatter_has_one_to_one_line_and_scores():
     line = fig.data[names.index("1:1")]
     assert list(line.x) == list(line.y)  # a true 1:1 line
     assert {"arid", "semi-arid", "semi-humid", "humid"} == set(names) - {"1:1"}
-    assert all(t == "scattergl" for t, n in zip(_types(fig), names) if n != "1:1")
+    assert all(t == "scattergl" for t, n in zip(_types(fig), names, strict=True) if n != "1:1")
     sub = pred[(pred.target == "GPP") & (pred.learner == "rf")]
     s = scores(sub.observed, sub.predicted)
     text = fig.layout.annotations[0].text
