@@ -29,6 +29,7 @@ from .errors import ConfigError
 from .variables import TARGETS, ZONES
 
 POOLS = ("all", "zone")
+STRATEGIES = ("fast", "per-fold")
 DEFAULT_LEARNERS = ["lstm", "rf", "svm", "mlr"]
 DEFAULT_TARGETS = ["GPP", "ER"]
 
@@ -101,6 +102,14 @@ class RunConfig:
         Keyword arguments of ``fluxcore.qc.QCConfig`` (None: the loader's default QC).
     min_train_sites : int
         A fold whose training pool has fewer sites is skipped (and reported).
+    strategy : {"fast", "per-fold"}
+        ``"per-fold"`` fits one fresh model per fold (the notebook way). ``"fast"`` (default)
+        computes all folds of ``mlr``, ``rf``, ``svm`` and ``lstm`` at once with the strategies
+        of :mod:`fluxcore.fastloso` (exact for mlr; no model ever sees its test site); other
+        learners and fuzzy variants other than ``mlr_fuzzy*`` still run fold by fold.
+    strategy_options : dict
+        Options of the fast strategies per learner, e.g. ``{"rf": {"n_groups": 10}}``
+        (defaults: :data:`fluxcore.fastloso.DEFAULT_OPTIONS`).
     """
 
     data: str = "demo"
@@ -114,6 +123,8 @@ class RunConfig:
     seed: int = 0
     qc: dict | None = None
     min_train_sites: int = 2
+    strategy: str = "fast"
+    strategy_options: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------ building
     @classmethod
@@ -129,7 +140,7 @@ class RunConfig:
         for key in ("learners", "targets", "sites", "zones"):
             if key in d:
                 d[key] = _list_of_str(d[key], f"{source}: {key}")
-        for key in ("features", "params"):
+        for key in ("features", "params", "strategy_options"):
             if key in d and d[key] is None:
                 d[key] = {}
         cfg = cls(**d)
@@ -226,6 +237,11 @@ class RunConfig:
             raise ConfigError(f"params given for learner(s) {extra} that are not in learners {self.learners}")
         if not isinstance(self.features, dict):
             raise ConfigError("features must be a mapping of FeatureConfig options")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"unknown strategy {self.strategy!r}; choose from {list(STRATEGIES)}")
+        if not isinstance(self.strategy_options, dict) or not all(
+                isinstance(v, dict) for v in self.strategy_options.values()):
+            raise ConfigError("strategy_options must map learner names to {option: value} mappings")
         if self.qc is not None and not isinstance(self.qc, dict):
             raise ConfigError("qc must be a mapping of QCConfig options")
         return self
@@ -275,6 +291,16 @@ class RunConfig:
             params[name] = resolve_learner_params(name, cfg.params.get(name, {}), cfg.seed)
         cfg.params = params
         cfg.features = _resolve_dataclass_options("fluxcore.features", "FeatureConfig", cfg.features, "features")
+        if cfg.strategy == "fast":
+            from .fastloso import DEFAULT_OPTIONS
+
+            unknown = sorted(set(cfg.strategy_options) - set(DEFAULT_OPTIONS))
+            if unknown:
+                raise ConfigError(f"strategy_options for {unknown}: only {sorted(DEFAULT_OPTIONS)} have options")
+            cfg.strategy_options = {k: {**v, **cfg.strategy_options.get(k, {})}
+                                    for k, v in DEFAULT_OPTIONS.items()}
+        else:
+            cfg.strategy_options = {}
         if cfg.qc is not None:
             cfg.qc = _resolve_dataclass_options("fluxcore.qc", "QCConfig", cfg.qc, "qc")
         if cfg.sites is not None:

@@ -124,7 +124,9 @@ def mlr_loso(
         Test site -> training sites.
     site_weights : mapping, optional
         Test site -> {training site: weight}. Weights per training site (fuzzy site weighting);
-        sites absent from the mapping get weight 0. Default: all 1.
+        sites absent from the mapping get weight 0, and sites of weight 0 are dropped from the
+        fold altogether (also from the imputation means), as the per-fold runner does.
+        Default: all 1.
 
     Returns
     -------
@@ -188,9 +190,10 @@ def mlr_loso(
             w = np.array([float(wmap.get(s, 0.0)) for s in pool])
         else:
             w = np.ones(len(idx))
-        cnt = cnt_obs[idx].sum(axis=0)
+        used = (w > 0).astype(np.float64)[:, None]  # weight-0 sites are dropped from the fold
+        cnt = (cnt_obs[idx] * used).sum(axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mu = np.where(cnt > 0, sum_obs[idx].sum(axis=0) / cnt, 0.0)
+            mu = np.where(cnt > 0, (sum_obs[idx] * used).sum(axis=0) / cnt, 0.0)
         mu1 = np.concatenate([[0.0], mu])
         rows = order[bounds[index[test]]:bounds[index[test] + 1]]
         xt = X0[rows] + M[rows] * mu1
@@ -239,6 +242,7 @@ def rf_site_oob(
     max_depth: int | None = None,
     random_state: int = 0,
     n_jobs: int = 2,
+    progress=None,
 ) -> dict[str, np.ndarray]:
     """Site-level out-of-bag random forest for all folds at once.
 
@@ -267,6 +271,8 @@ def rf_site_oob(
         Seed; the result is deterministic for a fixed seed whatever ``n_jobs``.
     n_jobs : int
         Threads growing trees in parallel (scikit-learn releases the GIL while growing).
+    progress : callable, optional
+        ``progress(fraction_done)``; it may raise to stop the computation.
 
     Returns
     -------
@@ -325,11 +331,20 @@ def rf_site_oob(
 
     sums = {s: np.zeros((len(rows_of[index[s]]), t)) for s in pools}
     counts = dict.fromkeys(pools, 0)
-    with ThreadPoolExecutor(max_workers=max(1, n_jobs)) as ex:
-        for preds in ex.map(grow, jobs):
-            for s, p in preds.items():
-                sums[s] += p
-                counts[s] += 1
+    workers = max(1, n_jobs)
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        pending: list = []
+        for i, job in enumerate(jobs):
+            pending.append(ex.submit(grow, job))
+            if len(pending) >= 2 * workers or i == len(jobs) - 1:
+                # results are added in submission order: deterministic whatever n_jobs
+                for fut in pending:
+                    for s, pr in fut.result().items():
+                        sums[s] += pr
+                        counts[s] += 1
+                pending = []
+                if progress is not None:
+                    progress((i + 1) / len(jobs))  # may raise to cancel
     return {s: sums[s] / max(counts[s], 1) for s in pools}
 
 
@@ -372,6 +387,7 @@ def lssvm_group_loso(
     alpha: float = 1.0,
     random_state: int = 0,
     chunk: int = 50_000,
+    progress=None,
 ) -> dict[str, np.ndarray]:
     """RBF least-squares SVR in a Nystroem feature space, all folds of a group at once.
 
@@ -382,7 +398,8 @@ def lssvm_group_loso(
     ``min_b sum_{pool(f)} (y - b0 - phi(x) b)^2 + alpha |b|^2`` is solved exactly from the
     per-site sums ``Phi_s' Phi_s``, ``Phi_s' y_s`` (targets centred on the fold's training mean,
     intercept unpenalised). ``gamma`` defaults to ``1 / n_features`` on standardised data
-    (scikit-learn's ``"scale"`` for unit variance).
+    (scikit-learn's ``"scale"`` for unit variance). ``progress(fraction_done)`` is called after
+    each group and may raise to stop.
 
     Returns
     -------
@@ -453,6 +470,8 @@ def lssvm_group_loso(
                     b = np.linalg.solve(Sc + alpha * np.eye(m), syc)
                     preds[:, k] = ybar + (phi_t - phibar) @ b
                 out[f] = preds
+            if progress is not None:
+                progress(len(out) / len(pools))
     return out
 
 
@@ -471,6 +490,7 @@ def lstm_group_finetune(
     finetune_lr: float | None = None,
     random_state: int = 0,
     progress=None,
+    info: dict | None = None,
 ) -> dict[str, np.ndarray]:
     """LSTM for all folds: pre-train per group of test sites, fine-tune briefly per fold.
 
@@ -501,6 +521,9 @@ def lstm_group_finetune(
         Seed of the grouping; the LSTM's own ``random_state`` is in ``params``.
     progress : callable, optional
         ``progress(done_folds, message)`` after each fold.
+    info : dict, optional
+        Filled with ``{test site: {"val_sites": [...], "group_size": n}}``: the early-stopping
+        validation sites of the fold's pre-trained model (all training sites of that model).
 
     Returns
     -------
@@ -541,10 +564,114 @@ def lstm_group_finetune(
                                     dates=dates[ft_rows], epochs=finetune_epochs, lr=finetune_lr)
                 te = rows_of[index[f]]
                 out[f] = model.predict(X.iloc[te], sites=sites[te], dates=dates[te])
+                if info is not None:
+                    info[f] = {"val_sites": sorted(map(str, getattr(base, "val_sites_", []))),
+                               "group_size": len(group)}
                 done += 1
                 if progress is not None:
                     progress(done, f"lstm {f}")
     return out
 
 
-__all__ = ["mlr_loso", "rf_site_oob", "lssvm_group_loso", "lstm_group_finetune"]
+# -------------------------------------------------------------------------- dispatch
+#: Default options of the fast strategies (``RunConfig.strategy_options`` overrides them).
+DEFAULT_OPTIONS: dict[str, dict] = {
+    "rf": {"n_groups": 10},
+    "svm": {"n_groups": 8},
+    "lstm": {"n_groups": 4, "finetune_epochs": 1, "finetune_windows": 4000},
+}
+
+#: What each fast strategy is, for manifests and documentation.
+DESCRIPTIONS: dict[str, str] = {
+    "mlr": "exact LOSO OLS from per-site sufficient statistics",
+    "rf": "site-level out-of-bag forest (trees grown without a group of sites)",
+    "svm": "RBF least-squares SVR in a Nystroem space fitted per group of sites; exact per-site ridge",
+    "lstm": "LSTM pre-trained per group of sites, fine-tuned briefly per fold on its own pool",
+}
+
+
+def fast_kind(template, weighted: bool = False) -> str | None:
+    """Fast strategy of an unfitted learner, or None when it must run fold by fold.
+
+    ``mlr`` (with intercept) supports fuzzy site weights; the others only unweighted runs.
+    """
+    name = getattr(template, "name", None)
+    if name == "mlr" and template.get_params().get("fit_intercept", True):
+        return "mlr"
+    if weighted:
+        return None
+    if name in ("rf", "svm", "lstm"):
+        return name
+    return None
+
+
+def run_fast(kind: str, template, X, Y, sites: np.ndarray, dates: np.ndarray, pools: Pools, *,
+             site_weights=None, options: dict | None = None, n_jobs: int = 1,
+             progress=None, info: dict | None = None) -> dict[str, np.ndarray]:
+    """Run the fast strategy ``kind`` with the hyperparameters of ``template``.
+
+    Parameters
+    ----------
+    kind : {"mlr", "rf", "svm", "lstm"}
+        From :func:`fast_kind`.
+    template : FluxLearner
+        Unfitted learner whose hyperparameters are used: ``rf`` trees per site =
+        ``n_estimators`` (and its ``min_samples_leaf``, ``max_features``, ``max_samples``,
+        ``max_depth``); ``svm`` uses ``n_components``, ``gamma`` and ridge penalty
+        ``alpha = 1 / C``; ``lstm`` passes every hyperparameter to each group model.
+    X, Y : pandas.DataFrame
+        Features and targets.
+    sites, dates : ndarray
+        Site and day of each row.
+    pools : mapping
+        Test site -> training sites.
+    site_weights : mapping, optional
+        Fuzzy site weights per test site (``mlr`` only).
+    options : dict, optional
+        Strategy options (see :data:`DEFAULT_OPTIONS`).
+    n_jobs : int
+        Threads for ``rf``; torch threads for ``lstm``.
+    progress : callable, optional
+        ``progress(fraction_done)``; may raise to cancel.
+    info : dict, optional
+        Filled with per-fold information (``lstm``: early-stopping validation sites).
+    """
+    p = template.get_params()
+    opt = {**DEFAULT_OPTIONS.get(kind, {}), **(options or {})}
+    seed = p.get("random_state")
+    seed = 0 if seed is None else int(seed)
+    sites = np.asarray(sites).astype(str)
+    if kind == "mlr":
+        out = mlr_loso(X.to_numpy(dtype=float), Y.to_numpy(dtype=float), sites, pools,
+                       site_weights=site_weights)
+    elif kind == "rf":
+        ms = p.get("max_samples")
+        out = rf_site_oob(X.to_numpy(dtype=float), Y.to_numpy(dtype=float), sites, pools,
+                          trees_per_site=int(p.get("n_estimators", 100)), n_groups=int(opt["n_groups"]),
+                          max_samples=1.0 if ms is None else ms,
+                          min_samples_leaf=p.get("min_samples_leaf", 5),
+                          max_features=p.get("max_features", 0.5), max_depth=p.get("max_depth"),
+                          random_state=seed, n_jobs=max(1, int(n_jobs)), progress=progress)
+    elif kind == "svm":
+        gamma = p.get("gamma", "scale")
+        out = lssvm_group_loso(X.to_numpy(dtype=float), Y.to_numpy(dtype=float), sites, pools,
+                               n_groups=int(opt["n_groups"]), n_components=int(p.get("n_components", 400)),
+                               gamma=None if isinstance(gamma, str) else float(gamma),
+                               alpha=1.0 / float(p.get("C", 1.0)), random_state=seed, progress=progress)
+    elif kind == "lstm":
+        params = dict(p)
+        if n_jobs and n_jobs > 1:
+            params["n_threads"] = int(n_jobs)
+        n_folds = max(1, len(pools))
+        out = lstm_group_finetune(
+            X, Y, sites, dates, pools, params=params, n_groups=int(opt["n_groups"]),
+            finetune_epochs=int(opt["finetune_epochs"]), finetune_windows=int(opt["finetune_windows"]),
+            finetune_lr=opt.get("finetune_lr"), random_state=seed, info=info,
+            progress=None if progress is None else (lambda done, msg: progress(done / n_folds)))
+    else:
+        raise ConfigError(f"unknown fast strategy {kind!r}")
+    return out
+
+
+__all__ = ["mlr_loso", "rf_site_oob", "lssvm_group_loso", "lstm_group_finetune", "fast_kind",
+           "run_fast", "DEFAULT_OPTIONS", "DESCRIPTIONS"]

@@ -50,7 +50,8 @@ from .runstore import (
 __all__ = [
     "RunConfig", "RunResult", "run_loso", "fold_train_sites", "plan_folds", "load_run",
     "list_runs", "delete_run", "compute_fold", "fit_fold", "predict_fold", "FoldTask", "TextProgress", "add_cli",
-    "build_feature_table", "prepare_run", "make_task", "resolve_learners",
+    "build_feature_table", "prepare_run", "make_task", "resolve_learners", "run_fast_batches",
+    "fold_frame", "test_rows",
 ]
 
 ProgressFn = Callable[[int, int, "float | None", str], None]
@@ -206,6 +207,28 @@ def predict_fold(models: list, X: pd.DataFrame, sites: np.ndarray, dates: np.nda
     return pred
 
 
+def test_rows(payload: dict, site: str) -> np.ndarray:
+    """Positions of the rows of ``site`` in the feature table (increasing)."""
+    code = np.flatnonzero(payload["site_uniques"] == site)
+    return np.flatnonzero(payload["site_codes"] == code[0]) if code.size else np.zeros(0, int)
+
+
+def fold_frame(payload: dict, site: str, learner: str, targets, rows: np.ndarray,
+               pred: np.ndarray) -> pd.DataFrame:
+    """Long predictions ``SITE_ID, DATE, learner, target, observed, predicted`` of one fold."""
+    k = len(targets)
+    obs = payload["y"].iloc[rows][list(targets)].to_numpy(dtype=float)
+    out = pd.DataFrame({
+        "SITE_ID": np.full(len(rows) * k, site, dtype=object).astype(str),
+        "DATE": np.tile(payload["dates"][rows], k),
+        "learner": learner,
+        "target": np.repeat(np.asarray(list(targets), dtype=object), len(rows)).astype(str),
+        "observed": obs.T.ravel(),
+        "predicted": np.asarray(pred, dtype=float).T.ravel(),
+    })
+    return out[PREDICTION_COLUMNS]
+
+
 def compute_fold(payload: dict, task: FoldTask) -> tuple[pd.DataFrame, dict]:
     """Train on the pool rows and predict the test site (runs in a worker).
 
@@ -218,27 +241,84 @@ def compute_fold(payload: dict, task: FoldTask) -> tuple[pd.DataFrame, dict]:
     """
     t0 = time.perf_counter()
     models, tr = fit_fold(payload, task)
-    X, y, sites, dates = payload["X"], payload["y"], payload["sites"], payload["dates"]
-    uniq = payload["site_uniques"]
-    code = np.flatnonzero(uniq == task.test_site)
-    te = np.flatnonzero(payload["site_codes"] == code[0]) if code.size else np.zeros(0, int)
+    X, sites, dates = payload["X"], payload["sites"], payload["dates"]
+    te = test_rows(payload, task.test_site)
     k = len(task.targets)
     pred = predict_fold(models, X.iloc[te], sites[te], dates[te], k)
-    obs = y.iloc[te][list(task.targets)].to_numpy(dtype=float)
-    out = pd.DataFrame({
-        "SITE_ID": np.full(len(te) * k, task.test_site, dtype=object).astype(str),
-        "DATE": np.tile(dates[te], k),
-        "learner": task.learner,
-        "target": np.repeat(np.asarray(task.targets, dtype=object), len(te)).astype(str),
-        "observed": obs.T.ravel(),
-        "predicted": pred.T.ravel(),
-    })
+    out = fold_frame(payload, task.test_site, task.learner, task.targets, te, pred)
     val = set()
     for m in models:
         val |= {str(s) for s in (getattr(m, "val_sites_", None) if getattr(m, "val_sites_", None) is not None else [])}
     info = {"seconds": time.perf_counter() - t0, "n_train_rows": int(len(tr)),
             "n_train_sites": len(task.train_sites), "val_sites": sorted(val)}
-    return out[PREDICTION_COLUMNS], info
+    return out, info
+
+
+def run_fast_batches(store: RunStore, rc: RunConfig, payload: dict, templates: dict,
+                     folds: list, wanted: list[str], report: ProgressFn, cancelled: Callable[[], bool],
+                     jobs: int = 1) -> int:
+    """Compute the pending folds of every learner with a fast strategy, one batch per learner.
+
+    Each batch claims the learner's pending folds in the store (folds claimed by another live
+    process are left to it), computes them together with :func:`fluxcore.fastloso.run_fast`
+    and stores every fold like a per-fold result. An interrupted batch loses only its own
+    folds. Returns the number of folds computed.
+    """
+    from .fastloso import DESCRIPTIONS, fast_kind, run_fast
+
+    by_id = {fold_id(lrn, s): (lrn, s, pool) for lrn, s, pool in folds}
+    total = len(wanted)
+    n_done = 0
+    for lrn in rc.learners:
+        template, weight_fn = templates[lrn]
+        kind = fast_kind(template, weighted=weight_fn is not None)
+        if kind is None:
+            continue
+        finished = store.finished_folds()
+        fids = [f for f in wanted if by_id[f][0] == lrn and f not in finished]
+        claimed, _ = store.claim(fids, limit=len(fids)) if fids else ([], 0)
+        if not claimed:
+            continue
+        pools = {by_id[f][1]: list(by_id[f][2]) for f in claimed}
+        weights = None
+        if weight_fn is not None:
+            weights = {s: make_task(rc, templates, lrn, s, pool).weights for s, pool in pools.items()}
+        base = len(store.finished_folds() & set(wanted))
+        n_batch = len(claimed)
+        t0 = time.perf_counter()
+
+        def progress(frac: float, _lrn=lrn, _kind=kind, _n=n_batch, _base=base, _t0=t0) -> None:
+            if cancelled():
+                raise RunCancelled(f"run {store.path.name} cancelled; re-run to resume")
+            elapsed = time.perf_counter() - _t0
+            eta = elapsed / frac * (1 - frac) if frac > 0 else None
+            report(min(total, _base + int(frac * _n)), total, eta,
+                   f"{_lrn}: {DESCRIPTIONS[_kind]} ({frac:.0%} of {_n} folds)")
+
+        written: set[str] = set()
+        fold_info: dict = {}
+        try:
+            preds = run_fast(kind, template, payload["X"], payload["y"][list(rc.targets)],
+                             payload["sites"], payload["dates"], pools, site_weights=weights,
+                             options=rc.strategy_options.get(kind), n_jobs=jobs, progress=progress,
+                             info=fold_info)
+            seconds = time.perf_counter() - t0
+            for fid in claimed:
+                _, site, pool = by_id[fid]
+                df = fold_frame(payload, site, lrn, rc.targets, test_rows(payload, site), preds[site])
+                store.write_fold(lrn, site, df)
+                store.finish_fold(fid, seconds / len(claimed),
+                                  {"strategy": kind, "batch_folds": len(claimed),
+                                   "batch_seconds": round(seconds, 3), "n_train_sites": len(pool),
+                                   "val_sites": [], **fold_info.get(site, {})})
+                written.add(fid)
+        finally:
+            rest = [f for f in claimed if f not in written]
+            if rest:
+                store.unclaim(rest)
+        n_done += len(claimed)
+        report(len(store.finished_folds() & set(wanted)), total, None, f"{lrn}: {len(claimed)} folds done")
+    return n_done
 
 
 # ---------------------------------------------------------------------- learners
@@ -398,6 +478,12 @@ def run_loso(config, *, dataset=None, runs_dir: str | Path = "runs", jobs: int =
         payload = None
         templates: dict = {}
         n_session = 0
+        if rc.strategy == "fast" and len(done_ids) < total:
+            payload = build_feature_table(dataset, rc)
+            templates = resolve_learners(rc, dataset)
+            n_session += run_fast_batches(store, rc, payload, templates, folds, wanted, report,
+                                          cancelled, jobs=jobs)
+            session["folds_computed"] = n_session
         while True:
             if cancelled():
                 raise RunCancelled(f"run {run_dir.name} cancelled; re-run to resume")
@@ -405,8 +491,9 @@ def run_loso(config, *, dataset=None, runs_dir: str | Path = "runs", jobs: int =
             free = capacity - len(in_flight)
             claimed, busy = store.claim(wanted, limit=free) if free > 0 else ([], 0)
             if claimed and executor is None:
-                payload = build_feature_table(dataset, rc)
-                templates = resolve_learners(rc, dataset)
+                if payload is None:
+                    payload = build_feature_table(dataset, rc)
+                    templates = resolve_learners(rc, dataset)
                 executor = make_executor(payload, jobs=jobs, scheduler=scheduler)
                 session["executor"] = executor.info
                 if executor.capacity > 1:  # claim more now that the capacity is known
@@ -612,7 +699,7 @@ def _parse_param(text: str) -> tuple[str, str, Any]:
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """RunConfig from ``--config`` (if any) overridden by the explicit command-line options."""
     d = RunConfig.from_file(args.config).to_dict() if args.config else {}
-    for key in ("data", "learners", "targets", "sites", "zones", "pool", "seed"):
+    for key in ("data", "learners", "targets", "sites", "zones", "pool", "seed", "strategy"):
         v = getattr(args, key, None)
         if v is not None:
             d[key] = v
@@ -673,6 +760,9 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sites", type=_csv, default=None, help="test site ids (default all)")
     p.add_argument("--zones", type=_csv, default=None, help="test-site aridity zones: arid,semi-arid,semi-humid,humid")
     p.add_argument("--pool", choices=["all", "zone"], default=None, help="training pool (default all)")
+    p.add_argument("--strategy", choices=["fast", "per-fold"], default=None,
+                   help="fast: all folds of mlr/rf/svm/lstm at once without leakage (default); "
+                        "per-fold: one fresh model per fold")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--param", action="append", default=[], metavar="LEARNER.NAME=VALUE",
                    help="hyperparameter, repeatable: --param lstm.max_epochs=5")
