@@ -116,9 +116,14 @@ def _base_map(asset_url: str, tiles: bool, draw: bool, height: int | str = "100%
 
 def _legend(title: str, items: Sequence[tuple[str, str]], position: str = "bottomright") -> folium.Element:
     vert, horiz = ("bottom", "right") if position == "bottomright" else ("bottom", "left")
+    def swatch(c: str) -> str:
+        if c == SELECTED_COLOR:  # selection: a dark ring, as drawn on the map
+            return "background:#fff;border:3px solid " + c
+        return f"background:{c};border:1px solid #555"
+
     rows = "".join(
-        f'<div><span style="display:inline-block;width:12px;height:12px;border-radius:6px;'
-        f'background:{c};border:1px solid #555;margin-right:6px;vertical-align:middle"></span>'
+        f'<div><span style="display:inline-block;width:12px;height:12px;border-radius:6px;box-sizing:border-box;'
+        f'{swatch(c)};margin-right:6px;vertical-align:middle"></span>'
         f"{_html.escape(str(lab))}</div>"
         for lab, c in items
     )
@@ -178,6 +183,7 @@ def sites_map(
     draw: bool = True,
     asset_url: str = STATIC_URL,
     height: int | str = "100%",
+    selection_legend: bool = False,
 ) -> folium.Map:
     """Map of sites as circle markers coloured by aridity zone, with legend and popups.
 
@@ -198,6 +204,9 @@ def sites_map(
         URL prefix of the local ``assets/`` files.
     height : int or str
         Map height.
+    selection_legend : bool
+        Always list "selected" in the legend (for maps whose selection is drawn by
+        :func:`selection_layer`, which leaves the map itself unchanged).
 
     Returns
     -------
@@ -224,11 +233,33 @@ def sites_map(
     items = [(z, ZONE_COLORS[z]) for z in present]
     if sel:
         items.append((f"selected ({len(sel & set(pos['SITE_ID'].astype(str)))})", SELECTED_COLOR))
+    elif selection_legend:
+        items.append(("selected", SELECTED_COLOR))
     _add_legend(m, "Aridity zone", items)
     if len(pos):
         _fit(m, pos)
     folium.LayerControl(collapsed=True).add_to(m)
     return m
+
+
+def selection_layer(sites: pd.DataFrame, selected: Iterable[str], name: str = "Selected sites") -> folium.FeatureGroup:
+    """Dark rings around the selected sites, as a layer that does not catch clicks.
+
+    Meant for ``st_folium(..., feature_group_to_add=selection_layer(...))``: the component then
+    updates the rings without redrawing the map (zoom, position and drawings are kept).
+    """
+    sel = {str(s) for s in selected}
+    fg = folium.FeatureGroup(name=name, control=False)
+    pos = sites.dropna(subset=["LAT", "LON"])
+    pos = pos[pos["SITE_ID"].astype(str).isin(sel)]
+    for _, row in pos.iterrows():
+        ring = folium.CircleMarker(
+            location=[float(row["LAT"]), float(row["LON"])], radius=9, color=SELECTED_COLOR, weight=3,
+            fill=False, class_name="fluxcore-selected",
+        )
+        ring.options["interactive"] = False  # folium drops this option: set it on the Leaflet options
+        ring.add_to(fg)
+    return fg
 
 
 def _fit(m: folium.Map, pos: pd.DataFrame) -> None:

@@ -56,24 +56,30 @@ b3.button("Clear", key="sel_clear", width="stretch", on_click=lambda: _set([]))
 b4.caption("Click a marker to add/remove it; draw a rectangle or polygon (tools at the top left) "
            "to add every site inside.")
 
-m = maps.sites_map(shown, selected=selection, years=shown.set_index("SITE_ID")["YEARS"], tiles=tiles,
-                   asset_url=common.asset_url())
+# The base map depends on the filters only; the selection is a separate layer that
+# streamlit-folium updates in place (no redraw: zoom, position and drawings are kept).
+m = maps.sites_map(shown, years=shown.set_index("SITE_ID")["YEARS"], tiles=tiles, asset_url=common.asset_url(),
+                   selection_legend=True)
 state = st_folium(m, key="sites_map", height=520, use_container_width=True,
-                  returned_objects=["last_object_clicked", "last_object_clicked_tooltip", "all_drawings"])
+                  feature_group_to_add=maps.selection_layer(shown, selection),
+                  returned_objects=["last_object_clicked", "last_object_clicked_tooltip",
+                                    "last_object_clicked_count", "all_drawings"])
+# st_folium repeats its last click and drawings on every rerun: act on each click once (its
+# counter grows per click on one map; a new map, after a filter change, starts again)
+map_id = (tuple(zones), tuple(igbp), tiles)
+seen = st.session_state.get("_map_seen") or (None, 0, 0)
+same_map = seen[0] == map_id
 event = maps.selection_from_map_state(state, shown)
 new = selection
-# st_folium repeats its last click on every rerun of the same map; a map is redrawn (and its
-# click state reset) whenever the selection or the filters change, so a click is new when its
-# key or the map it came from is new
-map_id = (tuple(selection), tuple(zones), tuple(igbp), tiles)
-click_key = None if event["click_key"] is None else (map_id, event["click_key"])
-if click_key is not None and click_key != st.session_state.get("_last_click"):
-    st.session_state["_last_click"] = click_key
+count = int((state or {}).get("last_object_clicked_count") or 0)
+prev_count = seen[1] if same_map and count else 0  # a freshly mounted map starts at 0
+if event["clicked"] is not None and count > prev_count:
     new = maps.merge_selection(new, toggle=event["clicked"])
-draw_key = (map_id, repr(state.get("all_drawings"))) if state else None
-if event["drawn"] and draw_key != st.session_state.get("_last_draw"):
-    st.session_state["_last_draw"] = draw_key
-    new = maps.merge_selection(new, add=event["drawn"])
+drawings = list((state or {}).get("all_drawings") or [])
+prev_draw = min(seen[2], len(drawings)) if same_map else 0
+if len(drawings) > prev_draw:
+    new = maps.merge_selection(new, add=maps.sites_in_drawings(shown, drawings[prev_draw:]))
+st.session_state["_map_seen"] = (map_id, count, len(drawings))
 if new != selection:
     common.set_selected_sites(new)
     st.rerun()

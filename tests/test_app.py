@@ -214,3 +214,24 @@ def test_pages_on_real_fluxnet_data(runs_dir, monkeypatch, real_data):
     at.switch_page("pages/heterogeneity.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert [d for d in at.dataframe if "pearson_r" in d.value.columns]
+
+
+def test_failed_run_shows_its_error_and_app_stays_usable(runs_dir, demo):
+    from fluxcore.config import RunConfig
+    from pages import _common as common
+
+    at = _app("pages/train.py")
+    jm = common.job_manager(str(runs_dir))
+    # a configuration the runner rejects (its data source does not exist)
+    bad = RunConfig(data=str(runs_dir / "missing.csv"), learners=["mlr"], targets=["GPP"])
+    job = jm.submit(bad)
+    jm.wait(job.key, 60)
+    assert job.status == "failed"
+    at.session_state["job_keys"] = [job.key]
+    at.run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert errors and errors[0].startswith("The run failed:") and "missing.csv" in errors[0]
+    assert "does not exist" in errors[0]
+    at.switch_page("pages/overview.py").run()
+    assert not at.exception

@@ -106,18 +106,21 @@ def _folium_frame(page):
     return frame
 
 
-def _wait_frame_with(page, text: str, timeout: float = 30.0):
-    """The map frame once it shows ``text`` (a map is redrawn in a new frame)."""
+def _ring_count(page) -> int:
+    try:
+        return _folium_frame(page).locator("path.fluxcore-selected").count()
+    except Exception:  # noqa: BLE001 - iframe being replaced
+        return -1
+
+
+def _wait_rings(page, n: int, timeout: float = 30.0) -> None:
+    """Wait until the map shows ``n`` selection rings."""
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < timeout:
-        try:
-            f = _folium_frame(page)
-            if f.get_by_text(text).count():
-                return f
-        except Exception:  # noqa: BLE001 - frame being replaced
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"map with {text!r} not drawn in time")
+        if _ring_count(page) == n:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"map does not show {n} selected sites (shows {_ring_count(page)})")
 
 
 def _marker_count(page) -> int:
@@ -200,12 +203,39 @@ def test_dashboard_offline_end_to_end(server):
         frame.wait_for_selector("path.fluxcore-site")
         page.screenshot(path=str(ARTIFACTS / "sites_selected.png"))
         # clicking a marker toggles that site (here: removes it from the selection)
-        frame.get_by_text(f"selected ({n_arid})").wait_for()
+        _wait_rings(page, n_arid)
+        frame = _folium_frame(page)
+        t = time.perf_counter()
         frame.locator("path.fluxcore-site").first.dispatch_event("click")  # markers overlap: no coordinates
         page.get_by_text(f"Selected sites ({n_arid - 1} of").first.wait_for()
+        _wait_rings(page, n_arid - 1)  # the selection layer is updated in place
+        times["marker_click_to_selection_s"] = round(time.perf_counter() - t, 3)
         _idle(page)
-        frame = _wait_frame_with(page, f"selected ({n_arid - 1})")  # the redrawn map
-        frame.locator("path.fluxcore-site").first.dispatch_event("click")  # markers overlap: no coordinates
+        _folium_frame(page).locator("path.fluxcore-site").first.dispatch_event("click")
+        page.get_by_text(f"Selected sites ({n_arid} of").first.wait_for()
+        _idle(page)
+        _wait_rings(page, n_arid)
+        # drawing a rectangle (Leaflet.draw, served locally) selects the sites inside
+        page.locator(".st-key-sel_clear button").click()
+        page.get_by_text("Selected sites (0 of").first.wait_for()
+        _idle(page)
+        _wait_rings(page, 0)
+        frame = _folium_frame(page)
+        frame.locator(".leaflet-draw-draw-rectangle").click()
+        box = page.locator('iframe[title="streamlit_folium.st_folium"]').first.bounding_box()
+        page.mouse.move(box["x"] + 60, box["y"] + 20)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] - 20, box["y"] + box["height"] - 110, steps=12)
+        page.mouse.up()
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('label, p')].some(e => /^Selected sites \\(([1-9][0-9]*) of/.test(e.innerText))",
+            timeout=30_000)
+        n_drawn = int(page.get_by_text("Selected sites (").first.inner_text().split("(")[1].split(" ")[0])
+        assert 0 < n_drawn <= n_arid
+        times["sites_selected_by_rectangle"] = f"{n_drawn} of {n_arid}"
+        _idle(page)
+        page.screenshot(path=str(ARTIFACTS / "sites_drawn.png"))
+        page.get_by_role("button", name="Select shown (").first.click()
         page.get_by_text(f"Selected sites ({n_arid} of").first.wait_for()
         _idle(page)
 

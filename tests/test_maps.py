@@ -151,3 +151,14 @@ def test_years_of_data():
         ["2001-01-01", "2001-06-01", "2003-01-01", "2005-01-01"])})
     y = maps.years_of_data(d)
     assert y["A"] == 2 and y["B"] == 1
+
+
+def test_selection_layer_rings_do_not_catch_clicks():
+    sites = make_sites(6)
+    fg = maps.selection_layer(sites, ["XX-S01", "XX-S03", "nope"])
+    m = maps.sites_map(sites, selection_legend=True)
+    fg.add_to(m)
+    html = _render(m)
+    assert html.count('"className": "fluxcore-selected"') == 2
+    assert html.count('"interactive": false') >= 3  # basemap + 2 rings
+    assert "<b>Aridity zone</b>" in html and ">selected</div>" in html
