@@ -58,31 +58,40 @@ b4.caption("Click a marker to add/remove it; draw a rectangle or polygon (tools 
 
 # The base map depends on the filters only; the selection is a separate layer that
 # streamlit-folium updates in place (no redraw: zoom, position and drawings are kept).
+map_id = (tuple(zones), tuple(igbp), tiles)
+
+
+def _on_map_change() -> None:
+    """Clicks and drawings, handled before the rerun (so the page runs once per click).
+
+    st_folium repeats its last click and drawings in every value: act on each click once (its
+    counter grows per click on one map; a map mounted anew starts at 0) and on new drawings.
+    """
+    state = st.session_state.get("sites_map") or {}
+    seen = st.session_state.get("_map_seen") or (None, 0, 0)
+    same_map = seen[0] == map_id
+    current = common.selected_sites()
+    new = current
+    event = maps.selection_from_map_state(state, shown)
+    count = int(state.get("last_object_clicked_count") or 0)
+    prev_count = seen[1] if same_map and count else 0
+    if event["clicked"] is not None and count > prev_count:
+        new = maps.merge_selection(new, toggle=event["clicked"])
+    drawings = list(state.get("all_drawings") or [])
+    prev_draw = min(seen[2], len(drawings)) if same_map else 0
+    if len(drawings) > prev_draw:
+        new = maps.merge_selection(new, add=maps.sites_in_drawings(shown, drawings[prev_draw:]))
+    st.session_state["_map_seen"] = (map_id, count, len(drawings))
+    if new != current:
+        _set(new)
+
+
 m = maps.sites_map(shown, years=shown.set_index("SITE_ID")["YEARS"], tiles=tiles, asset_url=common.asset_url(),
                    selection_legend=True)
-state = st_folium(m, key="sites_map", height=520, use_container_width=True,
-                  feature_group_to_add=maps.selection_layer(shown, selection),
-                  returned_objects=["last_object_clicked", "last_object_clicked_tooltip",
-                                    "last_object_clicked_count", "all_drawings"])
-# st_folium repeats its last click and drawings on every rerun: act on each click once (its
-# counter grows per click on one map; a new map, after a filter change, starts again)
-map_id = (tuple(zones), tuple(igbp), tiles)
-seen = st.session_state.get("_map_seen") or (None, 0, 0)
-same_map = seen[0] == map_id
-event = maps.selection_from_map_state(state, shown)
-new = selection
-count = int((state or {}).get("last_object_clicked_count") or 0)
-prev_count = seen[1] if same_map and count else 0  # a freshly mounted map starts at 0
-if event["clicked"] is not None and count > prev_count:
-    new = maps.merge_selection(new, toggle=event["clicked"])
-drawings = list((state or {}).get("all_drawings") or [])
-prev_draw = min(seen[2], len(drawings)) if same_map else 0
-if len(drawings) > prev_draw:
-    new = maps.merge_selection(new, add=maps.sites_in_drawings(shown, drawings[prev_draw:]))
-st.session_state["_map_seen"] = (map_id, count, len(drawings))
-if new != selection:
-    common.set_selected_sites(new)
-    st.rerun()
+st_folium(m, key="sites_map", height=520, use_container_width=True,
+          feature_group_to_add=maps.selection_layer(shown, selection), on_change=_on_map_change,
+          returned_objects=["last_object_clicked", "last_object_clicked_tooltip", "last_object_clicked_count",
+                            "all_drawings"])
 
 st.multiselect(f"Selected sites ({len(selection)} of {len(all_ids)})", all_ids, key="site_ms",
                on_change=_from_multiselect, placeholder="none selected: runs use all sites (or the zones chosen on Train)")
