@@ -49,12 +49,23 @@ def test_density_mode_above_threshold():
     pred = make_predictions(n_sites=4, n_days=400, learners=("rf",), targets=("GPP",))
     n = len(pred)
     small = plots.scatter_pred_obs(pred, threshold=n + 1)
-    assert "histogram2d" not in _types(small)
+    assert "heatmap" not in _types(small)
     big = plots.scatter_pred_obs(pred, threshold=n - 1)
-    assert _types(big)[0] == "histogram2d"
+    assert _types(big)[0] == "heatmap"
+    z = np.asarray(big.data[0].z, dtype=float)
+    assert np.nansum(z) == n  # every point counted once, nothing sent point by point
+    assert z.size <= 150 * 150
     assert "1:1" in [t.name for t in big.data]
     assert f"n = {n:,}" in big.layout.annotations[0].text
     assert plots.DENSITY_THRESHOLD == 20_000
+
+
+def test_density_grid_square_and_complete():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=1000), rng.normal(2, 1, size=1000)
+    c, xe, ye = plots.density_grid(x, y, bins=40)
+    assert c.shape == (40, 40) and c.sum() == 1000
+    assert np.array_equal(xe, ye)  # same bins on both axes, so the 1:1 line is the diagonal
 
 
 def test_scatter_drops_nan_and_handles_empty():
