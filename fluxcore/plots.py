@@ -66,8 +66,13 @@ def stats_text(s: Mapping, unit: str = FLUX_UNIT) -> str:
 def _with_zone(pred: pd.DataFrame, zones: Mapping | pd.Series | None) -> pd.DataFrame:
     if "zone" in pred.columns or zones is None:
         return pred
-    zmap = dict(zones)
-    return pred.assign(zone=pred["SITE_ID"].map(lambda s: zmap.get(s)))
+    zone = pred["SITE_ID"].astype(object).map(dict(zones))  # missing sites -> NaN
+    return pred.assign(zone=zone.to_numpy(dtype=object))
+
+
+def _unique(values: pd.Series) -> list[str]:
+    """Distinct values in order of appearance (fast on large and categorical columns)."""
+    return [str(v) for v in pd.unique(values.to_numpy(dtype=object))] if len(values) else []
 
 
 def scatter_pred_obs(
@@ -118,11 +123,12 @@ def scatter_pred_obs(
     if learners is not None:
         df = df[df["learner"].isin(list(learners))]
     df = df[np.isfinite(df["observed"].astype(float)) & np.isfinite(df["predicted"].astype(float))]
-    df = _with_zone(df, zones)
     n = len(df)
     use_density = (n > threshold) if density is None else bool(density)
+    if not use_density and color_by == "zone":
+        df = _with_zone(df, zones)
     fig = go.Figure()
-    learner_list = list(dict.fromkeys(df["learner"])) if n else []
+    learner_list = _unique(df["learner"])
     if use_density and n:
         # binned on the server ("datashading by binning"): the browser gets a bins x bins
         # grid of counts instead of every point
@@ -227,7 +233,7 @@ def timeseries(
     obs = df.drop_duplicates("DATE")
     fig.add_trace(go.Scattergl(x=obs["DATE"], y=obs["observed"], mode="markers", name="observed",
                                marker={"color": "#222", "size": 3}))
-    for i, lrn in enumerate(dict.fromkeys(df["learner"])):
+    for i, lrn in enumerate(_unique(df["learner"])):
         g = df[df["learner"] == lrn]
         s = _scores(g["observed"], g["predicted"])
         fig.add_trace(go.Scattergl(x=g["DATE"], y=g["predicted"], mode="lines",
@@ -245,7 +251,7 @@ def metric_box(metrics: pd.DataFrame, target: str, metric: str = "R2", by: str =
 
     m = metrics[metrics["target"] == target]
     fig = go.Figure()
-    for i, lrn in enumerate(dict.fromkeys(m["learner"])):
+    for i, lrn in enumerate(_unique(m["learner"])):
         g = m[m["learner"] == lrn]
         fig.add_trace(go.Box(x=g[by].fillna("unknown") if by in g else None, y=g[metric], name=lrn,
                              marker_color=learner_color(lrn, i), boxpoints="all", jitter=0.3,
