@@ -118,6 +118,27 @@ if config is not None:
 else:
     st.warning(problem, icon=":material/warning:")
 
+stored = None
+if config is not None:
+    try:
+        from fluxcore.loso import prepare_run
+
+        _rc, _ds, run_dir = prepare_run(config, dataset=ds, runs_dir=common.runs_dir())
+        table = common.runs_table(str(common.runs_dir()))
+        row = table[table["key"] == run_dir.name]
+        stored = None if row.empty else row.iloc[0]
+    except Exception:  # noqa: BLE001 - only a hint; Start run reports real problems
+        stored = None
+    if stored is not None and stored["status"] == "done":
+        st.success(f"This run is already in the store (`{stored['key']}`): starting it shows the stored results "
+                   "at once.", icon=":material/inventory_2:")
+        if st.button("Show stored results", key="show_stored"):
+            st.session_state["run_path"] = stored["path"]
+            st.switch_page("pages/results.py")
+    elif stored is not None:
+        st.caption(f"A run with these settings is in the store with status **{stored['status']}** "
+                   f"({stored['folds_done']}/{stored['n_folds']} folds); starting it resumes it.")
+
 
 if st.button("Start run", type="primary", disabled=config is None, key="start",
              help="The run goes on in the background; you can use the other pages meanwhile."):

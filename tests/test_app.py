@@ -181,6 +181,9 @@ def test_train_run_ends_with_results(runs_dir, demo):
     _until(at, lambda a: any("Finished" in s.value for s in a.success) or any("failed" in e.value for e in a.error),
            timeout=600, step=2.0)
     assert not any("failed" in e.value for e in at.error), [e.value for e in at.error]
+    # the same settings are now recognised as stored
+    at.run()
+    assert any("already in the store" in s.value for s in at.success)
     at.switch_page("pages/results.py").run()
     assert not at.exception
     assert len(at.get("plotly_chart")) >= 2
