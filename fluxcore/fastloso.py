@@ -630,7 +630,7 @@ def run_fast(kind: str, template, X, Y, sites: np.ndarray, dates: np.ndarray, po
     options : dict, optional
         Strategy options (see :data:`DEFAULT_OPTIONS`).
     n_jobs : int
-        Threads for ``rf``; torch threads for ``lstm``.
+        Threads growing ``rf`` trees (the LSTM uses its own ``n_threads``).
     progress : callable, optional
         ``progress(fraction_done)``; may raise to cancel.
     info : dict, optional
@@ -659,9 +659,7 @@ def run_fast(kind: str, template, X, Y, sites: np.ndarray, dates: np.ndarray, po
                                gamma=None if isinstance(gamma, str) else float(gamma),
                                alpha=1.0 / float(p.get("C", 1.0)), random_state=seed, progress=progress)
     elif kind == "lstm":
-        params = dict(p)
-        if n_jobs and n_jobs > 1:
-            params["n_threads"] = int(n_jobs)
+        params = dict(p)  # torch threads: the learner's own n_threads
         n_folds = max(1, len(pools))
         out = lstm_group_finetune(
             X, Y, sites, dates, pools, params=params, n_groups=int(opt["n_groups"]),

@@ -262,7 +262,8 @@ def run_fast_batches(store: RunStore, rc: RunConfig, payload: dict, templates: d
     Each batch claims the learner's pending folds in the store (folds claimed by another live
     process are left to it), computes them together with :func:`fluxcore.fastloso.run_fast`
     and stores every fold like a per-fold result. An interrupted batch loses only its own
-    folds. Returns the number of folds computed.
+    folds. A batch is the only work in flight, so tree learners use every core.
+    Returns the number of folds computed.
     """
     from .fastloso import DESCRIPTIONS, fast_kind, run_fast
 
@@ -300,7 +301,8 @@ def run_fast_batches(store: RunStore, rc: RunConfig, payload: dict, templates: d
         try:
             preds = run_fast(kind, template, payload["X"], payload["y"][list(rc.targets)],
                              payload["sites"], payload["dates"], pools, site_weights=weights,
-                             options=rc.strategy_options.get(kind), n_jobs=jobs, progress=progress,
+                             options=rc.strategy_options.get(kind),
+                             n_jobs=max(jobs, os.cpu_count() or 1), progress=progress,
                              info=fold_info)
             seconds = time.perf_counter() - t0
             for fid in claimed:

@@ -1,0 +1,208 @@
+"""Speed-and-skill benchmark: workload W against a naive per-fold loop and published results.
+
+Workload W: all sites of ``../shared/data/fluxnet2015``, learners lstm, rf, svm, mlr, targets
+GPP and ER, default settings (``strategy="fast"``), as one run through
+:func:`fluxcore.loso.run_loso`. Measured:
+
+* wall time of W and of each learner's batch, peak memory (this process and its children);
+* the time to reload the stored run (:func:`fluxcore.loso.load_run`);
+* a naive reference (``strategy="per-fold"``: a fresh model per fold with the same
+  hyperparameters, trained on all other sites) on a fixed, seeded subset of test sites, and
+  per learner the per-fold time ratio naive / fluxcore and both median per-site R² on the
+  subset's sites;
+* skill per learner and target (median and mean R² and r², per zone, US sites) beside the
+  anchors in :mod:`fluxcore.anchors` and CarbonFluxBench on the common sites.
+
+Usage::
+
+    python benchmarks/bench_speed.py --out benchmarks/out/speed.json
+    python benchmarks/bench_speed.py --learners mlr,rf --naive-learners mlr,rf --naive-sites 24
+
+Writes JSON; nothing is asserted (targets are reported as met or not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_loso import skill_summary  # noqa: E402
+
+from fluxcore import anchors  # noqa: E402
+from fluxcore.config import RunConfig  # noqa: E402
+from fluxcore.loso import _parse_param, load_run, run_loso  # noqa: E402
+from fluxcore.provenance import environment  # noqa: E402
+from fluxcore.sources import load_dataset  # noqa: E402
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fluxnet2015"
+
+
+def peak_mb() -> dict:
+    """Peak resident memory [MiB] of this process and of its (waited-for) children."""
+    self_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"self": round(self_mb, 1), "children": round(child_mb, 1)}
+
+
+def learner_seconds(manifest: dict) -> dict[str, float]:
+    """Compute seconds per learner from a run manifest (batch time or sum of fold times)."""
+    out: dict[str, float] = {}
+    for fid, secs in manifest.get("fold_seconds", {}).items():
+        lrn = fid.split("/", 1)[0]
+        out[lrn] = out.get(lrn, 0.0) + float(secs)
+    return {k: round(v, 2) for k, v in out.items()}
+
+
+def subset_sites(ds, n: int, seed: int) -> list[str]:
+    """Seeded test-site subset stratified by aridity zone (proportional, at least 1 each)."""
+    rng = np.random.default_rng(seed)
+    by_zone = ds.sites.loc[ds.sites.index.isin(ds.site_ids), "ARIDITY_ZONE"]
+    chosen: list[str] = []
+    zones = by_zone.value_counts()
+    quota = {z: max(1, round(n * c / len(by_zone))) for z, c in zones.items()}
+    while sum(quota.values()) > n:
+        quota[max(quota, key=quota.get)] -= 1
+    for z, q in sorted(quota.items()):
+        ids = sorted(by_zone.index[by_zone == z].astype(str))
+        chosen += [ids[i] for i in rng.choice(len(ids), size=min(q, len(ids)), replace=False)]
+    return sorted(chosen)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=str(DEFAULT_DATA))
+    ap.add_argument("--learners", default="lstm,rf,svm,mlr")
+    ap.add_argument("--targets", default="GPP,ER")
+    ap.add_argument("--naive-learners", default="lstm,rf,svm,mlr",
+                    help="learners of the naive reference ('' to skip it)")
+    ap.add_argument("--naive-sites", type=int, default=24)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--param", action="append", default=[], help="LEARNER.NAME=VALUE")
+    ap.add_argument("--runs-dir", default=None, help="default: a fresh temporary folder")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "speed.json"))
+    args = ap.parse_args(argv)
+
+    learners = [s for s in args.learners.split(",") if s]
+    targets = [s for s in args.targets.split(",") if s]
+    naive_learners = [s for s in args.naive_learners.split(",") if s]
+    params: dict = {}
+    for text in args.param:
+        lrn, name, value = _parse_param(text)
+        params.setdefault(lrn, {})[name] = value
+    runs_dir = Path(args.runs_dir or tempfile.mkdtemp(prefix="fluxcore-bench-"))
+    result: dict = {"workload": {"data": args.data, "learners": learners, "targets": targets,
+                                 "jobs": args.jobs, "params": params},
+                    "environment": environment()}
+
+    t0 = time.perf_counter()
+    ds = load_dataset(args.data)
+    result["load_seconds"] = round(time.perf_counter() - t0, 2)
+    result["workload"].update(n_sites=ds.n_sites, n_site_days=ds.n_site_days, fingerprint=ds.fingerprint())
+
+    # ------------------------------------------------------------------ W (fast)
+    cfg = RunConfig(data=args.data, learners=learners, targets=targets, seed=args.seed,
+                    params={k: v for k, v in params.items() if k in learners})
+    t0 = time.perf_counter()
+    run_dir = run_loso(cfg, dataset=ds, runs_dir=runs_dir, jobs=args.jobs)
+    w_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = load_run(run_dir)
+    reload_seconds = time.perf_counter() - t0
+    result["W"] = {"run_dir": str(run_dir), "wall_seconds": round(w_seconds, 1),
+                   "learner_seconds": learner_seconds(res.manifest),
+                   "peak_memory_mb": peak_mb(), "reload_seconds": round(reload_seconds, 3),
+                   "n_prediction_rows": len(res.predictions)}
+    metrics = res.metrics
+    skill = {}
+    for lrn in learners:
+        for tgt in targets:
+            m = metrics[(metrics["learner"] == lrn) & (metrics["target"] == tgt)]
+            skill[f"{lrn}/{tgt}"] = skill_summary(m)
+    result["skill"] = skill
+    print(json.dumps({"W_wall_seconds": result["W"]["wall_seconds"],
+                      "learner_seconds": result["W"]["learner_seconds"]}), flush=True)
+
+    # ------------------------------------------------------------- naive reference
+    if naive_learners:
+        subset = subset_sites(ds, args.naive_sites, args.seed)
+        ncfg = RunConfig(data=args.data, learners=naive_learners, targets=targets, seed=args.seed,
+                         sites=subset, strategy="per-fold",
+                         params={k: v for k, v in params.items() if k in naive_learners})
+        t0 = time.perf_counter()
+        ndir = run_loso(ncfg, dataset=ds, runs_dir=runs_dir, jobs=args.jobs)
+        naive_wall = time.perf_counter() - t0
+        nres = load_run(ndir)
+        nsec = learner_seconds(nres.manifest)
+        fsec = result["W"]["learner_seconds"]
+        per_learner = {}
+        for lrn in naive_learners:
+            row = {"naive_seconds": nsec.get(lrn), "naive_seconds_per_fold": None,
+                   "fluxcore_seconds_per_fold": None, "ratio_per_fold": None}
+            if nsec.get(lrn):
+                row["naive_seconds_per_fold"] = round(nsec[lrn] / len(subset), 3)
+            if lrn in fsec:
+                row["fluxcore_seconds_per_fold"] = round(fsec[lrn] / ds.n_sites, 3)
+            if row["naive_seconds_per_fold"] and row["fluxcore_seconds_per_fold"]:
+                row["ratio_per_fold"] = round(row["naive_seconds_per_fold"] / row["fluxcore_seconds_per_fold"], 1)
+            for tgt in targets:
+                nm = nres.metrics[(nres.metrics["learner"] == lrn) & (nres.metrics["target"] == tgt)]
+                fm = metrics[(metrics["learner"] == lrn) & (metrics["target"] == tgt)
+                             & metrics["SITE_ID"].isin(subset)]
+                row[f"median_R2_{tgt}"] = {"naive": _f(nm["R2"].median()), "fluxcore": _f(fm["R2"].median())}
+            per_learner[lrn] = row
+        tot_naive = sum(nsec.get(lrn, 0.0) for lrn in naive_learners) / len(subset)
+        tot_fast = sum(fsec.get(lrn, 0.0) for lrn in naive_learners if lrn in fsec) / ds.n_sites
+        result["naive"] = {"sites": subset, "wall_seconds": round(naive_wall, 1), "learners": per_learner,
+                           "overall_ratio_per_fold": round(tot_naive / tot_fast, 1) if tot_fast else None}
+
+    # --------------------------------------------------------------------- anchors
+    try:
+        cfb = anchors.compare_with_carbonfluxbench(metrics)
+        result["carbonfluxbench_common_sites"] = cfb.to_dict(orient="records")
+    except Exception as exc:  # noqa: BLE001 - anchors are optional
+        result["carbonfluxbench_common_sites"] = f"unavailable: {exc}"
+    result["anchors"] = {"paper_us_mean_R2": anchors.PAPER_US_MEAN_R2,
+                         "paper_table3_lstm_rmse": anchors.PAPER_TABLE3_LSTM_RMSE,
+                         "tamrl_median_R2": anchors.CFB_TAMRL_MEDIAN_R2,
+                         "fluxcom_site_R2": anchors.FLUXCOM_SITE_R2}
+    best = {tgt: max((skill[f"{lrn}/{tgt}"]["overall"]["R2_median"] or -9, lrn) for lrn in learners)
+            for tgt in targets}
+    us_r2 = {tgt: max(((skill[f"{lrn}/{tgt}"]["US"] or {}).get("r2_mean") or -9, lrn) for lrn in learners)
+             for tgt in targets}
+    result["targets_met"] = {
+        "W_within_20_min": w_seconds <= 1200,
+        "peak_memory_within_8_GB": max(peak_mb().values()) <= 8 * 1024,
+        "reload_within_2_s": reload_seconds <= 2.0,
+        "naive_ratio_at_least_10x": (result.get("naive", {}).get("overall_ratio_per_fold") or 0) >= 10,
+        "best_median_R2_GPP_at_least_0.65": best.get("GPP", (-9,))[0] >= 0.65,
+        "best_median_R2_ER_at_least_0.60": best.get("ER", (-9,))[0] >= 0.60,
+        "US_mean_r2_at_least_0.72": {t: v[0] >= 0.72 for t, v in us_r2.items()},
+        "best_learner": {t: v[1] for t, v in best.items()},
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str))
+    print(json.dumps(result["targets_met"], indent=2))
+    print(out)
+    return 0
+
+
+def _f(x) -> float | None:
+    x = float(x)
+    return None if not np.isfinite(x) else round(x, 4)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
