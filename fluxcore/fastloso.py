@@ -68,6 +68,23 @@ def _site_codes(sites: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return uniq, codes
 
 
+def _prepare(X, Y, sites, pools: Pools, dtype=np.float64):
+    """Validated pools, arrays, and the rows of each site: shared set-up of the strategies.
+
+    Returns ``(pools, X, Y, index, rows_of)`` with ``Y`` two-dimensional, ``index`` site id
+    -> position and ``rows_of[position]`` the increasing row positions of that site.
+    """
+    pools = _check_pools(sites, pools)
+    X = np.asarray(X, dtype=dtype)
+    Y = np.asarray(Y, dtype=np.float64)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    uniq, codes = _site_codes(sites)
+    index = {s: i for i, s in enumerate(uniq)}
+    rows_of = [np.flatnonzero(codes == i) for i in range(len(uniq))]
+    return pools, X, Y, index, rows_of
+
+
 def _universes(pools: dict[str, list[str]]) -> dict[frozenset, list[str]]:
     """Group test sites by their universe (pool plus the site itself)."""
     groups: dict[frozenset, list[str]] = defaultdict(list)
@@ -281,18 +298,14 @@ def rf_site_oob(
     """
     from sklearn.tree import DecisionTreeRegressor
 
-    pools = _check_pools(sites, pools)
-    X = np.asarray(X, dtype=np.float32)
-    Y = np.asarray(Y, dtype=np.float64)
-    if Y.ndim == 1:
-        Y = Y[:, None]
+    pools, X, Y, index, rows_of = _prepare(X, Y, sites, pools, dtype=np.float32)
     t = Y.shape[1]
-    uniq, codes = _site_codes(sites)
-    index = {s: i for i, s in enumerate(uniq)}
-    rows_of = [np.flatnonzero(codes == i) for i in range(len(uniq))]
+    codes = np.empty(len(X), dtype=np.int64)
+    for i, rows in enumerate(rows_of):
+        codes[rows] = i
     miss = ~np.isfinite(X)
-    sum_obs = np.zeros((len(uniq), X.shape[1]))
-    cnt_obs = np.zeros((len(uniq), X.shape[1]))
+    sum_obs = np.zeros((len(rows_of), X.shape[1]))
+    cnt_obs = np.zeros((len(rows_of), X.shape[1]))
     np.add.at(sum_obs, codes, np.where(miss, 0.0, X))
     np.add.at(cnt_obs, codes, (~miss).astype(np.float64))
     y_ok = np.all(np.isfinite(Y), axis=1)
@@ -406,16 +419,9 @@ def lssvm_group_loso(
     dict
         Test site -> predictions (rows of the site, t).
     """
-    pools = _check_pools(sites, pools)
-    X = np.asarray(X, dtype=np.float64)
-    Y = np.asarray(Y, dtype=np.float64)
-    if Y.ndim == 1:
-        Y = Y[:, None]
+    pools, X, Y, index, rows_of = _prepare(X, Y, sites, pools)
     p = X.shape[1]
     t = Y.shape[1]
-    uniq, codes = _site_codes(sites)
-    index = {s: i for i, s in enumerate(uniq)}
-    rows_of = [np.flatnonzero(codes == i) for i in range(len(uniq))]
     rng = np.random.default_rng(random_state)
     gamma = 1.0 / p if gamma is None else gamma
     out: dict[str, np.ndarray] = {}
@@ -534,13 +540,10 @@ def lstm_group_finetune(
 
     from .learners.lstm import LSTMLearner
 
-    pools = _check_pools(sites, pools)
-    params = dict(params or {})
     sites = np.asarray(sites).astype(str)
+    pools, _, _, index, rows_of = _prepare(np.zeros((len(sites), 0)), np.zeros(len(sites)), sites, pools)
+    params = dict(params or {})
     dates = np.asarray(dates)
-    uniq, codes = _site_codes(sites)
-    index = {s: i for i, s in enumerate(uniq)}
-    rows_of = [np.flatnonzero(codes == i) for i in range(len(uniq))]
     rng = np.random.default_rng(random_state)
     out: dict[str, np.ndarray] = {}
     done = 0
