@@ -25,6 +25,13 @@ PACKAGES = ("numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "torch", "geo
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
+#: Modules that only present, report or schedule results: they cannot change a computed
+#: number, so editing them does not invalidate stored runs (everything else does).
+PRESENTATION_MODULES = frozenset({
+    "plots.py", "maps.py", "jobs.py", "report.py", "cli.py", "__main__.py", "anchors.py",
+    "skill.py",
+})
+
 
 def package_versions(packages=PACKAGES) -> dict[str, str]:
     """Installed versions of ``packages`` (``"absent"`` when not installed), plus Python."""
@@ -57,14 +64,15 @@ def git_commit(path: str | Path = PACKAGE_DIR) -> str:
 
 @lru_cache(maxsize=1)
 def source_hash() -> str:
-    """SHA-256 (first 12 hex characters) of the contents of every ``fluxcore/**/*.py`` file.
+    """SHA-256 (first 12 hex characters) of the contents of the computing fluxcore sources.
 
-    File paths relative to the package and contents both enter the hash, in sorted order,
-    so the value changes whenever any fluxcore source file changes. Cached per process.
+    Every ``fluxcore/**/*.py`` file except :data:`PRESENTATION_MODULES` enters the hash (path
+    relative to the package and contents, in sorted order), so the value changes whenever code
+    that can change a number changes. Cached per process.
     """
     h = hashlib.sha256()
     for f in sorted(PACKAGE_DIR.rglob("*.py")):
-        if "__pycache__" in f.parts:
+        if "__pycache__" in f.parts or f.relative_to(PACKAGE_DIR).as_posix() in PRESENTATION_MODULES:
             continue
         h.update(str(f.relative_to(PACKAGE_DIR)).encode())
         h.update(b"\0")
