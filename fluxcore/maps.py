@@ -79,8 +79,32 @@ def _basemap_geojson() -> dict:
     return json.loads(path.read_text())
 
 
+BASEMAP_STYLE = {"fillColor": "#eef0f2", "color": "#9aa3ab", "weight": 0.6, "fillOpacity": 1.0}
+
+
+class _FetchedBasemap(folium.MacroElement):
+    """Country outlines fetched by the browser from the local assets (not embedded in the
+    map's script: the script stays small, the file is fetched once and cached)."""
+
+    _template = __import__("jinja2").Template("""
+        {% macro script(this, kwargs) %}
+        fetch({{ this.url|tojson }}).then(function (r) { return r.json(); }).then(function (d) {
+            L.geoJson(d, {style: {{ this.style|tojson }}, interactive: false, pane: "tilePane"})
+             .addTo({{ this._parent.get_name() }});
+        });
+        {% endmacro %}
+    """)
+
+    def __init__(self, url: str):
+        super().__init__()
+        self._name = "FetchedBasemap"
+        self.url = url
+        self.style = BASEMAP_STYLE
+
+
 def _base_map(asset_url: str, tiles: bool, draw: bool, height: int | str = "100%",
-              location: Sequence[float] = (20.0, 0.0), zoom_start: int = 2) -> folium.Map:
+              location: Sequence[float] = (20.0, 0.0), zoom_start: int = 2,
+              embed_basemap: bool = True) -> folium.Map:
     m = folium.Map(location=list(location), zoom_start=zoom_start, tiles=None,
                    control_scale=True, height=height, prefer_canvas=False,
                    world_copy_jump=True, min_zoom=1)
@@ -89,13 +113,15 @@ def _base_map(asset_url: str, tiles: bool, draw: bool, height: int | str = "100%
     # render and by streamlit-folium, which loads default_js/default_css itself)
     m.default_js = links["js"]
     m.default_css = links["css"]
-    folium.GeoJson(
-        _basemap_geojson(), name="Countries (offline basemap)",
-        style_function=lambda _f: {"fillColor": "#eef0f2", "color": "#9aa3ab", "weight": 0.6,
-                                   "fillOpacity": 1.0},
-        control=True, overlay=True, smooth_factor=1.0,
-        interactive=False,  # clicks go to the site markers, never to a country
-    ).add_to(m)
+    if embed_basemap:
+        folium.GeoJson(
+            _basemap_geojson(), name="Countries (offline basemap)",
+            style_function=lambda _f: BASEMAP_STYLE,
+            control=True, overlay=True, smooth_factor=1.0,
+            interactive=False,  # clicks go to the site markers, never to a country
+        ).add_to(m)
+    else:
+        m.add_child(_FetchedBasemap(f"{asset_url.rstrip('/')}/basemap/countries.geojson"))
     if tiles:
         folium.TileLayer(ONLINE_TILES, name="OpenStreetMap tiles (online)", overlay=False,
                          control=True).add_to(m)
@@ -184,6 +210,7 @@ def sites_map(
     asset_url: str = STATIC_URL,
     height: int | str = "100%",
     selection_legend: bool = False,
+    embed_basemap: bool = True,
 ) -> folium.Map:
     """Map of sites as circle markers coloured by aridity zone, with legend and popups.
 
@@ -207,13 +234,16 @@ def sites_map(
     selection_legend : bool
         Always list "selected" in the legend (for maps whose selection is drawn by
         :func:`selection_layer`, which leaves the map itself unchanged).
+    embed_basemap : bool
+        Embed the country outlines in the map (self-contained HTML), or let the browser fetch
+        them from ``asset_url`` (smaller map script; used by the dashboard).
 
     Returns
     -------
     folium.Map
     """
     sel = {str(s) for s in selected}
-    m = _base_map(asset_url, tiles=tiles, draw=draw, height=height)
+    m = _base_map(asset_url, tiles=tiles, draw=draw, height=height, embed_basemap=embed_basemap)
     fg = folium.FeatureGroup(name="Sites", control=True).add_to(m)
     pos = sites.dropna(subset=["LAT", "LON"])
     for _, row in pos.iterrows():
@@ -298,6 +328,7 @@ def value_map(
     tiles: bool = False,
     asset_url: str = STATIC_URL,
     height: int | str = "100%",
+    embed_basemap: bool = True,
 ) -> folium.Map:
     """Map of sites coloured by a continuous value (e.g. predicted or observed skill R²).
 
@@ -316,7 +347,7 @@ def value_map(
     fin = v[np.isfinite(v)]
     lo = float(fin.quantile(0.05)) if vmin is None and len(fin) else (0.0 if vmin is None else vmin)
     hi = float(fin.quantile(0.95)) if vmax is None and len(fin) else (1.0 if vmax is None else vmax)
-    m = _base_map(asset_url, tiles=tiles, draw=False, height=height)
+    m = _base_map(asset_url, tiles=tiles, draw=False, height=height, embed_basemap=embed_basemap)
     fg = folium.FeatureGroup(name=label).add_to(m)
     pos = sites.dropna(subset=["LAT", "LON"])
     for _, row in pos.iterrows():

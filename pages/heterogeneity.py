@@ -93,5 +93,5 @@ except Exception as exc:  # noqa: BLE001 - fall back to observed skill
     values = metrics[(metrics["learner"] == learner) & (metrics["target"] == target)].set_index("SITE_ID")["R2"]
     label = f"observed R² ({learner}, {target})"
 sites = common.site_table(src)
-st_folium(maps.value_map(sites, values, label=label, tiles=tiles, asset_url=common.asset_url()),
+st_folium(maps.value_map(sites, values, label=label, tiles=tiles, asset_url=common.asset_url(), embed_basemap=False),
           key="skill_map", height=460, use_container_width=True, returned_objects=[])

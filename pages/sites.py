@@ -87,7 +87,7 @@ def _on_map_change() -> None:
 
 
 m = maps.sites_map(shown, years=shown.set_index("SITE_ID")["YEARS"], tiles=tiles, asset_url=common.asset_url(),
-                   selection_legend=True)
+                   selection_legend=True, embed_basemap=False)
 st_folium(m, key="sites_map", height=520, use_container_width=True,
           feature_group_to_add=maps.selection_layer(shown, selection), on_change=_on_map_change,
           returned_objects=["last_object_clicked", "last_object_clicked_tooltip", "last_object_clicked_count",

@@ -9,8 +9,9 @@ What it does
    ``assets/leaflet/`` and Leaflet.draw's ``dist/leaflet.draw.js``, ``leaflet.draw.css``,
    ``images/`` to ``assets/leaflet-draw/`` (with its MIT licence text).
 3. Converts world-atlas ``countries-110m.json`` (TopoJSON, Natural Earth 1:110m, ISC) to
-   GeoJSON with topojson-client's ``topo2geo`` and rounds coordinates to 2 decimals
-   (about 1 km, below the 1:110m resolution) into ``assets/basemap/countries.geojson``.
+   GeoJSON with topojson-client's ``topo2geo``, rounds coordinates to 2 decimals (about 1 km,
+   below the 1:110m resolution), leaves out Antarctica and unwraps rings that cross the
+   antimeridian, into ``assets/basemap/countries.geojson``.
 
 Run: ``python scripts/build_offline_assets.py`` from the project root.
 """
@@ -52,6 +53,19 @@ def _round(coords, nd: int = 2):
     return [_round(c, nd) for c in coords]
 
 
+def _unwrap_antimeridian(geometry: dict) -> None:
+    """Rings that cross the antimeridian (Fiji, Chukotka) get east longitudes (> 180), so
+    that Leaflet does not draw an edge across the whole map."""
+    polys = geometry["coordinates"] if geometry["type"] == "MultiPolygon" else [geometry["coordinates"]]
+    for poly in polys:
+        for ring in poly:
+            lons = [pt[0] for pt in ring]
+            if max(lons) - min(lons) > 180:
+                for pt in ring:
+                    if pt[0] < 0:
+                        pt[0] = round(pt[0] + 360.0, 2)
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -86,8 +100,11 @@ def main() -> None:
         with open(nm / "world-atlas/countries-110m.json") as fin:
             subprocess.run([str(nm / ".bin/topo2geo"), f"countries={raw}"], stdin=fin, check=True)
         gj = json.loads(raw.read_text())
+        # no flux tower is in Antarctica; its outline would only add a band at the map's bottom
+        gj["features"] = [f for f in gj["features"] if f["properties"].get("name") != "Antarctica"]
         for feat in gj["features"]:
             feat["geometry"]["coordinates"] = _round(feat["geometry"]["coordinates"])
+            _unwrap_antimeridian(feat["geometry"])
             feat["properties"] = {"name": feat["properties"].get("name", "")}
         out = ASSETS / "basemap"
         out.mkdir(parents=True, exist_ok=True)

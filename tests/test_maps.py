@@ -162,3 +162,12 @@ def test_selection_layer_rings_do_not_catch_clicks():
     assert html.count('"className": "fluxcore-selected"') == 2
     assert html.count('"interactive": false') >= 3  # basemap + 2 rings
     assert "<b>Aridity zone</b>" in html and ">selected</div>" in html
+
+
+def test_basemap_fetched_from_local_assets_when_not_embedded():
+    embedded = _render(maps.sites_map(make_sites(4)))
+    fetched = _render(maps.sites_map(make_sites(4), embed_basemap=False, asset_url="/base/app/static"))
+    assert 'fetch("/base/app/static/basemap/countries.geojson")' in fetched
+    assert "interactive: false" in fetched
+    assert len(fetched) < len(embedded) - 100_000  # the outlines are not in the script
+    assert maps.external_urls(fetched) == []
