@@ -66,6 +66,9 @@ zones = c5.multiselect("Zones", zones_present, key="het_zones", placeholder="all
 fig = plots.distance_skill_figure(metrics, dist, learner=learner, target=target, distance=distance,
                                   metric=metric, zones=zones or None)
 st.plotly_chart(fig, width="stretch", key="dist_fig", config={"displaylogo": False})
+st.download_button("Download this figure (HTML, works offline)", lambda: plots.figure_html(fig).encode(),
+                   f"{run.key}_{learner}_{target}_{distance}_{metric}.html", "text/html", key="dl_het_fig",
+                   on_click="ignore")
 
 from fluxcore.heterogeneity import distance_skill  # noqa: E402
 
@@ -76,6 +79,11 @@ st.dataframe(table[["learner", "target", "zone", "n", "pearson_r", "pearson_p", 
                     "slope", "intercept"]], hide_index=True, width="stretch",
              column_config={c: st.column_config.NumberColumn(format="%.3g") for c in
                             ("pearson_r", "pearson_p", "spearman_rho", "spearman_p", "slope", "intercept")})
+c1, c2 = st.columns(2)
+c1.download_button("Correlations CSV", lambda: table.to_csv(index=False).encode(), f"{run.key}_correlations.csv",
+                   "text/csv", key="dl_corr", on_click="ignore")
+c2.download_button("Site distances CSV", lambda: dist.to_csv(index=False).encode(), f"{run.key}_distances.csv",
+                   "text/csv", key="dl_dist", on_click="ignore")
 if int(table["n"].max() if len(table) else 0) < 3:
     st.info("Correlations need at least three test sites with scores; train on more sites.")
 

@@ -99,6 +99,8 @@ def analysis() -> None:
             st.info("No zone summary for this target.")
         else:
             st.dataframe(t3, width="stretch")
+            st.download_button("Table 3 CSV", lambda: t3.to_csv().encode(), f"{run.key}_{target}_table3.csv",
+                               "text/csv", key="dl_t3", on_click="ignore")
             st.caption("Mean and variance over the sites of each zone of the per-site RMSE "
                        f"[{plots.FLUX_UNIT}] (layout of Table 3 in Gao et al. 2025); 'all' = every test site.")
     elif view == VIEWS[2]:

@@ -134,8 +134,16 @@ def test_results_and_heterogeneity_pages_on_a_stored_run(runs_dir, demo):
     assert not at.exception, [e.value for e in at.exception]
     tables = [d.value for d in at.dataframe if "pearson_r" in d.value.columns]
     assert tables and set(tables[0]["learner"]) == {"mlr", "rf"}
+    def fig_title(a):
+        import json
+
+        spec = json.loads(a.get("plotly_chart")[0].proto.spec)
+        return spec["layout"]["title"]["text"]
+
+    assert "D_mean" in fig_title(at)
     at.selectbox(key="het_distance").set_value("D_centroid").run()
     assert not at.exception
+    assert "D_centroid" in fig_title(at)
 
 
 def test_pages_without_runs_explain_what_to_do(runs_dir):
