@@ -137,17 +137,19 @@ class JobManager:
         self._jobs: dict[str, Job] = {}
 
     # ------------------------------------------------------------------ API
-    def submit(self, config: Any, dataset: Any = None, key: str | None = None) -> Job:
+    def submit(self, config: Any, dataset: Any = None, key: str | None = None,
+               run_dir: str | Path | None = None) -> Job:
         """Start a run in the background, or return the job already running/done for it.
 
-        A job that failed or was cancelled is started again.
+        A job that failed or was cancelled is started again. ``run_dir`` (optional) is the run
+        folder the runner will use, when the caller knows it already (shown while running).
         """
         key = key or run_key(config, dataset)
         with self._lock:
             job = self._jobs.get(key)
             if job is not None and job.status in (QUEUED, RUNNING, DONE):
                 return job
-            job = Job(key=key, config=config)
+            job = Job(key=key, config=config, run_dir=None if run_dir is None else Path(run_dir))
             self._jobs[key] = job
             job.thread = threading.Thread(target=self._work, args=(job, dataset), name=f"fluxcore-run-{key}",
                                           daemon=True)

@@ -119,6 +119,7 @@ else:
     st.warning(problem, icon=":material/warning:")
 
 stored = None
+run_dir = None
 if config is not None:
     try:
         from fluxcore.loso import prepare_run
@@ -143,7 +144,7 @@ if config is not None:
 if st.button("Start run", type="primary", disabled=config is None, key="start",
              help="The run goes on in the background; you can use the other pages meanwhile."):
     # submitted from this script run, i.e. with the widget values shown on the page
-    job = jm.submit(config, ds)
+    job = jm.submit(config, ds, run_dir=run_dir)
     st.session_state["job_keys"] = [k for k in st.session_state.get("job_keys", []) if k != job.key] + [job.key]
 
 
@@ -151,7 +152,8 @@ if st.button("Start run", type="primary", disabled=config is None, key="start",
 def _job_panel(job) -> None:
     snap = job.snapshot()
     status = snap["status"]
-    title = f"Run `{job.key}`: {', '.join(job.config.learners)} · {', '.join(job.config.targets)}"
+    name = job.run_dir.name if job.run_dir is not None else job.key
+    title = f"Run `{name}`: {', '.join(job.config.learners)} · {', '.join(job.config.targets)}"
     with st.container(border=True):
         st.markdown(title)
         if status in ("queued", "running"):

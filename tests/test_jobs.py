@@ -72,6 +72,14 @@ def test_different_runs_queue_with_one_slot(tmp_path):
     assert a.status == b.status == "done" and r.calls == 2
 
 
+def test_run_dir_hint_shown_while_running(tmp_path):
+    jm = JobManager(tmp_path, runner=FakeRunner(n=50, delay=0.01))
+    job = jm.submit({"name": "h"}, run_dir=tmp_path / "abc")
+    assert job.run_dir == tmp_path / "abc" and job.snapshot()["run_dir"].endswith("abc")
+    jm.wait(job.key, 5)
+    assert job.status == "done" and str(job.run_dir).endswith("/h")  # the runner's answer wins
+
+
 def test_failed_run_keeps_clear_error(tmp_path):
     jm = JobManager(tmp_path, runner=FakeRunner(fail=DataError("x.csv", "no GPP column")))
     job = jm.submit({"name": "bad"})
