@@ -24,8 +24,8 @@ Static variables live in the catalogue and are broadcast to days by :meth:`FluxD
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
