@@ -73,6 +73,9 @@ def subset_sites(ds, n: int, seed: int) -> list[str]:
     quota = {z: max(1, round(n * c / len(by_zone))) for z, c in zones.items()}
     while sum(quota.values()) > n:
         quota[max(quota, key=quota.get)] -= 1
+    while sum(quota.values()) < min(n, len(by_zone)):  # rounding left places free
+        spare = {z: zones[z] - q for z, q in quota.items() if zones[z] > q}
+        quota[max(spare, key=spare.get)] += 1
     for z, q in sorted(quota.items()):
         ids = sorted(by_zone.index[by_zone == z].astype(str))
         chosen += [ids[i] for i in rng.choice(len(ids), size=min(q, len(ids)), replace=False)]
