@@ -102,3 +102,14 @@ def make_daily():
 def make_dd():
     """Factory fixture: ``make_dd(folder, site, ...)`` writes an official DD file."""
     return write_official_dd
+
+
+@pytest.fixture
+def loso_test_learners():
+    """Register the runner's test-only learners (spy, OLS, failing) for one test."""
+    from factories_loso import SpyLearner, register_test_learners, unregister_test_learners
+
+    register_test_learners()
+    SpyLearner.FIT_LOG.clear()
+    yield
+    unregister_test_learners()

@@ -14,8 +14,6 @@ import pytest
 from factories_loso import (
     SpyLearner,
     make_flux_dataset,
-    register_test_learners,
-    unregister_test_learners,
 )
 
 from fluxcore.config import RunConfig
@@ -44,12 +42,7 @@ BUILTIN = [n for n in available_learners() if not n.startswith("test_")]
 FUZZY = ["mlr_fuzzy", "mlr_fuzzycut", "mlr_fuzzyzones"]
 
 
-@pytest.fixture(autouse=True)
-def _learners():
-    register_test_learners()
-    SpyLearner.FIT_LOG.clear()
-    yield
-    unregister_test_learners()
+pytestmark = pytest.mark.usefixtures("loso_test_learners")
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,6 @@ import pytest
 from factories_loso import (
     SpyLearner,
     make_flux_dataset,
-    register_test_learners,
-    unregister_test_learners,
 )
 
 from fluxcore.config import RunConfig
@@ -25,13 +23,7 @@ from fluxcore.loso import (
     run_loso,
 )
 
-
-@pytest.fixture(autouse=True)
-def _learners():
-    register_test_learners()
-    SpyLearner.FIT_LOG.clear()
-    yield
-    unregister_test_learners()
+pytestmark = pytest.mark.usefixtures("loso_test_learners")
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,6 @@ import pytest
 from factories_loso import (
     SpyLearner,
     make_flux_dataset,
-    register_test_learners,
-    unregister_test_learners,
 )
 
 from fluxcore.config import RunConfig
@@ -30,12 +28,7 @@ N_SITES = 8
 SEED = 4
 
 
-@pytest.fixture(autouse=True)
-def _learners():
-    register_test_learners()
-    SpyLearner.FIT_LOG.clear()
-    yield
-    unregister_test_learners()
+pytestmark = pytest.mark.usefixtures("loso_test_learners")
 
 
 @pytest.fixture(scope="module")
