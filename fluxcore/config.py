@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, check_known_keys
 from .variables import TARGETS, ZONES
 
 POOLS = ("all", "zone")
@@ -132,10 +132,7 @@ class RunConfig:
         """Build from a plain dict; unknown keys raise :class:`ConfigError` naming ``source``."""
         if not isinstance(d, dict):
             raise ConfigError(f"{source}: a run configuration must be a mapping, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"{source}: unknown config key(s) {unknown}; known: {sorted(known)}")
+        check_known_keys(d, {f.name for f in fields(cls)}, f"{source}: unknown config key(s)")
         d = copy.deepcopy(d)
         for key in ("learners", "targets", "sites", "zones"):
             if key in d:

@@ -32,3 +32,13 @@ class DataError(FluxcoreError):
 
 class ConfigError(FluxcoreError):
     """A run configuration is invalid (unknown learner, target, zone, ...)."""
+
+
+def check_known_keys(given, known, what: str) -> None:
+    """Raise :class:`ConfigError` naming the keys of ``given`` that are not in ``known``.
+
+    ``what`` starts the message, e.g. ``"unknown qc option(s)"``.
+    """
+    bad = sorted(set(given) - set(known))
+    if bad:
+        raise ConfigError(f"{what} {bad}; known: {sorted(known)}")

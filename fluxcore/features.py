@@ -50,7 +50,7 @@ import pandas as pd
 
 from .aridity import extraterrestrial_radiation
 from .dataset import FluxDataset
-from .errors import ConfigError
+from .errors import ConfigError, check_known_keys
 from .variables import PAPER_VARIABLES, TARGETS
 
 #: MJ m-2 d-1 -> W m-2 (daily mean)
@@ -106,10 +106,7 @@ class FeatureConfig:
             return cls()
         if isinstance(d, FeatureConfig):
             return d
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(d) - known)
-        if bad:
-            raise ConfigError(f"unknown feature option(s) {bad}; known: {sorted(known)}")
+        check_known_keys(d, {f.name for f in fields(cls)}, "unknown feature option(s)")
         kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
         return cls(**kw)
 

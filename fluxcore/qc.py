@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from .dataset import QC_COLUMNS, empty_qc
-from .errors import ConfigError
+from .errors import ConfigError, check_known_keys
 from .variables import TARGETS, VARIABLES
 
 #: Daily helper columns that QC reads (kept in ``dataset.daily``; not model variables).
@@ -101,10 +101,7 @@ class QCConfig:
             return cls()
         if isinstance(d, QCConfig):
             return d
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(d) - known)
-        if bad:
-            raise ConfigError(f"unknown qc option(s) {bad}; known: {sorted(known)}")
+        check_known_keys(d, {f.name for f in fields(cls)}, "unknown qc option(s)")
         d = dict(d)
         if "ranges" in d and d["ranges"] is not None:
             d["ranges"] = {k: tuple(v) for k, v in d["ranges"].items()}

@@ -32,17 +32,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .anchors import PAPER_TABLE3_LSTM_RMSE, PAPER_US_MEAN_R2
 from .errors import ConfigError, FluxcoreError
 from .variables import ZONES
-
-try:
-    from .anchors import PAPER_TABLE3_LSTM_RMSE, PAPER_US_MEAN_R2
-except ImportError:  # pragma: no cover - anchors module absent
-    PAPER_US_MEAN_R2 = {"GPP": 0.72, "ER": 0.72}
-    PAPER_TABLE3_LSTM_RMSE = {
-        "GPP": {"arid": 0.62, "semi-arid": 0.74, "semi-humid": 1.06, "humid": 0.61},
-        "ER": {"arid": 0.78, "semi-arid": 0.85, "semi-humid": 0.80, "humid": 0.63},
-    }
 
 #: Variance of per-site RMSE: sample variance (same as :data:`fluxcore.metrics.ZONE_VAR_DDOF`).
 RMSE_VAR_DDOF = 1

@@ -238,6 +238,15 @@ def dataset_banner(ds) -> None:
         st.caption(f"Data: **{ds.name}** from `{ds.source}`: {ds.n_sites} sites, {ds.n_site_days:,} site-days.")
 
 
+def require_dataset():
+    """The dataset in use with its banner shown; stops the page when it cannot be loaded."""
+    ds = current_dataset()
+    if ds is None:
+        st.stop()
+    dataset_banner(ds)
+    return ds
+
+
 def run_label(row: pd.Series) -> str:
     created = str(row.get("created") or "")[:16].replace("T", " ")
     return (f"{row['key']} · {row['status']} · {row['data']} · {row['learners']} · {row['targets']} · "

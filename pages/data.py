@@ -79,10 +79,7 @@ elif kind == "upload":
             if str(dst) != current:
                 _use(str(dst))
 
-ds = common.current_dataset()
-if ds is None:
-    st.stop()
-common.dataset_banner(ds)
+ds = common.require_dataset()
 s = ds.summary()
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Sites", s["n_sites"])

@@ -11,10 +11,7 @@ from fluxcore.variables import ZONES
 from pages import _common as common
 
 st.title("Sites map")
-ds = common.current_dataset()
-if ds is None:
-    st.stop()
-common.dataset_banner(ds)
+ds = common.require_dataset()
 src = common.data_src()
 sites = common.site_table(src)
 all_ids = sites["SITE_ID"].tolist()

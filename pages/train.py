@@ -30,10 +30,7 @@ DESCRIPTIONS = {"mlr": "multiple linear regression (fast)", "rf": "random forest
                 "svm": "support vector machine", "lstm": "LSTM neural network (slow on CPU)"}
 
 st.title("Train: leave-one-site-out")
-ds = common.current_dataset()
-if ds is None:
-    st.stop()
-common.dataset_banner(ds)
+ds = common.require_dataset()
 src = common.data_src()
 jm = common.job_manager(str(common.runs_dir()))
 
