@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
-from .variables import DAILY_DRIVERS, PAPER_VARIABLES, STATIC, TARGETS, ZONES
+from .variables import DAILY_DRIVERS, EXTRA_DRIVERS, PAPER_VARIABLES, STATIC, TARGETS, ZONES
 
 try:  # geopandas is a hard dependency, but keep import errors readable
     import geopandas as gpd
@@ -123,13 +123,13 @@ class FluxDataset:
 
     @property
     def variables(self) -> list[str]:
-        """The paper's predictor variables and the targets that this dataset really has.
+        """The paper's predictor variables, extra drivers (EVI) and targets this dataset really has.
 
         A daily variable counts when its column exists with at least one value; a static one
         when the catalogue column has at least one value.
         """
         out = []
-        for v in PAPER_VARIABLES + TARGETS:
+        for v in PAPER_VARIABLES + EXTRA_DRIVERS + TARGETS:
             if v in STATIC:
                 if v in self.sites and self.sites[v].notna().any():
                     out.append(v)
@@ -139,7 +139,7 @@ class FluxDataset:
 
     @property
     def drivers(self) -> list[str]:
-        """Daily drivers present (subset of TA, TMIN, TMAX, P, WS, VPD, SW_IN, LAI)."""
+        """Daily drivers present (subset of TA, TMIN, TMAX, P, WS, VPD, SW_IN, LAI, EVI)."""
         return [v for v in self.variables if v in DAILY_DRIVERS]
 
     @property

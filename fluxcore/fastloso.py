@@ -481,6 +481,91 @@ def lssvm_group_loso(
     return out
 
 
+# ------------------------------------------------------------------ grouped hold-out
+def group_holdout(
+    template,
+    X,
+    Y,
+    sites: np.ndarray,
+    dates: np.ndarray,
+    pools: Pools,
+    *,
+    n_groups: int = 10,
+    random_state: int = 0,
+    n_jobs: int = 1,
+    progress=None,
+) -> dict[str, np.ndarray]:
+    """Any learner for all folds: one fresh model per group of test sites.
+
+    For each group ``g`` of test sites (per universe), a fresh clone of ``template`` (same
+    hyperparameters, ``random_state`` drawn from ``random_state``) is fitted on the rows of the
+    universe's sites outside ``g`` and predicts every site of ``g``. So each test site is
+    predicted by a model that never saw it and was trained on about ``1 - 1/n_groups`` of the
+    sites; with ``n_groups`` >= the number of test sites this is the per-fold loop itself.
+    Cost: ``n_groups`` fits instead of one per fold. Used for ``svm`` (Nystroem + linear
+    epsilon-insensitive SVR, the same model as the per-fold learner).
+
+    Parameters
+    ----------
+    template : FluxLearner
+        Unfitted learner; cloned with :func:`sklearn.base.clone`-style ``get_params``.
+    X, Y : pandas.DataFrame
+        Features and targets (row-aligned with ``sites`` and ``dates``).
+    sites, dates : ndarray
+        Site id and day of each row.
+    pools : mapping
+        Test site -> training sites.
+    n_groups : int
+        Models per universe.
+    random_state : int
+        Seed of the grouping and of each group model.
+    n_jobs : int
+        Group models fitted at the same time (threads; the solvers release the GIL).
+    progress : callable, optional
+        ``progress(fraction_done)`` after each group; may raise to stop.
+
+    Returns
+    -------
+    dict
+        Test site -> predictions (rows of the site, number of targets).
+    """
+    sites = np.asarray(sites).astype(str)
+    pools, _, _, index, rows_of = _prepare(np.zeros((len(sites), 0)), np.zeros(len(sites)), sites, pools)
+    dates = np.asarray(dates)
+    rng = np.random.default_rng(random_state)
+    params = template.get_params()
+    jobs = []
+    for universe, tests in sorted(_universes(pools).items(), key=lambda kv: sorted(kv[1])):
+        for group in _split_groups(sorted(tests), n_groups, rng):
+            fit_sites = sorted(universe - set(group))
+            jobs.append((sorted(group), fit_sites, int(rng.integers(2**31 - 1))))
+
+    def rows_for(site_list):
+        return np.sort(np.concatenate([rows_of[index[s]] for s in site_list]))
+
+    def fit_predict(job):
+        group, fit_sites, seed = job
+        for f in group:
+            if not set(pools[f]) <= set(fit_sites) | set(group):
+                raise ConfigError(f"internal: pool of {f!r} outside its universe")
+        fr = rows_for(fit_sites)
+        model = type(template)(**{**params, "random_state": seed})
+        model.fit(X.iloc[fr], Y.iloc[fr], sites=sites[fr], dates=dates[fr])
+        res = {}
+        for f in group:
+            te = rows_of[index[f]]
+            res[f] = np.asarray(model.predict(X.iloc[te], sites=sites[te], dates=dates[te]), dtype=float)
+        return res
+
+    out: dict[str, np.ndarray] = {}
+    with ThreadPoolExecutor(max_workers=max(1, int(n_jobs))) as pool:
+        for res in pool.map(fit_predict, jobs):
+            out.update(res)
+            if progress is not None:
+                progress(len(out) / len(pools))
+    return out
+
+
 # ------------------------------------------------------------------------------ LSTM
 def lstm_group_finetune(
     X,
@@ -580,7 +665,7 @@ def lstm_group_finetune(
 #: Default options of the fast strategies (``RunConfig.strategy_options`` overrides them).
 DEFAULT_OPTIONS: dict[str, dict] = {
     "rf": {"n_groups": 10},
-    "svm": {"n_groups": 8},
+    "svm": {"n_groups": 10, "solver": "svr"},
     "lstm": {"n_groups": 4, "finetune_epochs": 1, "finetune_windows": 4000},
 }
 
@@ -588,7 +673,9 @@ DEFAULT_OPTIONS: dict[str, dict] = {
 DESCRIPTIONS: dict[str, str] = {
     "mlr": "exact LOSO OLS from per-site sufficient statistics",
     "rf": "site-level out-of-bag forest (trees grown without a group of sites)",
-    "svm": "RBF least-squares SVR in a Nystroem space fitted per group of sites; exact per-site ridge",
+    "svm": "the per-fold SVR model (Nystroem + linear epsilon-SVR) fitted once per group of sites, "
+           "each predicting only sites outside its training set (solver 'lssvm': least-squares "
+           "SVR with exact per-site ridge)",
     "lstm": "LSTM pre-trained per group of sites, fine-tuned briefly per fold on its own pool",
 }
 
@@ -645,6 +732,9 @@ def run_fast(kind: str, template, X, Y, sites: np.ndarray, dates: np.ndarray, po
     seed = 0 if seed is None else int(seed)
     sites = np.asarray(sites).astype(str)
     if kind == "mlr":
+        from .learners.mlr import used_columns
+
+        X = X.iloc[:, used_columns(list(X.columns), bool(p.get("site_level", False)))]
         out = mlr_loso(X.to_numpy(dtype=float), Y.to_numpy(dtype=float), sites, pools,
                        site_weights=site_weights)
     elif kind == "rf":
@@ -655,7 +745,12 @@ def run_fast(kind: str, template, X, Y, sites: np.ndarray, dates: np.ndarray, po
                           min_samples_leaf=p.get("min_samples_leaf", 5),
                           max_features=p.get("max_features", 0.5), max_depth=p.get("max_depth"),
                           random_state=seed, n_jobs=max(1, int(n_jobs)), progress=progress)
+    elif kind == "svm" and opt.get("solver", "svr") == "svr":
+        out = group_holdout(template, X, Y, sites, dates, pools, n_groups=int(opt["n_groups"]),
+                            random_state=seed, n_jobs=max(1, int(n_jobs)), progress=progress)
     elif kind == "svm":
+        if opt.get("solver") != "lssvm":
+            raise ConfigError(f"svm strategy option solver must be 'svr' or 'lssvm', got {opt.get('solver')!r}")
         gamma = p.get("gamma", "scale")
         out = lssvm_group_loso(X.to_numpy(dtype=float), Y.to_numpy(dtype=float), sites, pools,
                                n_groups=int(opt["n_groups"]), n_components=int(p.get("n_components", 400)),
@@ -674,5 +769,5 @@ def run_fast(kind: str, template, X, Y, sites: np.ndarray, dates: np.ndarray, po
     return out
 
 
-__all__ = ["mlr_loso", "rf_site_oob", "lssvm_group_loso", "lstm_group_finetune", "fast_kind",
+__all__ = ["mlr_loso", "rf_site_oob", "lssvm_group_loso", "group_holdout", "lstm_group_finetune", "fast_kind",
            "run_fast", "DEFAULT_OPTIONS", "DESCRIPTIONS"]

@@ -4,7 +4,8 @@
 :class:`FeatureTable` (``X``, ``y``, ``sites``, ``dates``, ``zones``) aligned row by row with
 ``dataset.daily``. Nothing here is fitted on data (no scaling, no selection by skill): every
 feature of a row is a fixed function of the drivers of the *same site* on the *same or
-earlier days*, or of the site catalogue. Targets are never used. So the table can be built
+earlier days* (daily and trailing features), of all days of the same site (site means), or of
+the site catalogue. Targets are never used. So the table can be built
 once for a whole dataset and then split by leave-one-site-out folds without leakage; scaling
 happens inside each learner, on its training rows.
 
@@ -30,8 +31,26 @@ Derived (default on; each only when its inputs exist):
     included), within the site; NaN values are skipped and at least ``rolling_min_periods``
     values are needed. Defaults: ``TA, VPD, SW_IN, P`` over 7 and 30 days.
 
-Optional site-level features (default off): ``ARIDITY_INDEX`` [-] and ``LAT`` [deg] from the
-catalogue. The aridity index is computed from drivers (P / PET), never from fluxes.
+``APAR_LAI`` [W m-2]
+    Shortwave absorbed by the canopy after Beer's law with extinction coefficient 0.5,
+    ``SW_IN * (1 - exp(-0.5 LAI))`` (Monsi & Saeki 1953, doi:10.1093/aob/mci052): the
+    light-use-efficiency driver of GPP (Monteith 1972, doi:10.2307/2401901).
+``SW_IN_EVI`` [W m-2]
+    ``SW_IN * EVI``, the MODIS-GPP style greenness-times-light product (Running et al. 2004,
+    doi:10.1641/0006-3568(2004)054[0547:ACSMOG]2.0.CO;2).
+``SITE_MEAN_<VAR>``
+    Mean of a daily driver over all days of the row's site in the dataset (the site's
+    climate and mean greenness); the same value on every row of a site. Defaults: ``TA, VPD,
+    SW_IN, P, LAI, EVI``. Drivers only: a test site's own meteorology and remote sensing are
+    known when it is predicted, its fluxes never enter.
+``<ATTR>`` from the catalogue
+    ``site_attributes``: default ``ARIDITY_INDEX`` [-] (P / PET), ``WHC_MM`` [mm] (soil water
+    holding capacity) and ``MAP_MM`` [mm yr-1] (mean annual precipitation), each when the
+    catalogue has it.
+``IGBP_<class>`` [0/1]
+    One-hot land cover (IGBP class of the site) for the classes that occur in the dataset.
+
+Optional site-level feature (default off): ``LAT`` [deg] from the catalogue.
 
 References
 ----------
@@ -51,7 +70,21 @@ import pandas as pd
 from .aridity import extraterrestrial_radiation
 from .dataset import FluxDataset
 from .errors import ConfigError, check_known_keys
-from .variables import PAPER_VARIABLES, TARGETS
+from .variables import EXTRA_DRIVERS, PAPER_VARIABLES, TARGETS
+
+#: Catalogue columns that ``FeatureConfig.site_attributes`` may name.
+SITE_ATTRIBUTES: tuple[str, ...] = ("ARIDITY_INDEX", "WHC_MM", "MAP_MM", "WS_MEAN", "LAT")
+
+
+def is_site_level(name: str) -> bool:
+    """True for derived site-level features (site means, catalogue attributes, IGBP one-hot).
+
+    The paper's static variables (``ELEV``, ``SLOPE`` ...) are not counted: they are inputs of
+    every learner. Learners that extrapolate badly over few sites (``mlr``) leave the derived
+    site-level features out by default.
+    """
+    return name.startswith(("SITE_MEAN_", "IGBP_")) or name in SITE_ATTRIBUTES
+
 
 #: MJ m-2 d-1 -> W m-2 (daily mean)
 MJ_PER_DAY_TO_W = 1e6 / 86400.0
@@ -79,9 +112,17 @@ class FeatureConfig:
     rolling_min_periods : int, default 1
         Minimum non-NaN days in a window for a value (else NaN).
     aridity_index : bool, default False
-        Add the site's ``ARIDITY_INDEX`` [-].
+        Add the site's ``ARIDITY_INDEX`` [-] (also added by ``site_attributes``).
     latitude : bool, default False
         Add the site's ``LAT`` [deg].
+    absorbed_radiation : bool, default True
+        Add ``APAR_LAI`` and ``SW_IN_EVI`` [W m-2] (each when its inputs exist).
+    site_means : tuple of str, default ("TA", "VPD", "SW_IN", "P", "LAI", "EVI")
+        Drivers whose per-site mean is added as ``SITE_MEAN_<VAR>`` (absent ones skipped).
+    site_attributes : tuple of str, default ("ARIDITY_INDEX", "WHC_MM", "MAP_MM")
+        Numeric catalogue columns added as features (absent ones skipped).
+    igbp : bool, default True
+        Add one-hot ``IGBP_<class>`` columns.
     """
 
     variables: tuple[str, ...] | None = None
@@ -93,6 +134,10 @@ class FeatureConfig:
     rolling_min_periods: int = 1
     aridity_index: bool = False
     latitude: bool = False
+    absorbed_radiation: bool = True
+    site_means: tuple[str, ...] = ("TA", "VPD", "SW_IN", "P", "LAI", "EVI")
+    site_attributes: tuple[str, ...] = ("ARIDITY_INDEX", "WHC_MM", "MAP_MM")
+    igbp: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (lists for tuples), for JSON/YAML run configs."""
@@ -199,6 +244,29 @@ def trailing_mean(values: np.ndarray, sites: np.ndarray, dates: np.ndarray, wind
     return out
 
 
+def site_mean(values: np.ndarray, sites: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` over each site's rows (NaN skipped), broadcast back to the rows.
+
+    Parameters
+    ----------
+    values : array_like of float, shape (n,)
+    sites : array_like of str, shape (n,)
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,)
+        NaN for a site without any finite value.
+    """
+    v = np.asarray(values, dtype=float)
+    codes, _ = pd.factorize(np.asarray(sites))
+    ok = np.isfinite(v)
+    total = np.bincount(codes[ok], weights=v[ok], minlength=codes.max() + 1 if len(codes) else 0)
+    count = np.bincount(codes[ok], minlength=len(total))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return means[codes]
+
+
 def build_features(dataset: FluxDataset, config: FeatureConfig | dict | None = None,
                    targets: tuple[str, ...] | list[str] = ("GPP", "ER")) -> FeatureTable:
     """Feature table of a dataset (see the module docstring for the features).
@@ -229,17 +297,21 @@ def build_features(dataset: FluxDataset, config: FeatureConfig | dict | None = N
     absent_t = [t for t in targets if t not in dataset.daily.columns]
     if absent_t:
         raise ConfigError(f"dataset {dataset.name!r} has no target column(s) {absent_t}")
-    present = [v for v in dataset.variables if v in PAPER_VARIABLES]
+    allowed = PAPER_VARIABLES + EXTRA_DRIVERS
+    present = [v for v in dataset.variables if v in allowed]
     if cfg.variables is None:
         variables = present
     else:
         variables = list(cfg.variables)
-        unknown = [v for v in variables if v not in PAPER_VARIABLES]
+        unknown = [v for v in variables if v not in allowed]
         if unknown:
-            raise ConfigError(f"unknown feature variable(s) {unknown}; choose from {list(PAPER_VARIABLES)}")
+            raise ConfigError(f"unknown feature variable(s) {unknown}; choose from {list(allowed)}")
         missing = [v for v in variables if v not in present]
         if missing:
             raise ConfigError(f"dataset {dataset.name!r} lacks variable(s) {missing}; it has {present}")
+    bad_attr = [a for a in cfg.site_attributes if a not in SITE_ATTRIBUTES]
+    if bad_attr:
+        raise ConfigError(f"unknown site attribute(s) {bad_attr}; choose from {list(SITE_ATTRIBUTES)}")
     for w in cfg.rolling_windows:
         if int(w) < 1:
             raise ConfigError(f"rolling window must be >= 1 day, got {w}")
@@ -270,8 +342,24 @@ def build_features(dataset: FluxDataset, config: FeatureConfig | dict | None = N
         x = daily[v].to_numpy(dtype=float)
         for w in cfg.rolling_windows:
             cols[f"{v}_MEAN{int(w)}D"] = trailing_mean(x, sites, dates, int(w), cfg.rolling_min_periods)
-    if cfg.aridity_index:
-        cols["ARIDITY_INDEX"] = _site_attr(cat, "ARIDITY_INDEX", sites)
+    if cfg.absorbed_radiation and "SW_IN" in daily.columns:
+        sw = daily["SW_IN"].to_numpy(dtype=float)
+        if "LAI" in daily.columns and daily["LAI"].notna().any():
+            cols["APAR_LAI"] = sw * (1.0 - np.exp(-0.5 * daily["LAI"].to_numpy(dtype=float)))
+        if "EVI" in daily.columns and daily["EVI"].notna().any():
+            cols["SW_IN_EVI"] = sw * daily["EVI"].to_numpy(dtype=float)
+    for v in cfg.site_means:
+        if v in daily.columns and daily[v].notna().any():
+            cols[f"SITE_MEAN_{v}"] = site_mean(daily[v].to_numpy(dtype=float), sites)
+    attrs = list(cfg.site_attributes) + (["ARIDITY_INDEX"] if cfg.aridity_index else [])
+    for a in dict.fromkeys(attrs):
+        vals = _site_attr(cat, a, sites)
+        if np.isfinite(vals).any():
+            cols[a] = vals
+    if cfg.igbp and "IGBP" in cat:
+        igbp = pd.Series(sites).map(cat["IGBP"]).astype(object)
+        for cls in sorted({str(c) for c in igbp.dropna().unique() if str(c).strip()}):
+            cols[f"IGBP_{cls}"] = (igbp == cls).to_numpy(dtype=float)
     if cfg.latitude:
         cols["LAT"] = lat
 
@@ -292,4 +380,4 @@ def _site_attr(cat: pd.DataFrame, col: str, sites: np.ndarray) -> np.ndarray:
     return pd.Series(sites).map(s).to_numpy(dtype=float)
 
 
-__all__ = ["FeatureConfig", "FeatureTable", "build_features", "trailing_mean", "MJ_PER_DAY_TO_W"]
+__all__ = ["FeatureConfig", "FeatureTable", "SITE_ATTRIBUTES", "build_features", "is_site_level", "site_mean", "trailing_mean", "MJ_PER_DAY_TO_W"]

@@ -16,6 +16,11 @@ Method
 3. Before the first and after the last valid monthly value of each site (and at the edges of
    an un-bridged gap), the value is held constant for at most half a month, i.e. up to the
    first/last day of that value's own month. Nothing further is extrapolated.
+4. Optionally (``climatology_fill=True``, used by the FLUXNET2015 loader) the days still
+   uncovered, e.g. tower years before MODIS (2000), get the site's *mean seasonal cycle*:
+   the mean of each calendar month over the site's available years, placed at mid-month and
+   interpolated linearly and cyclically over the year (:func:`climatology_by_day`). It uses
+   only the remote-sensing series of the same site, never fluxes.
 
 Why: linear interpolation between mid-month means is continuous (no step at month
 boundaries that a learner could mistake for a signal), uses no information from more than
@@ -53,12 +58,48 @@ def _month_start(year_month: pd.Series) -> pd.Series:
     return out.astype("datetime64[ns]")
 
 
+#: Added to :data:`LAI_METHOD` when gaps are filled with the site's mean seasonal cycle.
+CLIMATOLOGY_METHOD = (
+    "; days still uncovered (e.g. before MODIS, 2000) get the site's mean seasonal cycle "
+    "(calendar-month means over its available years, interpolated cyclically between mid-months)"
+)
+
+#: Day of year of each calendar month's middle in a 365-day year.
+_MID_DOY = np.cumsum([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]) - \
+    np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]) / 2.0
+
+
+def climatology_by_day(month_means: np.ndarray, doy: np.ndarray) -> np.ndarray:
+    """Mean seasonal cycle at given days from 12 calendar-month means.
+
+    Parameters
+    ----------
+    month_means : array_like of float, shape (12,)
+        Mean of January .. December over the available years (NaN for a month never seen).
+    doy : array_like of int
+        Day of year (1-366) of the days wanted.
+
+    Returns
+    -------
+    numpy.ndarray
+        Values interpolated linearly between mid-month anchors, cyclically over a 365-day year
+        (December to January wraps); NaN when fewer than 6 months are known.
+    """
+    mm = np.asarray(month_means, dtype=float)
+    ok = np.isfinite(mm)
+    d = np.minimum(np.asarray(doy, dtype=float), 365.0)
+    if ok.sum() < 6:
+        return np.full(d.shape, np.nan)
+    return np.interp(d, _MID_DOY[ok], mm[ok], period=365.0)
+
+
 def monthly_to_daily(
     monthly: pd.DataFrame,
     days: pd.DataFrame,
     value: str = "LAI",
     *,
     max_gap_days: float = 62.0,
+    climatology_fill: bool = False,
 ) -> pd.Series:
     """Daily values of a monthly-mean variable by mid-month linear interpolation.
 
@@ -74,6 +115,9 @@ def monthly_to_daily(
     max_gap_days : float, optional
         Largest distance [d] between two mid-month anchors that is bridged by interpolation
         (default 62: one missing month is bridged).
+    climatology_fill : bool, optional
+        Fill days still uncovered with the site's mean seasonal cycle (step 4 of the module
+        docstring). Default False.
 
     Returns
     -------
@@ -127,8 +171,15 @@ def monthly_to_daily(
         jj = np.clip(j, 0, lo.size - 1)
         own = (j >= 0) & (tt >= lo[jj]) & (tt <= hi[jj])
         res = np.where(np.isnan(res) & own, v[jj], res)
+        if climatology_fill and np.isnan(res).any():
+            month = pd.DatetimeIndex(g["START"].to_numpy()).month.to_numpy()
+            means = np.array([v[month == k].mean() if (month == k).any() else np.nan
+                              for k in range(1, 13)])
+            gap = np.isnan(res)
+            doy = pd.DatetimeIndex((tt[gap] * day_ns).astype("int64")).day_of_year.to_numpy()
+            res[gap] = climatology_by_day(means, doy)
         out[sel] = res
     return pd.Series(out, index=days.index, name=value)
 
 
-__all__ = ["LAI_METHOD", "monthly_to_daily"]
+__all__ = ["LAI_METHOD", "CLIMATOLOGY_METHOD", "climatology_by_day", "monthly_to_daily"]

@@ -39,7 +39,7 @@ import pandas as pd
 from .aridity import aridity_zone, site_aridity_from_daily
 from .dataset import FluxDataset, make_sites_frame
 from .errors import ConfigError, DataError
-from .lai import LAI_METHOD, monthly_to_daily
+from .lai import CLIMATOLOGY_METHOD, LAI_METHOD, monthly_to_daily
 from .qc import QC_HELPER_COLUMNS, QCConfig, apply_qc, merge_reports
 from .variables import DAILY_DRIVERS, STATIC, TARGETS, VARIABLES
 
@@ -445,10 +445,12 @@ def load_prepared(folder: str | Path, *, qc: QCConfig | None = None) -> FluxData
     Daily columns are renamed by :data:`PREPARED_DAILY_MAP` (``GPP_DT_VUT_REF`` and ``N_HH``
     are not used). The catalogue comes from ``sites.csv`` (``ELEV_M`` -> ``ELEV``; ``IGBP``,
     ``KOEPPEN``, ``WHC_MM`` kept; ``ARIDITY_INDEX`` = CGIAR Global-AI v3.1, zones by
-    :func:`fluxcore.aridity.aridity_zone`). From ``monthly_rs.csv``: daily ``LAI`` by
-    :func:`fluxcore.lai.monthly_to_daily`, and site means ``MAP_MM`` (mean annual
-    precipitation [mm yr-1] from the monthly tower ``P_F``) and ``WS_MEAN`` [m s-1]; monthly
-    precipitation and wind are *not* turned into daily values.
+    :func:`fluxcore.aridity.aridity_zone`). From ``monthly_rs.csv``: daily ``LAI`` and ``EVI``
+    by :func:`fluxcore.lai.monthly_to_daily` (days before MODIS get the site's mean seasonal
+    cycle), ``P_MONTHLY`` and ``WS_MONTHLY`` from the monthly tower ``P_F`` and ``WS_F`` the
+    same way, and site means ``MAP_MM`` (mean annual
+    precipitation [mm yr-1] from the monthly tower ``P_F``) and ``WS_MEAN`` [m s-1]. Daily ``P``
+    and ``WS`` stay absent: monthly means are not daily precipitation.
 
     Parameters
     ----------
@@ -492,9 +494,13 @@ def load_prepared(folder: str | Path, *, qc: QCConfig | None = None) -> FluxData
             problems.append(f"{mpath}: missing column(s) {', '.join(need)}; monthly data not used")
         else:
             monthly = monthly.assign(SITE_ID=monthly["SITE_ID"].astype(str))
-            if "LAI" in monthly.columns:
-                daily["LAI"] = monthly_to_daily(monthly, daily, "LAI").to_numpy()
-                meta["lai_method"] = LAI_METHOD
+            for src, var in (("LAI", "LAI"), ("EVI", "EVI"), ("P_F", "P_MONTHLY"), ("WS_F", "WS_MONTHLY")):
+                if src in monthly.columns:
+                    mon = monthly.assign(**{src: pd.to_numeric(monthly[src], errors="coerce")
+                                            .where(lambda x: x > _MISSING)})
+                    daily[var] = monthly_to_daily(mon, daily, src, climatology_fill=True).to_numpy()
+                    meta[f"{var.lower()}_method"] = (LAI_METHOD.replace("MODIS LAI", f"{src}")
+                                                     + CLIMATOLOGY_METHOD)
             site_means = _monthly_site_means(monthly)
             if len(site_means):
                 sites = sites.drop(columns=[c for c in site_means.columns if c != "SITE_ID" and c in sites])

@@ -8,6 +8,10 @@ The 14 predictor variables of Gao et al. (2025) are split into three groups:
 
 * meteorology (daily): TA, TMIN, TMAX, P, WS, VPD
 * remote sensing (daily): LAI, SW_IN
+
+plus, where a dataset has them, the extra drivers ``EVI`` (MODIS enhanced vegetation index,
+Huete et al. 2002, doi:10.1016/S0034-4257(02)00096-2) and ``P_MONTHLY``, ``WS_MONTHLY``
+(monthly mean precipitation and wind brought to days, for data without daily values).
 * static (one value per site, kept in the site catalogue): ELEV, SLOPE, ASPECT, CLAY, SAND, SILT
 
 Targets are GPP, ER and NEE [gC m-2 d-1], with NEE = ER - GPP (negative = uptake).
@@ -58,6 +62,11 @@ VARIABLES: dict[str, Variable] = {
         Variable("VPD", "hPa", "meteo", "vapour pressure deficit", 0.0, 100.0),
         Variable("SW_IN", "W m-2", "rs", "downward shortwave radiation (daily mean)", 0.0, 500.0),
         Variable("LAI", "m2 m-2", "rs", "leaf area index", 0.0, 12.0),
+        Variable("EVI", "-", "rs", "enhanced vegetation index (MODIS)", -0.2, 1.0),
+        Variable("P_MONTHLY", "mm d-1", "meteo",
+                 "precipitation, monthly mean interpolated to days", 0.0, 100.0),
+        Variable("WS_MONTHLY", "m s-1", "meteo", "wind speed, monthly mean interpolated to days",
+                 0.0, 40.0),
         Variable("ELEV", "m", "static", "elevation above sea level", -500.0, 6000.0),
         Variable("SLOPE", "deg", "static", "terrain slope", 0.0, 90.0),
         Variable("ASPECT", "deg", "static", "terrain aspect (clockwise from north)", 0.0, 360.0),
@@ -74,7 +83,9 @@ METEO: tuple[str, ...] = tuple(k for k, v in VARIABLES.items() if v.group == "me
 REMOTE_SENSING: tuple[str, ...] = tuple(k for k, v in VARIABLES.items() if v.group == "rs")
 STATIC: tuple[str, ...] = tuple(k for k, v in VARIABLES.items() if v.group == "static")
 DAILY_DRIVERS: tuple[str, ...] = METEO + REMOTE_SENSING
-PAPER_VARIABLES: tuple[str, ...] = DAILY_DRIVERS + STATIC
+#: Daily drivers beyond the paper's 14 that fluxcore uses when a dataset has them.
+EXTRA_DRIVERS: tuple[str, ...] = ("EVI", "P_MONTHLY", "WS_MONTHLY")
+PAPER_VARIABLES: tuple[str, ...] = tuple(v for v in DAILY_DRIVERS if v not in EXTRA_DRIVERS) + STATIC
 TARGETS: tuple[str, ...] = ("GPP", "ER", "NEE")
 
 #: Aridity zones in the paper's order (dry to wet).

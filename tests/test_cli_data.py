@@ -88,7 +88,8 @@ def test_real_prepared_folder_json(real_data):
     s = json.loads(r.stdout)
     assert s["n_sites"] == 204 and s["n_site_days"] == 541305
     assert s["zones"] == {"arid": 12, "semi-arid": 38, "semi-humid": 16, "humid": 138}
-    assert s["variables"] == ["TA", "TMIN", "TMAX", "VPD", "SW_IN", "LAI", "ELEV", "GPP", "ER", "NEE"]
+    assert s["variables"] == ["TA", "TMIN", "TMAX", "VPD", "SW_IN", "LAI", "ELEV", "EVI", "P_MONTHLY",
+                              "WS_MONTHLY", "GPP", "ER", "NEE"]
     assert set(s["qc"]["by_reason"]) == {"out_of_range", "gpp_below_min", "low_measured_fraction"}
 
 

@@ -215,3 +215,45 @@ def test_lstm_group_finetune_never_trains_on_the_predicted_site(monkeypatch):
     out2 = lstm_group_finetune(Xd, Yd2, sites, dates, pools, params=TINY_LSTM, n_groups=2,
                                finetune_epochs=1, finetune_windows=200)
     np.testing.assert_array_equal(out2["S03"], out["S03"])
+
+
+def test_group_holdout_never_fits_on_a_site_it_predicts_and_equals_per_fold_with_one_site_groups():
+    """group_holdout (the svm fast path): a spy records every fit; with n_groups >= sites it
+    is the per-fold loop itself."""
+    import pandas as pd
+
+    from fluxcore.fastloso import group_holdout
+    from fluxcore.learners import make_learner
+
+    X, Y, sites, pools = make_problem(n_sites=6, n_days=60, seed=3)
+    Xd = pd.DataFrame(X, columns=list("abcd"))
+    Yd = pd.DataFrame(Y, columns=["GPP", "ER"])
+    dates = np.tile(np.arange("2010-01-01", 60, dtype="datetime64[D]"), 6)
+    fits: list[set] = []
+    predicted: list[set] = []
+
+    class Spy(type(make_learner("svm"))):
+        def fit(self, X, y, *, sites, dates, sample_weight=None):
+            fits.append(set(sites))
+            return super().fit(X, y, sites=sites, dates=dates, sample_weight=sample_weight)
+
+        def predict(self, X, *, sites, dates):
+            predicted.append((set(sites), fits[-1] if fits else set()))
+            return super().predict(X, sites=sites, dates=dates)
+
+    tmpl = Spy(n_components=30, max_fit_rows=None)
+    out = group_holdout(tmpl, Xd, Yd, sites, dates, pools, n_groups=3, random_state=0, n_jobs=1)
+    assert set(out) == set(pools) and len(fits) == 3
+    for s in pools:
+        assert not any(s in f and s in p for p, f in predicted)
+        assert out[s].shape == ((sites == s).sum(), 2) and np.isfinite(out[s]).all()
+    # changing a test site's targets leaves its predictions unchanged
+    Y2 = Yd.copy()
+    Y2.loc[sites == "S01", :] = 1e3
+    again = group_holdout(tmpl, Xd, Y2, sites, dates, pools, n_groups=3, random_state=0, n_jobs=1)
+    np.testing.assert_array_equal(again["S01"], out["S01"])
+    # one site per group: exactly one model per fold on the fold's pool
+    fits.clear()
+    per = group_holdout(tmpl, Xd, Yd, sites, dates, pools, n_groups=6, random_state=0, n_jobs=2)
+    assert sorted(map(sorted, fits)) == sorted(sorted(p) for p in pools.values())
+    assert set(per) == set(pools)

@@ -63,7 +63,14 @@ def test_alignment_and_no_targets_in_X():
     for v in ["TA", "TMIN", "TMAX", "P", "VPD", "SW_IN", "ELEV", "CLAY", "DOY_SIN", "DOY_COS",
               "SW_IN_POT", "DTR", "TA_MEAN7D", "TA_MEAN30D", "P_MEAN30D", "SW_IN_MEAN7D"]:
         assert v in ft.X.columns, v
-    assert "ARIDITY_INDEX" not in ft.X and "LAT" not in ft.X
+    assert "LAT" not in ft.X  # optional
+    # site-level features: constant within a site, site means of the drivers
+    for c in ("SITE_MEAN_TA", "ARIDITY_INDEX", "IGBP_CRO"):
+        assert ft.X[c].groupby(ft.sites).nunique().max() == 1, c
+    b = ft.sites == "BB-Two"
+    assert ft.X.loc[b, "SITE_MEAN_TA"].iloc[0] == pytest.approx(ds.daily.loc[b, "TA"].mean())
+    igbp = ft.X[[c for c in ft.X if c.startswith("IGBP_")]]
+    assert (igbp.sum(axis=1) == 1).all()
     assert (ft.X.loc[ft.sites == "BB-Two", "ELEV"] == 900.0).all()
     # the dataset is not modified
     assert "DOY_SIN" not in ds.daily
@@ -84,12 +91,13 @@ def test_rolling_features_do_not_leak_across_sites():
 
 def test_rolling_features_use_past_only():
     ds = make_dataset()
-    base = build_features(ds)
+    no_site_means = FeatureConfig(site_means=())  # site means use every day of the site
+    base = build_features(ds, no_site_means)
     daily = ds.daily.copy()
     a = np.flatnonzero(daily["SITE_ID"].to_numpy() == "AA-One")
     t = a[40]
     daily.loc[a[41]:a[-1], "TA"] = daily.loc[a[41]:a[-1], "TA"] + 50
-    fut = build_features(FluxDataset(sites=ds.sites, daily=daily, name="tiny"))
+    fut = build_features(FluxDataset(sites=ds.sites, daily=daily, name="tiny"), no_site_means)
     pd.testing.assert_frame_equal(base.X.loc[: t], fut.X.loc[: t])
     assert fut.X.loc[a[41], "TA_MEAN7D"] > base.X.loc[a[41], "TA_MEAN7D"]
 
@@ -142,7 +150,8 @@ def test_config_selection_and_errors():
     ds = make_dataset(drop_p=True)
     ft = build_features(ds, FeatureConfig(variables=("TA", "SW_IN"), doy=False,
                                           potential_radiation=False, temperature_range=False,
-                                          rolling_windows=(7,)),
+                                          rolling_windows=(7,), absorbed_radiation=False,
+                                          site_means=(), site_attributes=(), igbp=False),
                         targets=("GPP", "ER", "NEE"))
     assert ft.feature_names == ["TA", "SW_IN", "TA_MEAN7D", "VPD_MEAN7D", "SW_IN_MEAN7D"]
     assert list(ft.y.columns) == ["GPP", "ER", "NEE"]
@@ -183,6 +192,10 @@ def test_real_data_features_few_sites():
     ok = ft.X["SW_IN"].notna()
     assert (ft.X.loc[ok, "SW_IN"] <= 1.1 * ft.X.loc[ok, "SW_IN_POT"] + 20).mean() > 0.99
     # each site's features depend on that site only
+    # (IGBP one-hot columns are made for the classes present in the dataset)
     one = build_features(ds.subset(sites=[ds.site_ids[0]]))
-    pd.testing.assert_frame_equal(ft.X[ft.sites == ds.site_ids[0]].reset_index(drop=True),
+    pd.testing.assert_frame_equal(ft.X[ft.sites == ds.site_ids[0]].reset_index(drop=True)[one.X.columns],
                                   one.X.reset_index(drop=True))
+    # the extra drivers of real data: EVI, monthly precipitation and wind, site-level features
+    assert {"EVI", "P_MONTHLY", "WS_MONTHLY", "APAR_LAI", "SW_IN_EVI", "SITE_MEAN_EVI",
+            "ARIDITY_INDEX", "MAP_MM"} <= set(ft.feature_names)

@@ -14,6 +14,7 @@ from factories_loso import (
 
 from fluxcore.config import RunConfig
 from fluxcore.errors import ConfigError
+from fluxcore.features import is_site_level
 from fluxcore.loso import (
     RunCancelled,
     build_feature_table,
@@ -168,7 +169,10 @@ def test_mlr_equals_sklearn_leave_one_group_out(ds, tmp_path):
     res = load_run(run_loso(cfg, dataset=ds, runs_dir=tmp_path))
     rc = cfg.resolved(ds)
     tab = build_feature_table(ds, rc)
-    X, y, groups = tab["X"].to_numpy(float), tab["y"], tab["sites"]
+    # mlr leaves the derived site-level features out by default (site_level=False)
+    use = [c for c in tab["X"].columns if not is_site_level(c)]
+    assert 0 < len(use) < tab["X"].shape[1]
+    X, y, groups = tab["X"][use].to_numpy(float), tab["y"], tab["sites"]
     for tr, te in LeaveOneGroupOut().split(X, groups=groups):
         site = groups[te][0]
         imp = SimpleImputer(strategy="mean", keep_empty_features=True).fit(X[tr])

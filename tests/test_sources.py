@@ -129,7 +129,8 @@ def test_prepared_layout(tmp_path, make_daily):
     assert ds.meta["layout"] == "prepared FLUXNET2015"
     assert ds.n_sites == 2 and ds.n_site_days == 240
     assert set(ds.daily.columns) == {"SITE_ID", "DATE", "TA", "TMIN", "TMAX", "SW_IN", "VPD", "GPP",
-                                     "ER", "NEE", "LAI", "QC_NEE_FRAC", "QC_TA_FRAC"}
+                                     "ER", "NEE", "LAI", "EVI", "P_MONTHLY", "WS_MONTHLY",
+                                     "QC_NEE_FRAC", "QC_TA_FRAC"}
     np.testing.assert_allclose(ds.daily["GPP"], d["GPP"])
     np.testing.assert_allclose(ds.daily["ER"], d["ER"])
     np.testing.assert_allclose(ds.daily["QC_NEE_FRAC"], d["QC_NEE_FRAC"])
@@ -312,7 +313,8 @@ def test_real_prepared_folder(real_data):
     assert_contract(ds)
     assert ds.n_sites == 204 and ds.n_site_days == 541305
     assert ds.zone_counts() == {"arid": 12, "semi-arid": 38, "semi-humid": 16, "humid": 138}
-    assert ds.variables == ["TA", "TMIN", "TMAX", "VPD", "SW_IN", "LAI", "ELEV", "GPP", "ER", "NEE"]
+    assert ds.variables == ["TA", "TMIN", "TMAX", "VPD", "SW_IN", "LAI", "ELEV", "EVI", "P_MONTHLY", "WS_MONTHLY",
+                            "GPP", "ER", "NEE"]
     assert ds.problems == []
     assert ds.daily["LAI"].notna().mean() > 0.85
     assert ds.sites["MAP_MM"].between(0, 5000).all()
@@ -336,3 +338,27 @@ def test_real_official_folder_and_agreement(real_data):
     both = hai.set_index("DATE")["TA"].to_frame().join(prep_ta.rename("P_TA"), how="inner")
     assert len(both) > 1000
     np.testing.assert_allclose(both["TA"], both["P_TA"], atol=1e-3)
+
+
+def test_climatology_fill_of_monthly_remote_sensing():
+    """Days before the first MODIS month get the site's mean seasonal cycle, cyclically."""
+    from fluxcore.lai import climatology_by_day, monthly_to_daily
+
+    months = [f"{y}{m:02d}" for y in (2001, 2002) for m in range(1, 13)]
+    vals = [1.0 + (m in (6, 7, 8)) * 2.0 for y in (2001, 2002) for m in range(1, 13)]
+    monthly = pd.DataFrame({"SITE_ID": "XX-One", "YEAR_MONTH": months, "LAI": vals})
+    days = pd.DataFrame({"SITE_ID": "XX-One",
+                         "DATE": pd.date_range("1999-01-01", "2002-12-31", freq="D")})
+    plain = monthly_to_daily(monthly, days, "LAI")
+    filled = monthly_to_daily(monthly, days, "LAI", climatology_fill=True)
+    before = days["DATE"] < "2001-01-01"
+    assert plain[before].isna().all() and filled.notna().all()
+    np.testing.assert_array_equal(filled[~before], plain[~before])  # observed days unchanged
+    jul = days["DATE"] == "1999-07-16"
+    assert filled[jul].item() == pytest.approx(3.0)
+    assert filled[days["DATE"] == "1999-01-16"].item() == pytest.approx(1.0)
+    # December -> January wraps around; too few months -> NaN
+    mm = np.arange(1.0, 13.0)
+    # day 365 is half-way between mid-December (12) and mid-January (1)
+    assert climatology_by_day(mm, np.array([365]))[0] == pytest.approx(6.5)
+    assert np.isnan(climatology_by_day(np.r_[mm[:5], [np.nan] * 7], np.array([10]))).all()

@@ -30,6 +30,11 @@ class MLRLearner(FluxLearner):
     ----------
     fit_intercept : bool, default True
         Fit an intercept.
+    site_level : bool, default False
+        Use the derived site-level features (site means, catalogue attributes, IGBP one-hot;
+        :func:`fluxcore.features.is_site_level`). Off by default: with few training sites they
+        are (nearly) collinear and a linear model extrapolates them wildly; their coefficients
+        are then 0.
     random_state : int or None, default 0
         Unused (OLS is deterministic); kept so that every learner takes it.
 
@@ -53,8 +58,10 @@ class MLRLearner(FluxLearner):
     multi_target = True
     sequence = False
 
-    def __init__(self, fit_intercept: bool = True, random_state: int | None = 0):
+    def __init__(self, fit_intercept: bool = True, site_level: bool = False,
+                 random_state: int | None = 0):
         self.fit_intercept = fit_intercept
+        self.site_level = site_level
         self.random_state = random_state
 
     def fit(self, X: pd.DataFrame, y: pd.DataFrame, *, sites: np.ndarray, dates: np.ndarray,
@@ -64,13 +71,14 @@ class MLRLearner(FluxLearner):
         Xi = impute(Xa, imp)
         masks = target_row_masks(ya, w)
         k, p = ya.shape[1], Xi.shape[1]
+        use = used_columns(fnames, self.site_level)
         coef = np.zeros((k, p))
         intercept = np.zeros(k)
         n_train = np.zeros(k, dtype=int)
         for j in range(k):
             m = masks[:, j]
-            coef[j], intercept[j] = _ols(Xi[m], ya[m, j], None if w is None else w[m],
-                                         self.fit_intercept)
+            coef[j, use], intercept[j] = _ols(Xi[m][:, use], ya[m, j], None if w is None else w[m],
+                                              self.fit_intercept)
             n_train[j] = int(m.sum())
         self.coef_ = coef
         self.intercept_ = intercept
@@ -85,6 +93,14 @@ class MLRLearner(FluxLearner):
         Xa, _, fnames, _, _, _, _ = check_inputs(X, None, sites, dates, what="predict")
         check_columns(self.feature_names_in_, fnames)
         return impute(Xa, self.impute_values_) @ self.coef_.T + self.intercept_[None, :]
+
+
+def used_columns(names, site_level: bool) -> np.ndarray:
+    """Positions of the feature columns an MLR with ``site_level`` uses."""
+    from ..features import is_site_level
+
+    return np.array([i for i, n in enumerate(names) if site_level or not is_site_level(str(n))],
+                    dtype=int)
 
 
 def _ols(X: np.ndarray, y: np.ndarray, w: np.ndarray | None, fit_intercept: bool
