@@ -18,7 +18,11 @@ an approximation whose accuracy the benchmark checks against the per-fold refere
     every site has ``trees_per_site`` out-of-bag trees, each trained on about
     ``(1 - 1/n_groups)`` of the sites. Cost: ``n_groups * trees_per_site`` trees instead of
     ``n_sites * n_estimators``.
-``lssvm_group_loso`` (approximation, no leakage)
+``group_holdout`` (approximation, no leakage; the default for ``svm``)
+    The per-fold learner itself (for ``svm``: Nystroem features + linear epsilon-insensitive
+    SVR on a row sample) fitted once per group of test sites on the pool without the group;
+    each model predicts only the sites it never saw. ``n_groups`` fits instead of one per fold.
+``lssvm_group_loso`` (approximation, no leakage; ``svm`` with ``solver="lssvm"``)
     RBF least-squares support vector regression (Suykens & Vandewalle 1999,
     doi:10.1023/A:1018628609742) in a Nystroem feature space (Williams & Seeger 2001): for each
     group of test sites the scaler and the Nystroem landmarks are fitted on the pool without
@@ -707,7 +711,8 @@ def run_fast(kind: str, template, X, Y, sites: np.ndarray, dates: np.ndarray, po
     template : FluxLearner
         Unfitted learner whose hyperparameters are used: ``rf`` trees per site =
         ``n_estimators`` (and its ``min_samples_leaf``, ``max_features``, ``max_samples``,
-        ``max_depth``); ``svm`` uses ``n_components``, ``gamma`` and ridge penalty
+        ``max_depth``); ``svm`` fits the learner itself per group (``solver="svr"``, default)
+        or, with ``solver="lssvm"``, uses ``n_components``, ``gamma`` and ridge penalty
         ``alpha = 1 / C``; ``lstm`` passes every hyperparameter to each group model.
     X, Y : pandas.DataFrame
         Features and targets.
@@ -720,7 +725,8 @@ def run_fast(kind: str, template, X, Y, sites: np.ndarray, dates: np.ndarray, po
     options : dict, optional
         Strategy options (see :data:`DEFAULT_OPTIONS`).
     n_jobs : int
-        Threads growing ``rf`` trees (the LSTM uses its own ``n_threads``).
+        Threads growing ``rf`` trees or fitting ``svm`` group models (the LSTM uses its own
+        ``n_threads``).
     progress : callable, optional
         ``progress(fraction_done)``; may raise to cancel.
     info : dict, optional
