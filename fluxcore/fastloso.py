@@ -89,6 +89,20 @@ def _prepare(X, Y, sites, pools: Pools, dtype=np.float64):
     return pools, X, Y, index, rows_of
 
 
+def _site_rows(sites, pools: Pools):
+    """Site ids as str, validated pools, and ``rows_for(site_list)``: their sorted row positions.
+
+    Shared set-up of the strategies that fit whole learners on DataFrames.
+    """
+    sites = np.asarray(sites).astype(str)
+    pools, _, _, index, rows_of = _prepare(np.zeros((len(sites), 0)), np.zeros(len(sites)), sites, pools)
+
+    def rows_for(site_list):
+        return np.sort(np.concatenate([rows_of[index[s]] for s in site_list]))
+
+    return sites, pools, rows_for
+
+
 def _universes(pools: dict[str, list[str]]) -> dict[frozenset, list[str]]:
     """Group test sites by their universe (pool plus the site itself)."""
     groups: dict[frozenset, list[str]] = defaultdict(list)
@@ -512,7 +526,7 @@ def group_holdout(
     Parameters
     ----------
     template : FluxLearner
-        Unfitted learner; cloned with :func:`sklearn.base.clone`-style ``get_params``.
+        Unfitted learner (``template.clone()`` per group).
     X, Y : pandas.DataFrame
         Features and targets (row-aligned with ``sites`` and ``dates``).
     sites, dates : ndarray
@@ -533,31 +547,23 @@ def group_holdout(
     dict
         Test site -> predictions (rows of the site, number of targets).
     """
-    sites = np.asarray(sites).astype(str)
-    pools, _, _, index, rows_of = _prepare(np.zeros((len(sites), 0)), np.zeros(len(sites)), sites, pools)
+    sites, pools, rows_for = _site_rows(sites, pools)
     dates = np.asarray(dates)
     rng = np.random.default_rng(random_state)
-    params = template.get_params()
     jobs = []
     for universe, tests in sorted(_universes(pools).items(), key=lambda kv: sorted(kv[1])):
         for group in _split_groups(sorted(tests), n_groups, rng):
             fit_sites = sorted(universe - set(group))
             jobs.append((sorted(group), fit_sites, int(rng.integers(2**31 - 1))))
 
-    def rows_for(site_list):
-        return np.sort(np.concatenate([rows_of[index[s]] for s in site_list]))
-
     def fit_predict(job):
         group, fit_sites, seed = job
-        for f in group:
-            if not set(pools[f]) <= set(fit_sites) | set(group):
-                raise ConfigError(f"internal: pool of {f!r} outside its universe")
         fr = rows_for(fit_sites)
-        model = type(template)(**{**params, "random_state": seed})
+        model = template.clone().set_params(random_state=seed)
         model.fit(X.iloc[fr], Y.iloc[fr], sites=sites[fr], dates=dates[fr])
         res = {}
         for f in group:
-            te = rows_of[index[f]]
+            te = rows_for([f])
             res[f] = np.asarray(model.predict(X.iloc[te], sites=sites[te], dates=dates[te]), dtype=float)
         return res
 
@@ -629,16 +635,12 @@ def lstm_group_finetune(
 
     from .learners.lstm import LSTMLearner
 
-    sites = np.asarray(sites).astype(str)
-    pools, _, _, index, rows_of = _prepare(np.zeros((len(sites), 0)), np.zeros(len(sites)), sites, pools)
+    sites, pools, rows_for = _site_rows(sites, pools)
     params = dict(params or {})
     dates = np.asarray(dates)
     rng = np.random.default_rng(random_state)
     out: dict[str, np.ndarray] = {}
     done = 0
-
-    def rows_for(site_list):
-        return np.sort(np.concatenate([rows_of[index[s]] for s in site_list]))
 
     for universe, tests in sorted(_universes(pools).items(), key=lambda kv: sorted(kv[1])):
         for group in _split_groups(sorted(tests), n_groups, rng):
@@ -654,7 +656,7 @@ def lstm_group_finetune(
                     ft_rows = rows_for(pools[f])
                     model.fine_tune(X.iloc[ft_rows], Y.iloc[ft_rows], sites=sites[ft_rows],
                                     dates=dates[ft_rows], epochs=finetune_epochs, lr=finetune_lr)
-                te = rows_of[index[f]]
+                te = rows_for([f])
                 out[f] = model.predict(X.iloc[te], sites=sites[te], dates=dates[te])
                 if info is not None:
                     info[f] = {"val_sites": sorted(map(str, getattr(base, "val_sites_", []))),

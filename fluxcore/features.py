@@ -257,14 +257,8 @@ def site_mean(values: np.ndarray, sites: np.ndarray) -> np.ndarray:
     numpy.ndarray, shape (n,)
         NaN for a site without any finite value.
     """
-    v = np.asarray(values, dtype=float)
-    codes, _ = pd.factorize(np.asarray(sites))
-    ok = np.isfinite(v)
-    total = np.bincount(codes[ok], weights=v[ok], minlength=codes.max() + 1 if len(codes) else 0)
-    count = np.bincount(codes[ok], minlength=len(total))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-    return means[codes]
+    v = pd.Series(np.asarray(values, dtype=float))
+    return v.groupby(np.asarray(sites)).transform("mean").to_numpy(dtype=float)
 
 
 def build_features(dataset: FluxDataset, config: FeatureConfig | dict | None = None,

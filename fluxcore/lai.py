@@ -2,7 +2,7 @@
 
 The prepared FLUXNET2015 folder has LAI only as monthly MODIS means (``monthly_rs.csv``),
 while the learners work on days. :func:`monthly_to_daily` turns one monthly series per site
-into a daily series with the method below (recorded as :data:`LAI_METHOD` in
+into a daily series with the method below (described by :func:`method_text` in
 ``dataset.meta["lai_method"]``).
 
 Method
@@ -41,13 +41,25 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-#: Human-readable description stored in ``dataset.meta["lai_method"]``.
-LAI_METHOD = (
-    "monthly MODIS LAI placed at mid-month and linearly interpolated per site between "
-    "consecutive monthly values at most 62 days apart; held constant to the edges of the "
-    "first/last (or gap-bounding) month, never extrapolated further (fluxcore.lai)"
-)
 
+def method_text(variable: str = "MODIS LAI", climatology_fill: bool = False) -> str:
+    """Human-readable description of :func:`monthly_to_daily`, for ``dataset.meta``.
+
+    Parameters
+    ----------
+    variable : str
+        What was interpolated, e.g. ``"MODIS LAI"`` or ``"P_F"``.
+    climatology_fill : bool
+        Whether uncovered days got the site's mean seasonal cycle (step 4).
+    """
+    text = (f"monthly {variable} placed at mid-month and linearly interpolated per site between "
+            "consecutive monthly values at most 62 days apart; held constant to the edges of the "
+            "first/last (or gap-bounding) month, never extrapolated further (fluxcore.lai)")
+    if climatology_fill:
+        text += ("; days still uncovered (e.g. before MODIS, 2000) get the site's mean seasonal cycle "
+                 "(calendar-month means over its available years, interpolated cyclically between "
+                 "mid-months)")
+    return text
 
 def _month_start(year_month: pd.Series) -> pd.Series:
     """First day of each month from ``YYYYMM`` integers (or strings)."""
@@ -58,15 +70,9 @@ def _month_start(year_month: pd.Series) -> pd.Series:
     return out.astype("datetime64[ns]")
 
 
-#: Added to :data:`LAI_METHOD` when gaps are filled with the site's mean seasonal cycle.
-CLIMATOLOGY_METHOD = (
-    "; days still uncovered (e.g. before MODIS, 2000) get the site's mean seasonal cycle "
-    "(calendar-month means over its available years, interpolated cyclically between mid-months)"
-)
-
 #: Day of year of each calendar month's middle in a 365-day year.
-_MID_DOY = np.cumsum([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]) - \
-    np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]) / 2.0
+_MONTH_DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=float)
+_MID_DOY = np.cumsum(_MONTH_DAYS) - _MONTH_DAYS / 2.0
 
 
 def climatology_by_day(month_means: np.ndarray, doy: np.ndarray) -> np.ndarray:
@@ -182,4 +188,4 @@ def monthly_to_daily(
     return pd.Series(out, index=days.index, name=value)
 
 
-__all__ = ["LAI_METHOD", "CLIMATOLOGY_METHOD", "climatology_by_day", "monthly_to_daily"]
+__all__ = ["climatology_by_day", "method_text", "monthly_to_daily"]

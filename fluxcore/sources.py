@@ -39,7 +39,7 @@ import pandas as pd
 from .aridity import aridity_zone, site_aridity_from_daily
 from .dataset import FluxDataset, make_sites_frame
 from .errors import ConfigError, DataError
-from .lai import CLIMATOLOGY_METHOD, LAI_METHOD, monthly_to_daily
+from .lai import method_text, monthly_to_daily
 from .qc import QC_HELPER_COLUMNS, QCConfig, apply_qc, merge_reports
 from .variables import DAILY_DRIVERS, STATIC, TARGETS, VARIABLES
 
@@ -499,8 +499,8 @@ def load_prepared(folder: str | Path, *, qc: QCConfig | None = None) -> FluxData
                     mon = monthly.assign(**{src: pd.to_numeric(monthly[src], errors="coerce")
                                             .where(lambda x: x > _MISSING)})
                     daily[var] = monthly_to_daily(mon, daily, src, climatology_fill=True).to_numpy()
-                    meta[f"{var.lower()}_method"] = (LAI_METHOD.replace("MODIS LAI", f"{src}")
-                                                     + CLIMATOLOGY_METHOD)
+                    meta[f"{var.lower()}_method"] = method_text(
+                        "MODIS " + src if src in ("LAI", "EVI") else src, climatology_fill=True)
             site_means = _monthly_site_means(monthly)
             if len(site_means):
                 sites = sites.drop(columns=[c for c in site_means.columns if c != "SITE_ID" and c in sites])
