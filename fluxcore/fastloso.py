@@ -292,8 +292,9 @@ def rf_site_oob(
     Parameters
     ----------
     X, Y, sites, pools
-        See the module docstring. Rows with a missing target are dropped per tree when any
-        target is missing (multi-output trees).
+        See the module docstring. Targets with the same finite rows (usually GPP and ER) share
+        multi-output trees; a target with its own missing-value pattern gets its own trees,
+        grown on its finite rows only, exactly as :class:`fluxcore.learners.rf.RFLearner` does.
     trees_per_site : int
         Out-of-bag trees per test site (the per-fold forest's ``n_estimators``).
     n_groups : int
@@ -316,6 +317,8 @@ def rf_site_oob(
     """
     from sklearn.tree import DecisionTreeRegressor
 
+    from .learners._util import mask_groups
+
     pools, X, Y, index, rows_of = _prepare(X, Y, sites, pools, dtype=np.float32)
     t = Y.shape[1]
     codes = np.empty(len(X), dtype=np.int64)
@@ -326,7 +329,8 @@ def rf_site_oob(
     cnt_obs = np.zeros((len(rows_of), X.shape[1]))
     np.add.at(sum_obs, codes, np.where(miss, 0.0, X))
     np.add.at(cnt_obs, codes, (~miss).astype(np.float64))
-    y_ok = np.all(np.isfinite(Y), axis=1)
+    finite = np.isfinite(Y)
+    target_groups = mask_groups(finite)  # as RFLearner: one set of trees per missing-value pattern
 
     rng = np.random.default_rng(random_state)
     jobs = []  # (tree seed, train site codes, test sites of the group)
@@ -340,24 +344,29 @@ def rf_site_oob(
     def grow(job):
         seed, train_codes, group = job
         r = np.random.default_rng(seed)
-        rows = np.concatenate([rows_of[s] for s in train_codes])
-        rows = rows[y_ok[rows]]
+        train_rows = np.concatenate([rows_of[s] for s in train_codes])
         cnt = cnt_obs[train_codes].sum(axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
             mu = np.where(cnt > 0, sum_obs[train_codes].sum(axis=0) / cnt, 0.0).astype(np.float32)
-        k = int(max_samples if isinstance(max_samples, (int, np.integer)) and max_samples > 1
-                else max(1, round(float(max_samples) * len(rows))))
-        pick = rows[r.integers(0, len(rows), size=k)]
-        xs = np.where(miss[pick], mu, X[pick])
-        tree = DecisionTreeRegressor(
-            min_samples_leaf=min_samples_leaf, max_features=max_features, max_depth=max_depth,
-            random_state=int(r.integers(2**31 - 1)),
-        ).fit(xs, Y[pick])
-        preds = {}
-        for s in group:
-            rs = rows_of[index[s]]
-            xt = np.where(miss[rs], mu, X[rs])
-            preds[s] = tree.predict(xt).reshape(len(rs), t)
+        test_x = {s: np.where(miss[rows_of[index[s]]], mu, X[rows_of[index[s]]]) for s in group}
+        preds = {s: np.empty((len(xt), t)) for s, xt in test_x.items()}
+        for g in target_groups:
+            rows = train_rows[finite[train_rows, g[0]]]
+            if len(rows) == 0:  # no finite value of these targets in the training sites
+                for s in preds:
+                    preds[s][:, g] = np.nan
+                continue
+            k = int(max_samples if isinstance(max_samples, (int, np.integer)) and max_samples > 1
+                    else max(1, round(float(max_samples) * len(rows))))
+            pick = rows[r.integers(0, len(rows), size=k)]
+            xs = np.where(miss[pick], mu, X[pick])
+            yy = Y[pick][:, g]
+            tree = DecisionTreeRegressor(
+                min_samples_leaf=min_samples_leaf, max_features=max_features, max_depth=max_depth,
+                random_state=int(r.integers(2**31 - 1)),
+            ).fit(xs, yy[:, 0] if len(g) == 1 else yy)
+            for s, xt in test_x.items():
+                preds[s][:, g] = tree.predict(xt).reshape(len(xt), len(g))
         return preds
 
     sums = {s: np.zeros((len(rows_of[index[s]]), t)) for s in pools}
@@ -509,6 +518,7 @@ def group_holdout(
     pools: Pools,
     *,
     n_groups: int = 10,
+    n_rounds: int = 1,
     random_state: int = 0,
     n_jobs: int = 1,
     progress=None,
@@ -520,7 +530,10 @@ def group_holdout(
     universe's sites outside ``g`` and predicts every site of ``g``. So each test site is
     predicted by a model that never saw it and was trained on about ``1 - 1/n_groups`` of the
     sites; with ``n_groups`` >= the number of test sites this is the per-fold loop itself.
-    Cost: ``n_groups`` fits instead of one per fold. Used for ``svm`` (Nystroem + linear
+    With ``n_rounds > 1`` the test sites are partitioned anew in each round and a site's
+    prediction is the mean of its ``n_rounds`` models, so that no site loses its most similar
+    training sites in every model only because they fell into its group (and the models' own
+    sampling noise averages out). Cost: ``n_groups * n_rounds`` fits instead of one per fold. Used for ``svm`` (Nystroem + linear
     epsilon-insensitive SVR, the same model as the per-fold learner).
 
     Parameters
@@ -534,7 +547,9 @@ def group_holdout(
     pools : mapping
         Test site -> training sites.
     n_groups : int
-        Models per universe.
+        Models per universe and round.
+    n_rounds : int
+        Independent partitions; each test site is predicted by the mean of ``n_rounds`` models.
     random_state : int
         Seed of the grouping and of each group model.
     n_jobs : int
@@ -552,9 +567,10 @@ def group_holdout(
     rng = np.random.default_rng(random_state)
     jobs = []
     for universe, tests in sorted(_universes(pools).items(), key=lambda kv: sorted(kv[1])):
-        for group in _split_groups(sorted(tests), n_groups, rng):
-            fit_sites = sorted(universe - set(group))
-            jobs.append((sorted(group), fit_sites, int(rng.integers(2**31 - 1))))
+        for _ in range(max(1, int(n_rounds))):
+            for group in _split_groups(sorted(tests), n_groups, rng):
+                fit_sites = sorted(universe - set(group))
+                jobs.append((sorted(group), fit_sites, int(rng.integers(2**31 - 1))))
 
     def fit_predict(job):
         group, fit_sites, seed = job
@@ -567,13 +583,16 @@ def group_holdout(
             res[f] = np.asarray(model.predict(X.iloc[te], sites=sites[te], dates=dates[te]), dtype=float)
         return res
 
-    out: dict[str, np.ndarray] = {}
+    sums: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = dict.fromkeys(pools, 0)
     with ThreadPoolExecutor(max_workers=max(1, int(n_jobs))) as pool:
-        for res in pool.map(fit_predict, jobs):
-            out.update(res)
+        for i, res in enumerate(pool.map(fit_predict, jobs)):  # in job order: deterministic
+            for f, pr in res.items():
+                sums[f] = pr if f not in sums else sums[f] + pr
+                counts[f] += 1
             if progress is not None:
-                progress(len(out) / len(pools))
-    return out
+                progress((i + 1) / len(jobs))
+    return {f: sums[f] / counts[f] for f in sums}
 
 
 # ------------------------------------------------------------------------------ LSTM
@@ -671,16 +690,18 @@ def lstm_group_finetune(
 #: Default options of the fast strategies (``RunConfig.strategy_options`` overrides them).
 DEFAULT_OPTIONS: dict[str, dict] = {
     "rf": {"n_groups": 10},
-    "svm": {"n_groups": 10, "solver": "svr"},
+    "svm": {"n_groups": 10, "n_rounds": 3, "solver": "svr"},
     "lstm": {"n_groups": 4, "finetune_epochs": 1, "finetune_windows": 4000},
 }
 
 #: What each fast strategy is, for manifests and documentation.
 DESCRIPTIONS: dict[str, str] = {
     "mlr": "exact LOSO OLS from per-site sufficient statistics",
-    "rf": "site-level out-of-bag forest (trees grown without a group of sites)",
+    "rf": "site-level out-of-bag forest (trees grown without a group of sites; one tree per "
+          "target when the targets' missing rows differ)",
     "svm": "the per-fold SVR model (Nystroem + linear epsilon-SVR) fitted once per group of sites, "
-           "each predicting only sites outside its training set (solver 'lssvm': least-squares "
+           "each predicting only sites outside its training set, averaged over n_rounds "
+           "partitions (solver 'lssvm': least-squares "
            "SVR with exact per-site ridge)",
     "lstm": "LSTM pre-trained per group of sites, fine-tuned briefly per fold on its own pool",
 }
@@ -755,7 +776,7 @@ def run_fast(kind: str, template, X, Y, sites: np.ndarray, dates: np.ndarray, po
                           random_state=seed, n_jobs=max(1, int(n_jobs)), progress=progress)
     elif kind == "svm" and opt.get("solver", "svr") == "svr":
         out = group_holdout(template, X, Y, sites, dates, pools, n_groups=int(opt["n_groups"]),
-                            random_state=seed, n_jobs=max(1, int(n_jobs)), progress=progress)
+                            n_rounds=int(opt.get("n_rounds", 1)), random_state=seed, n_jobs=max(1, int(n_jobs)), progress=progress)
     elif kind == "svm":
         if opt.get("solver") != "lssvm":
             raise ConfigError(f"svm strategy option solver must be 'svr' or 'lssvm', got {opt.get('solver')!r}")

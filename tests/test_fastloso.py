@@ -116,6 +116,26 @@ def test_rf_trees_never_fit_on_the_sites_they_predict(monkeypatch):
     assert all(np.isfinite(v).all() for v in out.values())
 
 
+def test_rf_site_oob_grows_per_target_trees_like_the_learner():
+    """Targets with different missing rows get their own trees (as RFLearner's forests), so one
+    target's values cannot move the other's predictions; shared rows keep multi-output trees."""
+    X, Y, sites, pools = make_problem(n_sites=6, seed=8, missing=0.1)
+    assert not np.array_equal(np.isfinite(Y[:, 0]), np.isfinite(Y[:, 1]))
+    Y2 = Y.copy()
+    Y2[:, 0] = Y2[:, 0] * 3.0 + 1.0  # same missing pattern, other values
+    kw = dict(trees_per_site=3, n_groups=3, random_state=2, n_jobs=1)
+    a, b = rf_site_oob(X, Y, sites, pools, **kw), rf_site_oob(X, Y2, sites, pools, **kw)
+    for s in pools:
+        np.testing.assert_array_equal(a[s][:, 1], b[s][:, 1])
+        assert not np.allclose(a[s][:, 0], b[s][:, 0])
+    Ys = Y.copy()
+    Ys[~np.isfinite(Ys).all(axis=1)] = np.nan  # one pattern: one multi-output tree per round
+    Ys2 = Ys.copy()
+    Ys2[:, 0] = Ys2[:, 0] * 3.0 + 1.0
+    c, d = rf_site_oob(X, Ys, sites, pools, **kw), rf_site_oob(X, Ys2, sites, pools, **kw)
+    assert any(not np.allclose(c[s][:, 1], d[s][:, 1]) for s in pools)
+
+
 def test_svm_scaler_and_landmarks_fitted_without_the_group(monkeypatch):
     X, Y, sites, pools = make_problem(n_sites=8, seed=6)
     fitted = []
@@ -257,3 +277,12 @@ def test_group_holdout_never_fits_on_a_site_it_predicts_and_equals_per_fold_with
     per = group_holdout(tmpl, Xd, Yd, sites, dates, pools, n_groups=6, random_state=0, n_jobs=2)
     assert sorted(map(sorted, fits)) == sorted(sorted(p) for p in pools.values())
     assert set(per) == set(pools)
+    # n_rounds: new partitions per round, each site predicted by the mean of its n_rounds models
+    fits.clear()
+    predicted.clear()
+    two = group_holdout(tmpl, Xd, Yd, sites, dates, pools, n_groups=3, n_rounds=2, random_state=0, n_jobs=1)
+    assert len(fits) == 6
+    for s in pools:
+        assert sum(s not in f for f in fits) == 2
+        assert not any(s in f and s in p for p, f in predicted)
+    assert not np.allclose(two["S01"], out["S01"])
