@@ -16,12 +16,15 @@ an approximation whose accuracy the benchmark checks against the per-fold refere
     ``n_groups`` groups and one tree is grown per group on the pool without that group's
     sites; a site is predicted only by trees that never saw it. After ``trees_per_site`` rounds
     every site has ``trees_per_site`` out-of-bag trees, each trained on about
-    ``(1 - 1/n_groups)`` of the sites. Cost: ``n_groups * trees_per_site`` trees instead of
-    ``n_sites * n_estimators``.
+    ``(1 - 1/n_groups)`` of the sites. Targets whose missing rows differ get one tree each per
+    group and round, as the per-fold learner then grows one forest per target. Cost:
+    ``n_groups * trees_per_site`` trees (per target group) instead of ``n_sites * n_estimators``.
 ``group_holdout`` (approximation, no leakage; the default for ``svm``)
     The per-fold learner itself (for ``svm``: Nystroem features + linear epsilon-insensitive
     SVR on a row sample) fitted once per group of test sites on the pool without the group;
-    each model predicts only the sites it never saw. ``n_groups`` fits instead of one per fold.
+    each model predicts only the sites it never saw; with ``n_rounds`` new partitions a site's
+    prediction is the mean of its ``n_rounds`` models. ``n_groups * n_rounds`` fits instead of
+    one per fold.
 ``lssvm_group_loso`` (approximation, no leakage; ``svm`` with ``solver="lssvm"``)
     RBF least-squares support vector regression (Suykens & Vandewalle 1999,
     doi:10.1023/A:1018628609742) in a Nystroem feature space (Williams & Seeger 2001): for each

@@ -1,0 +1,23 @@
+"""The speed benchmark's paired per-site comparison of a fast and a naive run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from bench_speed import paired_r2  # noqa: E402
+
+
+def test_paired_r2_compares_site_by_site_on_common_sites():
+    naive = pd.DataFrame({"SITE_ID": ["A", "B", "C", "D"], "R2": [0.5, 0.2, -1.0, 0.9]})
+    fast = pd.DataFrame({"SITE_ID": ["B", "A", "C", "E"], "R2": [0.25, 0.48, -1.5, 0.1]})
+    out = paired_r2(naive, fast, tolerance=0.01)
+    # common sites A, B, C: differences -0.02, +0.05, -0.5
+    assert out["n_sites"] == 3
+    assert out["median_difference"] == -0.02
+    assert out["sites_not_worse_than_tolerance"] == 1
+    assert out["largest_loss"] == -0.5 and out["largest_gain"] == 0.05
+    assert paired_r2(naive, fast.assign(SITE_ID=list("WXYZ")))["n_sites"] == 0
