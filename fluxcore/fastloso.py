@@ -536,8 +536,9 @@ def group_holdout(
     With ``n_rounds > 1`` the test sites are partitioned anew in each round and a site's
     prediction is the mean of its ``n_rounds`` models, so that no site loses its most similar
     training sites in every model only because they fell into its group (and the models' own
-    sampling noise averages out). Cost: ``n_groups * n_rounds`` fits instead of one per fold. Used for ``svm`` (Nystroem + linear
-    epsilon-insensitive SVR, the same model as the per-fold learner).
+    sampling noise averages out). Cost: ``n_groups * n_rounds`` fits instead of one per fold.
+    Used for ``svm`` (Nystroem + linear epsilon-insensitive SVR, the same model as the per-fold
+    learner).
 
     Parameters
     ----------
@@ -779,7 +780,8 @@ def run_fast(kind: str, template, X, Y, sites: np.ndarray, dates: np.ndarray, po
                           random_state=seed, n_jobs=max(1, int(n_jobs)), progress=progress)
     elif kind == "svm" and opt.get("solver", "svr") == "svr":
         out = group_holdout(template, X, Y, sites, dates, pools, n_groups=int(opt["n_groups"]),
-                            n_rounds=int(opt.get("n_rounds", 1)), random_state=seed, n_jobs=max(1, int(n_jobs)), progress=progress)
+                            n_rounds=int(opt["n_rounds"]), random_state=seed,
+                            n_jobs=max(1, int(n_jobs)), progress=progress)
     elif kind == "svm":
         if opt.get("solver") != "lssvm":
             raise ConfigError(f"svm strategy option solver must be 'svr' or 'lssvm', got {opt.get('solver')!r}")

@@ -64,21 +64,21 @@ else:
     _wait_for_data(fut)
 
 st.subheader("Where to go next")
-c1, c2, c3 = st.columns(3)
-with c1:
-    st.page_link("pages/sites.py", label="1. Pick sites on the map", icon=":material/map:")
-    st.caption("Filter by aridity zone and vegetation class; click markers or draw a box.")
-with c2:
-    st.page_link("pages/train.py", label="2. Train leave-one-site-out", icon=":material/model_training:")
-    st.caption("Choose methods, targets and settings; runs go on in the background.")
-with c3:
-    st.page_link("pages/results.py", label="3. Compare predictions", icon=":material/scatter_plot:")
-    st.caption("Predicted vs observed, per-site scores, the paper's Table 3, time series.")
-c1, c2, _ = st.columns(3)
-with c1:
-    st.page_link("pages/heterogeneity.py", label="4. Heterogeneity and skill", icon=":material/hub:")
-    st.caption("Does distance from the training sites explain poor predictions?")
-with c2:
-    st.page_link("pages/data.py", label="Data: demo, FLUXNET folder or upload", icon=":material/database:")
-    st.caption("See the site summary and the quality-control report.")
+NEXT_STEPS = [
+    ("pages/sites.py", "1. Pick sites on the map", ":material/map:",
+     "Filter by aridity zone and vegetation class; click markers or draw a box."),
+    ("pages/train.py", "2. Train leave-one-site-out", ":material/model_training:",
+     "Choose methods, targets and settings; runs go on in the background."),
+    ("pages/results.py", "3. Compare predictions", ":material/scatter_plot:",
+     "Predicted vs observed, per-site scores, the paper's Table 3, time series."),
+    ("pages/heterogeneity.py", "4. Heterogeneity and skill", ":material/hub:",
+     "Does distance from the training sites explain poor predictions?"),
+    ("pages/data.py", "Data: demo, FLUXNET folder or upload", ":material/database:",
+     "See the site summary and the quality-control report."),
+]
+for start in range(0, len(NEXT_STEPS), 3):  # rows of three columns
+    for col, (page, label, icon, caption) in zip(st.columns(3), NEXT_STEPS[start:start + 3], strict=False):
+        with col:
+            st.page_link(page, label=label, icon=icon)
+            st.caption(caption)
 st.caption("Works without internet: maps, figures and downloads use local files only.")

@@ -185,6 +185,37 @@ def target_row_masks(ya: np.ndarray, w: np.ndarray | None) -> np.ndarray:
     return m
 
 
+def tabular_fit_inputs(X, y, sites, dates, sample_weight=None):
+    """Checked inputs of a tabular learner's ``fit``, NaN features imputed with training means.
+
+    Returns
+    -------
+    Xi : numpy.ndarray, shape (n, p)
+        Features with NaN replaced by ``imp``.
+    ya : numpy.ndarray, shape (n, k)
+        Targets (NaN kept).
+    imp : numpy.ndarray, shape (p,)
+        Training column means (:func:`impute_values`), to store as ``impute_values_``.
+    masks : numpy.ndarray of bool, shape (n, k)
+        Usable rows per target (:func:`target_row_masks`).
+    fnames, tnames : list of str
+        Feature and target names.
+    w : numpy.ndarray or None
+        Sample weights.
+    """
+    Xa, ya, fnames, tnames, _, _, w = check_inputs(X, y, sites, dates, sample_weight)
+    imp = impute_values(Xa)
+    return impute(Xa, imp), ya, imp, target_row_masks(ya, w), fnames, tnames, w
+
+
+def tabular_predict_inputs(learner, X, sites, dates) -> np.ndarray:
+    """Checked features of a fitted tabular learner's ``predict``, imputed with its training
+    means (``learner.impute_values_``); the columns must be those seen in ``fit``."""
+    Xa, _, fnames, _, _, _, _ = check_inputs(X, None, sites, dates, what="predict")
+    check_columns(learner.feature_names_in_, fnames)
+    return impute(Xa, learner.impute_values_)
+
+
 def mask_groups(masks: np.ndarray) -> list[list[int]]:
     """Group target columns that share exactly the same row mask (order preserved)."""
     groups: list[list[int]] = []

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg
 
-from ._util import check_columns, check_inputs, impute, impute_values, target_row_masks
+from ._util import tabular_fit_inputs, tabular_predict_inputs
 from .base import FluxLearner, register
 
 
@@ -66,10 +66,7 @@ class MLRLearner(FluxLearner):
 
     def fit(self, X: pd.DataFrame, y: pd.DataFrame, *, sites: np.ndarray, dates: np.ndarray,
             sample_weight: np.ndarray | None = None) -> MLRLearner:
-        Xa, ya, fnames, tnames, _, _, w = check_inputs(X, y, sites, dates, sample_weight)
-        imp = impute_values(Xa)
-        Xi = impute(Xa, imp)
-        masks = target_row_masks(ya, w)
+        Xi, ya, imp, masks, fnames, tnames, w = tabular_fit_inputs(X, y, sites, dates, sample_weight)
         k, p = ya.shape[1], Xi.shape[1]
         use = used_columns(fnames, self.site_level)
         coef = np.zeros((k, p))
@@ -90,9 +87,7 @@ class MLRLearner(FluxLearner):
 
     def predict(self, X: pd.DataFrame, *, sites: np.ndarray, dates: np.ndarray) -> np.ndarray:
         self._check_fitted()
-        Xa, _, fnames, _, _, _, _ = check_inputs(X, None, sites, dates, what="predict")
-        check_columns(self.feature_names_in_, fnames)
-        return impute(Xa, self.impute_values_) @ self.coef_.T + self.intercept_[None, :]
+        return tabular_predict_inputs(self, X, sites, dates) @ self.coef_.T + self.intercept_[None, :]
 
 
 def used_columns(names, site_level: bool) -> np.ndarray:

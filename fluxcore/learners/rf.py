@@ -23,15 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import RandomForestRegressor
 
-from ._util import (
-    check_columns,
-    check_inputs,
-    impute,
-    impute_values,
-    mask_groups,
-    seed_from,
-    target_row_masks,
-)
+from ._util import mask_groups, seed_from, tabular_fit_inputs, tabular_predict_inputs
 from .base import FluxLearner, register
 
 
@@ -89,10 +81,7 @@ class RFLearner(FluxLearner):
 
     def fit(self, X: pd.DataFrame, y: pd.DataFrame, *, sites: np.ndarray, dates: np.ndarray,
             sample_weight: np.ndarray | None = None) -> RFLearner:
-        Xa, ya, fnames, tnames, _, _, w = check_inputs(X, y, sites, dates, sample_weight)
-        imp = impute_values(Xa)
-        Xi = impute(Xa, imp)
-        masks = target_row_masks(ya, w)
+        Xi, ya, imp, masks, fnames, tnames, w = tabular_fit_inputs(X, y, sites, dates, sample_weight)
         if w is not None and np.all(w == w[0]):
             w = None  # constant weights change nothing but sklearn's weighted bootstrap draw
         seed = seed_from(self.random_state)
@@ -119,9 +108,7 @@ class RFLearner(FluxLearner):
 
     def predict(self, X: pd.DataFrame, *, sites: np.ndarray, dates: np.ndarray) -> np.ndarray:
         self._check_fitted()
-        Xa, _, fnames, _, _, _, _ = check_inputs(X, None, sites, dates, what="predict")
-        check_columns(self.feature_names_in_, fnames)
-        Xi = impute(Xa, self.impute_values_)
+        Xi = tabular_predict_inputs(self, X, sites, dates)
         out = np.empty((Xi.shape[0], len(self.target_names_)))
         for g, rf in self.forests_:
             p = rf.predict(Xi)

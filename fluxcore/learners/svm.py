@@ -42,13 +42,10 @@ from sklearn.svm import SVR, LinearSVR
 
 from ..errors import ConfigError
 from ._util import (
-    check_columns,
-    check_inputs,
-    impute,
-    impute_values,
     scale_stats,
     seed_from,
-    target_row_masks,
+    tabular_fit_inputs,
+    tabular_predict_inputs,
     target_stats,
 )
 from .base import FluxLearner, register
@@ -141,15 +138,12 @@ class SVMLearner(FluxLearner):
             raise ConfigError(f"svm: method must be one of {METHODS}, got {self.method!r}")
         if self.linear_solver not in ("linearsvr", "sgd"):
             raise ConfigError(f"svm: linear_solver must be 'linearsvr' or 'sgd', got {self.linear_solver!r}")
-        Xa, ya, fnames, tnames, _, _, w = check_inputs(X, y, sites, dates, sample_weight)
+        Xi, ya, imp, masks, fnames, tnames, w = tabular_fit_inputs(X, y, sites, dates, sample_weight)
         seed = seed_from(self.random_state)
-        imp = impute_values(Xa)
-        Xi = impute(Xa, imp)
         xm, xs = scale_stats(Xi)
         Z = (Xi - xm) / xs
         ym, ys = target_stats(ya)
         Y = (ya - ym) / ys
-        masks = target_row_masks(ya, w)
         if w is not None:
             w = w / w[w > 0].mean()  # weights redistribute; C keeps its meaning
         gamma = self._gamma(Z.shape[1])
@@ -203,9 +197,7 @@ class SVMLearner(FluxLearner):
 
     def predict(self, X: pd.DataFrame, *, sites: np.ndarray, dates: np.ndarray) -> np.ndarray:
         self._check_fitted()
-        Xa, _, fnames, _, _, _, _ = check_inputs(X, None, sites, dates, what="predict")
-        check_columns(self.feature_names_in_, fnames)
-        Z = (impute(Xa, self.impute_values_) - self.x_mean_) / self.x_scale_
+        Z = (tabular_predict_inputs(self, X, sites, dates) - self.x_mean_) / self.x_scale_
         F = self.feature_map_.transform(Z) if self.feature_map_ is not None else Z
         out = np.column_stack([m.predict(F) for m in self.models_])
         return out * self.y_scale_[None, :] + self.y_mean_[None, :]
