@@ -199,3 +199,60 @@ def test_real_data_features_few_sites():
     # the extra drivers of real data: EVI, monthly precipitation and wind, site-level features
     assert {"EVI", "P_MONTHLY", "WS_MONTHLY", "APAR_LAI", "SW_IN_EVI", "SITE_MEAN_EVI",
             "ARIDITY_INDEX", "MAP_MM"} <= set(ft.feature_names)
+
+
+def test_bucket_water_bounds_and_dynamics():
+    from fluxcore.features import bucket_water
+    n = 60
+    sites = np.array(["A"] * n + ["B"] * n)
+    dates = np.tile(pd.date_range("2010-01-01", periods=n).to_numpy(), 2)
+    cap = np.r_[np.full(n, 100.0), np.full(n, 50.0)]
+    p = np.r_[np.zeros(n), np.full(n, 40.0)]  # A: drought, B: heavy rain
+    pet = np.full(2 * n, 5.0)
+    w = bucket_water(p, pet, sites, dates, cap)
+    a, b = w[:n], w[n:]
+    # A starts full and dries out: W_t = 100 (1 - 5/100)^t, strictly decreasing, never < 0
+    np.testing.assert_allclose(a, 100.0 * 0.95 ** np.arange(1, n + 1))
+    # B saturates at its own capacity (runoff beyond)
+    assert np.all(b == 50.0)
+    # row order does not matter; a missing P counts as no rain
+    perm = np.random.default_rng(0).permutation(2 * n)
+    np.testing.assert_allclose(bucket_water(p[perm], pet[perm], sites[perm], dates[perm], cap[perm]), w[perm])
+    p2 = p.copy()
+    p2[n + 5] = np.nan
+    assert bucket_water(p2, pet, sites, dates, cap)[n + 5] < 50.0
+
+
+def test_water_balance_features_past_only_and_per_site():
+    ds = make_dataset()
+    cfg = FeatureConfig(water_balance=True, site_means=())
+    base = build_features(ds, cfg)
+    for c in ("PET_HG", "SWC_REL", "WB_MEAN30D"):
+        assert c in base.X, c
+    assert "PET_HG" not in build_features(ds).X  # off by default
+    a = base.sites == "AA-One"
+    sw = base.X.loc[a, "SWC_REL"]
+    assert sw.between(0, 1).all() and sw.iloc[0] <= 1.0
+    # Hargreaves from the rows' own temperatures and the site latitude
+    d = ds.daily[a]
+    doy = pd.DatetimeIndex(d["DATE"]).day_of_year.to_numpy()
+    from fluxcore.aridity import hargreaves_pet
+    np.testing.assert_allclose(base.X.loc[a, "PET_HG"],
+                               hargreaves_pet(d["TMIN"], d["TMAX"], 45.0, doy, tmean=d["TA"]))
+    assert base.X.loc[base.sites == "CC-Thr", "PET_HG"].isna().all()  # no latitude: unknown
+    # the future of a site and the other sites never change a day's value
+    daily = ds.daily.copy()
+    idx = np.flatnonzero(a)
+    t = idx[40]
+    daily.loc[idx[41]:idx[-1], "P"] = daily.loc[idx[41]:idx[-1], "P"] + 30
+    b = daily["SITE_ID"] == "BB-Two"
+    daily.loc[b, "P"] = 0.0
+    fut = build_features(FluxDataset(sites=ds.sites, daily=daily, name="tiny"), cfg)
+    pd.testing.assert_frame_equal(base.X.loc[:t], fut.X.loc[:t])
+    assert (fut.X.loc[idx[45]:idx[-1], "SWC_REL"] >= base.X.loc[idx[45]:idx[-1], "SWC_REL"]).all()
+    assert not np.allclose(fut.X.loc[b, "SWC_REL"], base.X.loc[b, "SWC_REL"])
+    # capacity: catalogue WHC_MM else the configured default, which must be positive
+    with pytest.raises(ConfigError, match="bucket_capacity_mm"):
+        build_features(ds, FeatureConfig(water_balance=True, bucket_capacity_mm=0))
+    rt = FeatureConfig.from_dict(cfg.to_dict())
+    assert rt == cfg
