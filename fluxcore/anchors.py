@@ -66,7 +66,9 @@ def load_carbonfluxbench(folder: str | Path | None = None) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns ``SITE_ID, target (GPP|ER|NEE), model, split, features, ensemble, R2, RMSE``.
+        Columns ``SITE_ID, target (GPP|ER|NEE), model, split, features, ensemble, R2, RMSE``;
+        ``model`` is the file's ``model`` column where it has one (``LightGBM``, ``XGBoost``,
+        ``tam-rl``...), else the model part of the file name.
     """
     folder = Path(folder) if folder is not None else default_anchor_dir()
     if not folder.is_dir():
@@ -83,7 +85,9 @@ def load_carbonfluxbench(folder: str | Path | None = None) -> pd.DataFrame:
         frames.append(pd.DataFrame({
             "SITE_ID": d["site"].astype(str),
             "target": d["target"].map(_CFB_TARGETS),
-            "model": m["model"],
+            # the file's own model column names the tree baselines ("lgbm" files say
+            # "LightGBM", "xgb" files "XGBoost"); older files without it: the file name
+            "model": (d["model"].astype(str) if "model" in d.columns else m["model"]),
             "split": m["split"],
             "features": m["features"],
             "ensemble": bool(m["ens"]),
@@ -101,7 +105,7 @@ def compare_with_carbonfluxbench(
     *,
     split: str = "Koppen",
     features: str = "minimal",
-    models: tuple[str, ...] = ("tam-rl", "lstm", "LightGBM"),
+    models: tuple[str, ...] = ("tam-rl", "lstm", "LightGBM", "XGBoost"),
 ) -> pd.DataFrame:
     """Median per-site R² of fluxcore and CarbonFluxBench models on the sites both have.
 
@@ -114,7 +118,9 @@ def compare_with_carbonfluxbench(
     split, features : str
         Which CarbonFluxBench configuration to compare with.
     models : tuple of str
-        CarbonFluxBench models to include.
+        CarbonFluxBench models to include, as named in the files' ``model`` column (the tree
+        baselines are ``"LightGBM"`` and ``"XGBoost"``; they were run only with the
+        ``minimal`` features).
 
     Returns
     -------

@@ -124,3 +124,53 @@ def test_table3_and_us_skill_by_hand():
     assert us.loc["GPP", "R2_mean"] == pytest.approx(
         met[(met["target"] == "GPP") & met["SITE_ID"].str.startswith("US-")]["R2"].mean())
     assert us.loc["GPP", "n_sites"] == 8
+
+
+def test_published_skill_is_the_median_per_site_skill():
+    met = pd.DataFrame({"SITE_ID": ["A", "B", "C", "A", "B", "C"], "learner": "rf",
+                        "target": ["GPP"] * 3 + ["ER"] * 3,
+                        "R2": [0.2, 0.5, 0.9, -1.0, 0.1, 0.4], "r2": [0.3, 0.6, 0.95, 0.2, 0.3, 0.5]})
+    pub = report.published_skill(met).set_index("target")
+    assert pub.loc["GPP", "R2_median"] == pytest.approx(0.5)
+    assert pub.loc["ER", "r2_median"] == pytest.approx(0.3)
+    assert pub.loc["GPP", "tamrl_R2_median"] == pytest.approx(0.644)
+    assert pub.loc["ER", "fluxcom_R2"] == pytest.approx(0.6)
+    assert (pub["n_sites"] == 3).all()
+
+
+@pytest.mark.slow
+def test_report_sets_real_sites_beside_carbonfluxbench(small_run, tmp_path, monkeypatch):
+    """A run on real data gets the common-site comparison; a synthetic one never does."""
+    import json
+    import shutil
+
+    world, run_dir = small_run
+    anchors = tmp_path / "anchors"
+    anchors.mkdir()
+    met = pd.read_parquet(run_dir / "metrics.parquet")
+    common = sorted(met["SITE_ID"].unique())[:3]
+    pd.DataFrame({"site": common + ["ZZ-Far"], "R2": [0.1, 0.2, 0.3, 0.9], "RMSE": 1.0,
+                  "target": "GPP_NT_VUT_USTAR50", "model": "LightGBM"}).to_csv(
+        anchors / "lgbm_Koppen_minimal.csv", index=False)
+    monkeypatch.setenv("FLUXCORE_ANCHORS", str(anchors))
+
+    # synthetic: no comparison, and the report says why
+    text = report.write_report(run_dir, dataset=world, out_dir=tmp_path / "syn").read_text()
+    assert not (tmp_path / "syn" / "carbonfluxbench.csv").exists()
+    assert "CarbonFluxBench comparison skipped: synthetic sites" in text
+
+    # the same run marked as real data: compared on the 3 common sites only
+    real = tmp_path / "real_run"
+    shutil.copytree(run_dir, real)
+    man = json.loads((real / "manifest.json").read_text())
+    man["data"]["synthetic"] = False
+    (real / "manifest.json").write_text(json.dumps(man))
+    text = report.write_report(real, dataset=None, out_dir=tmp_path / "real").read_text()
+    cfb = pd.read_csv(tmp_path / "real" / "carbonfluxbench.csv")
+    assert "Beside CarbonFluxBench" in text
+    assert (cfb[cfb["target"] == "GPP"]["n_sites"] == 3).all()
+    lgbm = cfb[(cfb["model"] == "LightGBM") & (cfb["target"] == "GPP")]
+    assert lgbm["median_R2"].item() == pytest.approx(0.2)
+    ours = met[(met["target"] == "GPP") & (met["learner"] == "mlr") & met["SITE_ID"].isin(common)]
+    row = cfb[(cfb["model"] == "mlr") & (cfb["target"] == "GPP")]
+    assert row["median_R2"].item() == pytest.approx(ours["R2"].median())
