@@ -185,6 +185,14 @@ def load_run_cached(path: str | Path):
     return run_result(str(p), m.stat().st_mtime if m.exists() else 0.0)
 
 
+@st.cache_data(show_spinner=False, max_entries=2)
+def carbonfluxbench(folder: str) -> pd.DataFrame:
+    """CarbonFluxBench per-site scores (:func:`fluxcore.anchors.load_carbonfluxbench`)."""
+    from fluxcore.anchors import load_carbonfluxbench
+
+    return load_carbonfluxbench(folder)
+
+
 @st.cache_data(show_spinner="Computing site distances…", max_entries=16)
 def distances(run_path: str, stamp: float, src: str) -> pd.DataFrame:
     """Heterogeneity distances of a run's test sites (written next to the run)."""

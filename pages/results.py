@@ -1,5 +1,6 @@
 """Results: predicted vs observed per learner and target, per-site scores, the paper's
-Table 3 (RMSE mean and variance by zone and learner), site time series, downloads."""
+Table 3 (RMSE mean and variance by zone and learner), skill beside published results
+(paper, CarbonFluxBench, FLUXCOM), site time series, downloads."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import io
 import pandas as pd
 import streamlit as st
 
-from fluxcore import plots
+from fluxcore import plots, report
+from fluxcore.anchors import compare_with_carbonfluxbench, default_anchor_dir
+from fluxcore.errors import FluxcoreError
 from fluxcore.variables import ZONES
 from pages import _common as common
 
@@ -41,7 +44,38 @@ learners_all = [lrn for lrn in run.learners if lrn in set(metrics["learner"])]
 targets_all = [t for t in run.targets if t in set(metrics["target"])]
 zones_present = [z for z in ZONES if z in set(metrics["zone"].dropna())]
 zone_map = m.get("zones") or metrics.drop_duplicates("SITE_ID").set_index("SITE_ID")["zone"].to_dict()
-VIEWS = ["Per-site scores", "Table 3 (RMSE by zone)", "Scores by zone", "Site time series"]
+VIEWS = ["Per-site scores", "Table 3 (RMSE by zone)", "Scores by zone", "Beside published results",
+         "Site time series"]
+NUM3 = {c: st.column_config.NumberColumn(format="%.3f")
+        for c in ("R2_median", "r2_median", "R2_mean", "r2_mean", "median_R2", "mean_R2", "paper_R2",
+                  "tamrl_R2_median", "fluxcom_R2")}
+
+
+def published(mt: pd.DataFrame) -> None:
+    """Median and US skill beside the published figures; CarbonFluxBench on the common sites."""
+    st.dataframe(report.published_skill(mt), hide_index=True, width="stretch", column_config=NUM3)
+    st.caption("Median over test sites of the per-site R² and r². `tamrl_R2_median`: CarbonFluxBench "
+               "TAM-RL; `fluxcom_R2`: FLUXCOM site-level R² (lower bound). Other data releases and splits: "
+               "context, not a like-for-like test.")
+    us = report.us_skill(mt)
+    if len(us):
+        st.dataframe(us, hide_index=True, width="stretch", column_config=NUM3)
+        st.caption("US sites: mean R² and r² beside Gao et al. (2025), mean R² 0.72.")
+    if data.get("synthetic"):
+        st.info("Synthetic sites: no CarbonFluxBench comparison (its scores are for real towers).")
+        return
+    try:
+        cmp_ = compare_with_carbonfluxbench(mt, common.carbonfluxbench(str(default_anchor_dir())))
+    except FluxcoreError as exc:
+        st.info(f"No CarbonFluxBench comparison: {exc}")
+        return
+    if cmp_.empty:
+        st.info("No test site of this run is among CarbonFluxBench's test sites.")
+        return
+    st.dataframe(cmp_, hide_index=True, width="stretch", column_config=NUM3)
+    st.caption(f"On the {int(cmp_['n_sites'].max())} test site(s) both have. CarbonFluxBench used a newer, "
+               "longer data release, daily MODIS reflectance and ERA5-Land drivers, and a stratified site "
+               "split (fewer training sites than a leave-one-site-out fold).")
 
 
 @st.fragment
@@ -106,6 +140,8 @@ def analysis() -> None:
     elif view == VIEWS[2]:
         metric = st.radio("Score", ["R2", "r2", "RMSE"], horizontal=True, key="box_metric")
         st.plotly_chart(plots.metric_box(mt, target, metric), width="stretch", key="box", config=PLOTLY_CONFIG)
+    elif view == VIEWS[3]:
+        published(mt)
     else:
         site_ids = sorted(mt["SITE_ID"].astype(str).unique())
         if site_ids:

@@ -173,6 +173,47 @@ def test_data_page_shows_clear_error_for_bad_input(runs_dir, tmp_path):
     assert at.session_state["data_src"] == "demo"
 
 
+def test_results_page_sets_skill_beside_published_results(runs_dir, demo, tmp_path, monkeypatch):
+    import json
+
+    import pandas as pd
+
+    from tests.factories_dashboard import write_fake_run
+
+    sites = [s for s in demo.site_ids if demo.zone_of(s) == "humid"][:4]
+    run = write_fake_run(runs_dir, demo, sites)
+    anchors = tmp_path / "anchors"
+    anchors.mkdir()
+    pd.DataFrame({"site": sites[:2], "R2": [0.4, 0.6], "RMSE": 1.0, "target": "GPP_NT_VUT_USTAR50",
+                  "model": "LightGBM"}).to_csv(anchors / "lgbm_Koppen_minimal.csv", index=False)
+    monkeypatch.setenv("FLUXCORE_ANCHORS", str(anchors))
+
+    at = _app("pages/results.py")
+    at.button_group(key="res_view").set_value("Beside published results").run()
+    assert not at.exception, [e.value for e in at.exception]
+    pub = [d.value for d in at.dataframe if "tamrl_R2_median" in d.value.columns]
+    assert pub and set(pub[0]["learner"]) == {"mlr", "rf"}
+    met = pd.read_parquet(run / "metrics.parquet")
+    rf = met[(met["learner"] == "rf") & (met["target"] == "GPP")]
+    assert pub[0].set_index("learner").loc["rf", "R2_median"] == pytest.approx(rf["R2"].median())
+    # the demo world is synthetic: no comparison with real towers' scores
+    assert "Synthetic sites: no CarbonFluxBench comparison" in _texts(at)
+    assert not [d for d in at.dataframe if "source" in d.value.columns]
+
+    # the same run marked as real data: CarbonFluxBench on the two common sites
+    man = json.loads((run / "manifest.json").read_text())
+    man["data"]["synthetic"] = False
+    (run / "manifest.json").write_text(json.dumps(man))
+    at = _app("pages/results.py")
+    at.button_group(key="res_view").set_value("Beside published results").run()
+    assert not at.exception, [e.value for e in at.exception]
+    cfb = [d.value for d in at.dataframe if "source" in d.value.columns]
+    assert cfb, _texts(at)
+    lgbm = cfb[0][cfb[0]["model"] == "LightGBM"]
+    assert lgbm["n_sites"].item() == 2 and lgbm["median_R2"].item() == pytest.approx(0.5)
+    assert "On the 2 test site(s) both have" in _texts(at)
+
+
 @pytest.mark.slow
 def test_train_run_ends_with_results(runs_dir, demo):
     at = _app("pages/train.py", timeout=120)
