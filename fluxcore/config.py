@@ -294,6 +294,16 @@ class RunConfig:
             unknown = sorted(set(cfg.strategy_options) - set(DEFAULT_OPTIONS))
             if unknown:
                 raise ConfigError(f"strategy_options for {unknown}: only {sorted(DEFAULT_OPTIONS)} have options")
+            for k, opts in cfg.strategy_options.items():
+                known = set(DEFAULT_OPTIONS[k])
+                bad = sorted(set(opts) - known)
+                if bad:
+                    raise ConfigError(f"strategy_options[{k!r}]: unknown option(s) {bad}; "
+                                      f"known: {sorted(known)}")
+                for name in ("n_groups", "n_rounds"):
+                    v = opts.get(name, 1)
+                    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                        raise ConfigError(f"strategy_options[{k!r}][{name!r}] must be an integer >= 1, got {v!r}")
             cfg.strategy_options = {k: {**v, **cfg.strategy_options.get(k, {})}
                                     for k, v in DEFAULT_OPTIONS.items()}
         else:

@@ -612,6 +612,7 @@ def lstm_group_finetune(
     finetune_epochs: int = 1,
     finetune_windows: int = 4000,
     finetune_lr: float | None = None,
+    n_rounds: int = 1,
     random_state: int = 0,
     progress=None,
     info: dict | None = None,
@@ -627,6 +628,11 @@ def lstm_group_finetune(
     the pre-training set and outside its own fine-tuning set. Cost: ``n_groups`` full fits plus
     one short fine-tune per fold, instead of one full fit per fold.
 
+    With ``n_rounds > 1`` this is repeated with a new partition of the test sites and the
+    LSTM's ``random_state`` increased by the round number, and a site's prediction is the mean
+    of its ``n_rounds`` predictions: a seed ensemble (each member as above, none seeing the
+    site), ``n_rounds`` times the cost. Round 0 is the ``n_rounds = 1`` computation itself.
+
     Parameters
     ----------
     X, Y : pandas.DataFrame
@@ -641,13 +647,17 @@ def lstm_group_finetune(
         Pre-trained models per universe.
     finetune_epochs, finetune_windows, finetune_lr
         Fine-tuning budget per fold (``finetune_epochs = 0`` predicts with the group model).
+    n_rounds : int
+        Ensemble members per site (partitions of the test sites, LSTM seeds).
     random_state : int
         Seed of the grouping; the LSTM's own ``random_state`` is in ``params``.
     progress : callable, optional
-        ``progress(done_folds, message)`` after each fold.
+        ``progress(done, message)`` after each fold of each round (``done`` counts up to
+        ``n_folds * n_rounds``).
     info : dict, optional
         Filled with ``{test site: {"val_sites": [...], "group_size": n}}``: the early-stopping
-        validation sites of the fold's pre-trained model (all training sites of that model).
+        validation sites of the fold's pre-trained models (training sites of those models;
+        with several rounds the union over rounds) and the size of its round-0 group.
 
     Returns
     -------
@@ -658,36 +668,47 @@ def lstm_group_finetune(
 
     from .learners.lstm import LSTMLearner
 
+    n_rounds = int(n_rounds)
+    if n_rounds < 1:
+        raise ConfigError(f"lstm strategy option n_rounds must be at least 1, got {n_rounds}")
     sites, pools, rows_for = _site_rows(sites, pools)
     params = dict(params or {})
     dates = np.asarray(dates)
     rng = np.random.default_rng(random_state)
-    out: dict[str, np.ndarray] = {}
+    sums: dict[str, np.ndarray] = {}
     done = 0
 
-    for universe, tests in sorted(_universes(pools).items(), key=lambda kv: sorted(kv[1])):
-        for group in _split_groups(sorted(tests), n_groups, rng):
-            fit_rows = rows_for(sorted(universe - set(group)))
-            base = LSTMLearner(**params).fit(
-                X.iloc[fit_rows], Y.iloc[fit_rows], sites=sites[fit_rows], dates=dates[fit_rows])
-            for f in sorted(group):
-                model = base
-                extra = sorted(set(pools[f]) - (universe - set(group)))
-                if finetune_epochs > 0 and extra:
-                    model = copy.deepcopy(base)
-                    model.max_windows_per_epoch = int(finetune_windows)
-                    ft_rows = rows_for(pools[f])
-                    model.fine_tune(X.iloc[ft_rows], Y.iloc[ft_rows], sites=sites[ft_rows],
-                                    dates=dates[ft_rows], epochs=finetune_epochs, lr=finetune_lr)
-                te = rows_for([f])
-                out[f] = model.predict(X.iloc[te], sites=sites[te], dates=dates[te])
-                if info is not None:
-                    info[f] = {"val_sites": sorted(map(str, getattr(base, "val_sites_", []))),
-                               "group_size": len(group)}
-                done += 1
-                if progress is not None:
-                    progress(done, f"lstm {f}")
-    return out
+    for k in range(n_rounds):
+        p = dict(params)
+        if k and p.get("random_state") is not None:
+            p["random_state"] = int(p["random_state"]) + k
+        for universe, tests in sorted(_universes(pools).items(), key=lambda kv: sorted(kv[1])):
+            for group in _split_groups(sorted(tests), n_groups, rng):
+                fit_rows = rows_for(sorted(universe - set(group)))
+                base = LSTMLearner(**p).fit(
+                    X.iloc[fit_rows], Y.iloc[fit_rows], sites=sites[fit_rows], dates=dates[fit_rows])
+                for f in sorted(group):
+                    model = base
+                    extra = sorted(set(pools[f]) - (universe - set(group)))
+                    if finetune_epochs > 0 and extra:
+                        model = copy.deepcopy(base)
+                        model.max_windows_per_epoch = int(finetune_windows)
+                        ft_rows = rows_for(pools[f])
+                        model.fine_tune(X.iloc[ft_rows], Y.iloc[ft_rows], sites=sites[ft_rows],
+                                        dates=dates[ft_rows], epochs=finetune_epochs, lr=finetune_lr)
+                    te = rows_for([f])
+                    pred = model.predict(X.iloc[te], sites=sites[te], dates=dates[te])
+                    sums[f] = pred if k == 0 else sums[f] + pred
+                    if info is not None:
+                        val = set(map(str, getattr(base, "val_sites_", [])))
+                        if k == 0:
+                            info[f] = {"val_sites": sorted(val), "group_size": len(group)}
+                        else:
+                            info[f]["val_sites"] = sorted(set(info[f]["val_sites"]) | val)
+                    done += 1
+                    if progress is not None:
+                        progress(done, f"lstm {f}" + (f" (round {k + 1}/{n_rounds})" if n_rounds > 1 else ""))
+    return sums if n_rounds == 1 else {f: v / n_rounds for f, v in sums.items()}
 
 
 # -------------------------------------------------------------------------- dispatch
@@ -695,7 +716,8 @@ def lstm_group_finetune(
 DEFAULT_OPTIONS: dict[str, dict] = {
     "rf": {"n_groups": 10},
     "svm": {"n_groups": 10, "n_rounds": 3, "solver": "svr"},
-    "lstm": {"n_groups": 4, "finetune_epochs": 1, "finetune_windows": 4000},
+    "lstm": {"n_groups": 4, "finetune_epochs": 1, "finetune_windows": 4000, "finetune_lr": None,
+             "n_rounds": 1},
 }
 
 #: What each fast strategy is, for manifests and documentation.
@@ -707,7 +729,8 @@ DESCRIPTIONS: dict[str, str] = {
            "each predicting only sites outside its training set, averaged over n_rounds "
            "partitions (solver 'lssvm': least-squares "
            "SVR with exact per-site ridge)",
-    "lstm": "LSTM pre-trained per group of sites, fine-tuned briefly per fold on its own pool",
+    "lstm": "LSTM pre-trained per group of sites, fine-tuned briefly per fold on its own pool "
+            "(n_rounds > 1: mean of that many such members with new groups and seeds)",
 }
 
 
@@ -792,11 +815,12 @@ def run_fast(kind: str, template, X, Y, sites: np.ndarray, dates: np.ndarray, po
                                alpha=1.0 / float(p.get("C", 1.0)), random_state=seed, progress=progress)
     elif kind == "lstm":
         params = dict(p)  # torch threads: the learner's own n_threads
-        n_folds = max(1, len(pools))
+        n_folds = max(1, len(pools)) * max(1, int(opt.get("n_rounds", 1)))
         out = lstm_group_finetune(
             X, Y, sites, dates, pools, params=params, n_groups=int(opt["n_groups"]),
             finetune_epochs=int(opt["finetune_epochs"]), finetune_windows=int(opt["finetune_windows"]),
-            finetune_lr=opt.get("finetune_lr"), random_state=seed, info=info,
+            finetune_lr=opt.get("finetune_lr"), n_rounds=int(opt.get("n_rounds", 1)),
+            random_state=seed, info=info,
             progress=None if progress is None else (lambda done, msg: progress(done / n_folds)))
     else:
         raise ConfigError(f"unknown fast strategy {kind!r}")

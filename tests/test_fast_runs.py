@@ -52,6 +52,20 @@ def test_unknown_strategy_is_a_config_error():
         RunConfig(strategy="turbo").check()
 
 
+def test_strategy_options_are_checked_by_name_and_value():
+    ds = make_flux_dataset(n_sites=4, seed=2)
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['n_round'\].*n_rounds"):
+        RunConfig(learners=["lstm"], strategy_options={"lstm": {"n_round": 2}}).resolved(ds)
+    with pytest.raises(ConfigError, match="n_rounds.*integer >= 1"):
+        RunConfig(learners=["lstm"], strategy_options={"lstm": {"n_rounds": 0}}).resolved(ds)
+    with pytest.raises(ConfigError, match="n_groups.*integer >= 1"):
+        RunConfig(learners=["rf"], strategy_options={"rf": {"n_groups": 2.5}}).resolved(ds)
+    # every option is recorded in the resolved config, the default n_rounds too
+    cfg = RunConfig(learners=["lstm"], strategy_options={"lstm": {"n_rounds": 2}}).resolved(ds)
+    assert cfg.strategy_options["lstm"]["n_rounds"] == 2
+    assert RunConfig(learners=["lstm"]).resolved(ds).strategy_options["lstm"]["n_rounds"] == 1
+
+
 def test_cancel_during_a_batch_keeps_nothing_half_done_and_resumes(tmp_path):
     ds = make_flux_dataset(n_sites=8, seed=3)
     cfg = RunConfig(learners=["rf"], params={"rf": {"n_estimators": 20}})

@@ -237,6 +237,55 @@ def test_lstm_group_finetune_never_trains_on_the_predicted_site(monkeypatch):
     np.testing.assert_array_equal(out2["S03"], out["S03"])
 
 
+@pytest.mark.requires_torch
+def test_lstm_rounds_are_a_seed_ensemble_that_never_sees_the_site(monkeypatch):
+    """n_rounds=2: round 0 is the one-round result, round 1 a new partition and LSTM seed;
+    the prediction is their mean and no member trains on the site it predicts."""
+    pytest.importorskip("torch")
+    from fluxcore.fastloso import lstm_group_finetune
+    from fluxcore.learners.lstm import LSTMLearner
+
+    X, Y, sites, pools = make_problem(n_sites=6, n_days=60, seed=9)
+    Xd, Yd, dates = _frames(X, Y, sites)
+    kw = dict(params=TINY_LSTM, n_groups=2, finetune_epochs=1, finetune_windows=200)
+    one = lstm_group_finetune(Xd, Yd, sites, dates, pools, **kw)
+
+    members: dict[str, list] = {}
+    seeds: list = []
+    orig_fit, orig_ft, orig_pred = LSTMLearner.fit, LSTMLearner.fine_tune, LSTMLearner.predict
+
+    def fit(self, X, y, *, sites, dates, **k):
+        self._seen = set(np.unique(sites).tolist())
+        seeds.append(self.random_state)
+        return orig_fit(self, X, y, sites=sites, dates=dates, **k)
+
+    def fine_tune(self, X, y, *, sites, dates, **k):
+        self._seen = self._seen | set(np.unique(sites).tolist())
+        return orig_ft(self, X, y, sites=sites, dates=dates, **k)
+
+    def predict(self, X, *, sites, dates):
+        site = str(np.unique(sites)[0])
+        assert site not in self._seen
+        out = orig_pred(self, X, sites=sites, dates=dates)
+        members.setdefault(site, []).append(out)
+        return out
+
+    monkeypatch.setattr(LSTMLearner, "fit", fit)
+    monkeypatch.setattr(LSTMLearner, "fine_tune", fine_tune)
+    monkeypatch.setattr(LSTMLearner, "predict", predict)
+    info: dict = {}
+    two = lstm_group_finetune(Xd, Yd, sites, dates, pools, n_rounds=2, info=info, **kw)
+    assert sorted(seeds) == [0, 0, 1, 1]  # two group models per round, seed + round
+    for s in pools:
+        assert len(members[s]) == 2
+        np.testing.assert_array_equal(members[s][0], one[s])  # round 0 = the one-round run
+        np.testing.assert_allclose(two[s], (members[s][0] + members[s][1]) / 2)
+        assert s not in info[s]["val_sites"]
+    assert any(not np.array_equal(members[s][0], members[s][1]) for s in pools)
+    with pytest.raises(ConfigError, match="n_rounds"):
+        lstm_group_finetune(Xd, Yd, sites, dates, pools, n_rounds=0, **kw)
+
+
 def test_group_holdout_never_fits_on_a_site_it_predicts_and_equals_per_fold_with_one_site_groups():
     """group_holdout (the svm fast path): a spy records every fit; with n_groups >= sites it
     is the per-fold loop itself."""
