@@ -614,6 +614,7 @@ def lstm_group_finetune(
     finetune_lr: float | None = None,
     n_rounds: int = 1,
     random_state: int = 0,
+    n_jobs: int = 1,
     progress=None,
     info: dict | None = None,
 ) -> dict[str, np.ndarray]:
@@ -651,6 +652,9 @@ def lstm_group_finetune(
         Ensemble members per site (partitions of the test sites, LSTM seeds).
     random_state : int
         Seed of the grouping; the LSTM's own ``random_state`` is in ``params``.
+    n_jobs : int
+        Group models trained at the same time, each in its own (spawned) process with the
+        LSTM's own ``n_threads``; the result does not depend on ``n_jobs``.
     progress : callable, optional
         ``progress(done, message)`` after each fold of each round (``done`` counts up to
         ``n_folds * n_rounds``).
@@ -664,51 +668,113 @@ def lstm_group_finetune(
     dict
         Test site -> predictions (rows of the site, number of targets).
     """
-    import copy
-
-    from .learners.lstm import LSTMLearner
-
     n_rounds = int(n_rounds)
     if n_rounds < 1:
         raise ConfigError(f"lstm strategy option n_rounds must be at least 1, got {n_rounds}")
-    sites, pools, rows_for = _site_rows(sites, pools)
+    sites, pools, _ = _site_rows(sites, pools)
+    order = np.argsort(sites, kind="stable")
+    uniq, first = np.unique(sites[order], return_index=True)
+    rows_of = {str(u): np.sort(r) for u, r in zip(uniq, np.split(order, first[1:]), strict=True)}
     params = dict(params or {})
     dates = np.asarray(dates)
     rng = np.random.default_rng(random_state)
-    sums: dict[str, np.ndarray] = {}
-    done = 0
-
+    jobs = []  # (round, LSTM params, training sites of the group model, test sites of the group)
     for k in range(n_rounds):
         p = dict(params)
         if k and p.get("random_state") is not None:
             p["random_state"] = int(p["random_state"]) + k
         for universe, tests in sorted(_universes(pools).items(), key=lambda kv: sorted(kv[1])):
             for group in _split_groups(sorted(tests), n_groups, rng):
-                fit_rows = rows_for(sorted(universe - set(group)))
-                base = LSTMLearner(**p).fit(
-                    X.iloc[fit_rows], Y.iloc[fit_rows], sites=sites[fit_rows], dates=dates[fit_rows])
-                for f in sorted(group):
-                    model = base
-                    extra = sorted(set(pools[f]) - (universe - set(group)))
-                    if finetune_epochs > 0 and extra:
-                        model = copy.deepcopy(base)
-                        model.max_windows_per_epoch = int(finetune_windows)
-                        ft_rows = rows_for(pools[f])
-                        model.fine_tune(X.iloc[ft_rows], Y.iloc[ft_rows], sites=sites[ft_rows],
-                                        dates=dates[ft_rows], epochs=finetune_epochs, lr=finetune_lr)
-                    te = rows_for([f])
-                    pred = model.predict(X.iloc[te], sites=sites[te], dates=dates[te])
-                    sums[f] = pred if k == 0 else sums[f] + pred
-                    if info is not None:
-                        val = set(map(str, getattr(base, "val_sites_", [])))
-                        if k == 0:
-                            info[f] = {"val_sites": sorted(val), "group_size": len(group)}
-                        else:
-                            info[f]["val_sites"] = sorted(set(info[f]["val_sites"]) | val)
-                    done += 1
-                    if progress is not None:
-                        progress(done, f"lstm {f}" + (f" (round {k + 1}/{n_rounds})" if n_rounds > 1 else ""))
+                jobs.append((k, p, sorted(universe - set(group)), sorted(group)))
+    payload = (X, Y, sites, dates, rows_of, {f: list(v) for f, v in pools.items()},
+               int(finetune_epochs), int(finetune_windows), finetune_lr)
+    sums: dict[str, np.ndarray] = {}
+    done = 0
+
+    def collect(job, result) -> None:
+        nonlocal done
+        k, _, _, group = job
+        preds, val = result
+        for f in group:
+            sums[f] = preds[f] if k == 0 else sums[f] + preds[f]
+            if info is not None:
+                if k == 0:
+                    info[f] = {"val_sites": val, "group_size": len(group)}
+                else:
+                    info[f]["val_sites"] = sorted(set(info[f]["val_sites"]) | set(val))
+            done += 1
+            if progress is not None:
+                progress(done, f"lstm {f}" + (f" (round {k + 1}/{n_rounds})" if n_rounds > 1 else ""))
+
+    workers = min(max(1, int(n_jobs)), len(jobs))
+    if workers == 1:
+        for job in jobs:
+            collect(job, _lstm_group_job(payload, job))
+    else:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        # spawn: safe with torch; each worker gets the data once and trains whole group models
+        # (one torch thread each). Results are collected in job order: identical to n_jobs=1.
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                    initializer=_lstm_pool_init, initargs=(payload,)) as ex:
+            futures = [ex.submit(_lstm_pool_task, job) for job in jobs]
+            try:
+                for job, fut in zip(jobs, futures, strict=True):
+                    collect(job, fut.result())
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                for proc in list(getattr(ex, "_processes", {}).values()):
+                    proc.terminate()  # a cancelled run must not keep training in the background
+                raise
     return sums if n_rounds == 1 else {f: v / n_rounds for f, v in sums.items()}
+
+
+_LSTM_PAYLOAD = None
+
+
+def _lstm_pool_init(payload) -> None:
+    global _LSTM_PAYLOAD
+    _LSTM_PAYLOAD = payload
+
+
+def _lstm_pool_task(job):
+    return _lstm_group_job(_LSTM_PAYLOAD, job)
+
+
+def _lstm_group_job(payload, job) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Pre-train one group model and fine-tune / predict each of its test sites.
+
+    Returns ``({test site: predictions}, early-stopping validation sites of the group model)``.
+    """
+    import copy
+
+    from .learners.lstm import LSTMLearner
+
+    X, Y, sites, dates, rows_of, pools, finetune_epochs, finetune_windows, finetune_lr = payload
+    _, params, train, group = job
+
+    def rows_for(site_list):
+        return np.sort(np.concatenate([rows_of[s] for s in site_list]))
+
+    fit_rows = rows_for(train)
+    base = LSTMLearner(**params).fit(
+        X.iloc[fit_rows], Y.iloc[fit_rows], sites=sites[fit_rows], dates=dates[fit_rows])
+    out = {}
+    trained = set(train)
+    for f in group:
+        model = base
+        extra = sorted(set(pools[f]) - trained)
+        if finetune_epochs > 0 and extra:
+            model = copy.deepcopy(base)
+            model.max_windows_per_epoch = int(finetune_windows)
+            ft_rows = rows_for(pools[f])
+            model.fine_tune(X.iloc[ft_rows], Y.iloc[ft_rows], sites=sites[ft_rows],
+                            dates=dates[ft_rows], epochs=finetune_epochs, lr=finetune_lr)
+        te = rows_for([f])
+        out[f] = model.predict(X.iloc[te], sites=sites[te], dates=dates[te])
+    return out, sorted(map(str, getattr(base, "val_sites_", [])))
 
 
 # -------------------------------------------------------------------------- dispatch
@@ -775,8 +841,8 @@ def run_fast(kind: str, template, X, Y, sites: np.ndarray, dates: np.ndarray, po
     options : dict, optional
         Strategy options (see :data:`DEFAULT_OPTIONS`).
     n_jobs : int
-        Threads growing ``rf`` trees or fitting ``svm`` group models (the LSTM uses its own
-        ``n_threads``).
+        Threads growing ``rf`` trees or fitting ``svm`` group models; processes training
+        ``lstm`` group models (each with the LSTM's own ``n_threads``).
     progress : callable, optional
         ``progress(fraction_done)``; may raise to cancel.
     info : dict, optional
@@ -820,7 +886,7 @@ def run_fast(kind: str, template, X, Y, sites: np.ndarray, dates: np.ndarray, po
             X, Y, sites, dates, pools, params=params, n_groups=int(opt["n_groups"]),
             finetune_epochs=int(opt["finetune_epochs"]), finetune_windows=int(opt["finetune_windows"]),
             finetune_lr=opt.get("finetune_lr"), n_rounds=int(opt.get("n_rounds", 1)),
-            random_state=seed, info=info,
+            random_state=seed, n_jobs=max(1, int(n_jobs)), info=info,
             progress=None if progress is None else (lambda done, msg: progress(done / n_folds)))
     else:
         raise ConfigError(f"unknown fast strategy {kind!r}")

@@ -286,6 +286,26 @@ def test_lstm_rounds_are_a_seed_ensemble_that_never_sees_the_site(monkeypatch):
         lstm_group_finetune(Xd, Yd, sites, dates, pools, n_rounds=0, **kw)
 
 
+@pytest.mark.requires_torch
+def test_lstm_group_models_in_worker_processes_give_the_same_predictions():
+    pytest.importorskip("torch")
+    from fluxcore.fastloso import lstm_group_finetune
+
+    X, Y, sites, pools = make_problem(n_sites=5, n_days=50, seed=4)
+    Xd, Yd, dates = _frames(X, Y, sites)
+    kw = dict(params=TINY_LSTM, n_groups=2, finetune_epochs=1, finetune_windows=200, n_rounds=2)
+    info1: dict = {}
+    info2: dict = {}
+    done: list = []
+    serial = lstm_group_finetune(Xd, Yd, sites, dates, pools, info=info1, **kw)
+    parallel = lstm_group_finetune(Xd, Yd, sites, dates, pools, n_jobs=2, info=info2,
+                                   progress=lambda n, msg: done.append(n), **kw)
+    for s in pools:
+        np.testing.assert_array_equal(parallel[s], serial[s])
+    assert info1 == info2
+    assert done == list(range(1, 2 * len(pools) + 1))  # every fold of every round reported
+
+
 def test_group_holdout_never_fits_on_a_site_it_predicts_and_equals_per_fold_with_one_site_groups():
     """group_holdout (the svm fast path): a spy records every fit; with n_groups >= sites it
     is the per-fold loop itself."""
