@@ -653,8 +653,10 @@ def lstm_group_finetune(
     random_state : int
         Seed of the grouping; the LSTM's own ``random_state`` is in ``params``.
     n_jobs : int
-        Group models trained at the same time, each in its own (spawned) process with the
-        LSTM's own ``n_threads``; the result does not depend on ``n_jobs``.
+        Group models trained at the same time, each in its own spawned process with the
+        LSTM's own ``n_threads`` (1: all in this process). The result does not depend on
+        ``n_jobs``. Spawned processes re-import the calling script: guard a script's entry
+        point with ``if __name__ == "__main__":``.
     progress : callable, optional
         ``progress(done, message)`` after each fold of each round (``done`` counts up to
         ``n_folds * n_rounds``).
@@ -817,7 +819,7 @@ def fast_kind(template, weighted: bool = False) -> str | None:
 
 def run_fast(kind: str, template, X, Y, sites: np.ndarray, dates: np.ndarray, pools: Pools, *,
              site_weights=None, options: dict | None = None, n_jobs: int = 1,
-             progress=None, info: dict | None = None) -> dict[str, np.ndarray]:
+             n_processes: int = 1, progress=None, info: dict | None = None) -> dict[str, np.ndarray]:
     """Run the fast strategy ``kind`` with the hyperparameters of ``template``.
 
     Parameters
@@ -841,8 +843,12 @@ def run_fast(kind: str, template, X, Y, sites: np.ndarray, dates: np.ndarray, po
     options : dict, optional
         Strategy options (see :data:`DEFAULT_OPTIONS`).
     n_jobs : int
-        Threads growing ``rf`` trees or fitting ``svm`` group models; processes training
-        ``lstm`` group models (each with the LSTM's own ``n_threads``).
+        Threads growing ``rf`` trees or fitting ``svm`` group models.
+    n_processes : int
+        Worker processes training ``lstm`` group models (each with the LSTM's own
+        ``n_threads``). Spawned processes re-import the calling script, so a script must guard
+        its entry point with ``if __name__ == "__main__":``; the runner passes its ``jobs``
+        here, so only a run that already asked for worker processes gets them.
     progress : callable, optional
         ``progress(fraction_done)``; may raise to cancel.
     info : dict, optional
@@ -886,7 +892,7 @@ def run_fast(kind: str, template, X, Y, sites: np.ndarray, dates: np.ndarray, po
             X, Y, sites, dates, pools, params=params, n_groups=int(opt["n_groups"]),
             finetune_epochs=int(opt["finetune_epochs"]), finetune_windows=int(opt["finetune_windows"]),
             finetune_lr=opt.get("finetune_lr"), n_rounds=int(opt.get("n_rounds", 1)),
-            random_state=seed, n_jobs=max(1, int(n_jobs)), info=info,
+            random_state=seed, n_jobs=max(1, int(n_processes)), info=info,
             progress=None if progress is None else (lambda done, msg: progress(done / n_folds)))
     else:
         raise ConfigError(f"unknown fast strategy {kind!r}")

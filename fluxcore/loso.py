@@ -302,7 +302,7 @@ def run_fast_batches(store: RunStore, rc: RunConfig, payload: dict, templates: d
             preds = run_fast(kind, template, payload["X"], payload["y"][list(rc.targets)],
                              payload["sites"], payload["dates"], pools, site_weights=weights,
                              options=rc.strategy_options.get(kind),
-                             n_jobs=max(jobs, os.cpu_count() or 1), progress=progress,
+                             n_jobs=max(jobs, os.cpu_count() or 1), n_processes=jobs, progress=progress,
                              info=fold_info)
             seconds = time.perf_counter() - t0
             for fid in claimed:
@@ -413,7 +413,9 @@ def run_loso(config, *, dataset=None, runs_dir: str | Path = "runs", jobs: int =
         Folder holding run folders.
     jobs : int
         Folds run in parallel in ``jobs`` local processes (or Dask workers for
-        ``scheduler="local"``).
+        ``scheduler="local"``); the fast strategies use ``jobs`` (at least the CPU count)
+        threads for ``rf``/``svm`` and ``jobs`` spawned processes for the ``lstm`` group models.
+        With ``jobs > 1`` a calling script needs an ``if __name__ == "__main__":`` guard.
     scheduler : str, optional
         ``"local"`` (a LocalCluster on 127.0.0.1) or a Dask scheduler address ``tcp://H:P``.
     progress : callable, optional

@@ -85,3 +85,22 @@ def test_cancel_during_a_batch_keeps_nothing_half_done_and_resumes(tmp_path):
     res = load_run(out)
     assert res.status == "done"
     assert res.predictions["SITE_ID"].nunique() == 8
+
+
+@pytest.mark.requires_torch
+def test_fast_lstm_starts_worker_processes_only_when_jobs_asks(tmp_path, monkeypatch):
+    """Spawned workers re-import the calling script; a run with jobs=1 (the default) must not
+    start any, so an unguarded script keeps working."""
+    pytest.importorskip("torch")
+    import concurrent.futures as cf
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a worker process pool was started with jobs=1")
+
+    monkeypatch.setattr(cf, "ProcessPoolExecutor", no_pool)
+    ds = make_flux_dataset(n_sites=4, seed=3)
+    tiny = {"lookback": 5, "hidden_size": 4, "max_epochs": 1, "max_windows_per_epoch": 200,
+            "max_val_windows": 100, "batch_size": 64}
+    run = run_loso(RunConfig(learners=["lstm"], params={"lstm": tiny}, targets=["GPP"]), dataset=ds,
+                   runs_dir=tmp_path, jobs=1)
+    assert load_run(run).metrics["SITE_ID"].nunique() == 4
