@@ -725,10 +725,10 @@ def lstm_group_finetune(
                 for job, fut in zip(jobs, futures, strict=True):
                     collect(job, fut.result())
             except BaseException:
-                for fut in futures:
-                    fut.cancel()
-                for proc in list(getattr(ex, "_processes", {}).values()):
-                    proc.terminate()  # a cancelled run must not keep training in the background
+                # a cancelled run must not keep training in the background; the pool then marks
+                # the pending futures broken (cancelling them first makes its manager thread fail)
+                for proc in list((getattr(ex, "_processes", None) or {}).values()):
+                    proc.terminate()
                 raise
     return sums if n_rounds == 1 else {f: v / n_rounds for f, v in sums.items()}
 

@@ -305,6 +305,19 @@ def test_lstm_group_models_in_worker_processes_give_the_same_predictions():
     assert info1 == info2
     assert done == list(range(1, 2 * len(pools) + 1))  # every fold of every round reported
 
+    # a cancel (progress raising) stops at once and leaves no worker process behind
+    import multiprocessing as mp
+
+    class Stop(Exception):
+        pass
+
+    def cancel(n, msg):
+        raise Stop(msg)
+
+    with pytest.raises(Stop):
+        lstm_group_finetune(Xd, Yd, sites, dates, pools, n_jobs=2, progress=cancel, **kw)
+    assert not mp.active_children()
+
 
 def test_group_holdout_never_fits_on_a_site_it_predicts_and_equals_per_fold_with_one_site_groups():
     """group_holdout (the svm fast path): a spy records every fit; with n_groups >= sites it
