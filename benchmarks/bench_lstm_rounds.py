@@ -42,9 +42,10 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fluxnet2015"
 def summarise(runs: dict[int, Path], targets: list[str]) -> dict:
     """Skill, time and paired gain per number of rounds from finished run folders."""
     out: dict = {}
-    metrics = {k: load_run(d).metrics for k, d in runs.items()}
+    results = {k: load_run(d) for k, d in runs.items()}
+    metrics = {k: res.metrics for k, res in results.items()}
     for k, d in sorted(runs.items()):
-        res = load_run(d)
+        res = results[k]
         m = metrics[k][metrics[k]["learner"] == "lstm"]
         entry = {"run_dir": str(d), "data": res.manifest.get("data"),
                  "code_version": res.manifest.get("code_version"), "git_commit": res.manifest.get("git_commit"),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -37,6 +38,13 @@ FLUXCOM_SITE_R2: dict[str, float] = {"GPP": 0.7, "ER": 0.6}
 
 #: CarbonFluxBench TAM-RL median per-site R² (Koppen split, minimal features, ensemble).
 CFB_TAMRL_MEDIAN_R2: dict[str, float] = {"GPP": 0.644, "ER": 0.593}
+
+#: Said beside every table of published site-level skill.
+PUBLISHED_CAVEAT = ("Those come from other data releases and splits: context, not a like-for-like test.")
+
+#: Said beside every CarbonFluxBench common-site comparison.
+CFB_CAVEAT = ("CarbonFluxBench used a newer, longer data release, daily MODIS reflectance and ERA5-Land "
+              "drivers, and a stratified site split (fewer training sites than a leave-one-site-out fold).")
 
 _CFB_TARGETS = {
     "GPP_NT_VUT_USTAR50": "GPP",
@@ -149,7 +157,45 @@ def compare_with_carbonfluxbench(
     return pd.DataFrame(rows, columns=["target", "source", "model", "n_sites", "median_R2", "mean_R2"])
 
 
+def common_site_comparison(
+    metrics: pd.DataFrame,
+    *,
+    synthetic: bool,
+    anchors: pd.DataFrame | Callable[[], pd.DataFrame] | None = None,
+) -> tuple[pd.DataFrame | None, str | None]:
+    """:func:`compare_with_carbonfluxbench` where it means something, else why not.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        fluxcore per-site metrics.
+    synthetic : bool
+        The run's sites are synthetic: their ids name no real tower, so nothing is compared
+        (and the anchors are not read).
+    anchors : pandas.DataFrame or callable, optional
+        The anchor table, or a function returning it (called only when needed; e.g. a cached
+        loader); default :func:`load_carbonfluxbench`.
+
+    Returns
+    -------
+    (table, None) or (None, reason)
+        ``reason``: ``"synthetic sites"``, ``"no test site in common"`` or the anchor folder's
+        :class:`~fluxcore.errors.DataError` message.
+    """
+    if synthetic:
+        return None, "synthetic sites"
+    try:
+        table = anchors() if callable(anchors) else anchors
+        cmp_ = compare_with_carbonfluxbench(metrics, table)
+    except DataError as exc:
+        return None, str(exc)
+    if cmp_.empty:
+        return None, "no test site in common"
+    return cmp_, None
+
+
 __all__ = [
     "PAPER_US_MEAN_R2", "PAPER_TABLE3_LSTM_RMSE", "FLUXCOM_SITE_R2", "CFB_TAMRL_MEDIAN_R2",
-    "default_anchor_dir", "load_carbonfluxbench", "compare_with_carbonfluxbench",
+    "PUBLISHED_CAVEAT", "CFB_CAVEAT", "default_anchor_dir", "load_carbonfluxbench",
+    "compare_with_carbonfluxbench", "common_site_comparison",
 ]

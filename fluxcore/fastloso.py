@@ -93,17 +93,19 @@ def _prepare(X, Y, sites, pools: Pools, dtype=np.float64):
 
 
 def _site_rows(sites, pools: Pools):
-    """Site ids as str, validated pools, and ``rows_for(site_list)``: their sorted row positions.
+    """Site ids as str, validated pools, and ``{site id: its increasing row positions}``.
 
-    Shared set-up of the strategies that fit whole learners on DataFrames.
+    Shared set-up of the strategies that fit whole learners on DataFrames (a plain mapping, so
+    it also travels to worker processes); :func:`_rows_for` gathers the rows of several sites.
     """
     sites = np.asarray(sites).astype(str)
     pools, _, _, index, rows_of = _prepare(np.zeros((len(sites), 0)), np.zeros(len(sites)), sites, pools)
+    return sites, pools, {s: rows_of[i] for s, i in index.items()}
 
-    def rows_for(site_list):
-        return np.sort(np.concatenate([rows_of[index[s]] for s in site_list]))
 
-    return sites, pools, rows_for
+def _rows_for(rows_of: Mapping[str, np.ndarray], site_list) -> np.ndarray:
+    """Sorted row positions of the sites in ``site_list``."""
+    return np.sort(np.concatenate([rows_of[s] for s in site_list]))
 
 
 def _universes(pools: dict[str, list[str]]) -> dict[frozenset, list[str]]:
@@ -566,7 +568,7 @@ def group_holdout(
     dict
         Test site -> predictions (rows of the site, number of targets).
     """
-    sites, pools, rows_for = _site_rows(sites, pools)
+    sites, pools, rows_of = _site_rows(sites, pools)
     dates = np.asarray(dates)
     rng = np.random.default_rng(random_state)
     jobs = []
@@ -578,12 +580,12 @@ def group_holdout(
 
     def fit_predict(job):
         group, fit_sites, seed = job
-        fr = rows_for(fit_sites)
+        fr = _rows_for(rows_of, fit_sites)
         model = template.clone().set_params(random_state=seed)
         model.fit(X.iloc[fr], Y.iloc[fr], sites=sites[fr], dates=dates[fr])
         res = {}
         for f in group:
-            te = rows_for([f])
+            te = rows_of[f]
             res[f] = np.asarray(model.predict(X.iloc[te], sites=sites[te], dates=dates[te]), dtype=float)
         return res
 
@@ -673,10 +675,7 @@ def lstm_group_finetune(
     n_rounds = int(n_rounds)
     if n_rounds < 1:
         raise ConfigError(f"lstm strategy option n_rounds must be at least 1, got {n_rounds}")
-    sites, pools, _ = _site_rows(sites, pools)
-    order = np.argsort(sites, kind="stable")
-    uniq, first = np.unique(sites[order], return_index=True)
-    rows_of = {str(u): np.sort(r) for u, r in zip(uniq, np.split(order, first[1:]), strict=True)}
+    sites, pools, rows_of = _site_rows(sites, pools)
     params = dict(params or {})
     dates = np.asarray(dates)
     rng = np.random.default_rng(random_state)
@@ -688,7 +687,7 @@ def lstm_group_finetune(
         for universe, tests in sorted(_universes(pools).items(), key=lambda kv: sorted(kv[1])):
             for group in _split_groups(sorted(tests), n_groups, rng):
                 jobs.append((k, p, sorted(universe - set(group)), sorted(group)))
-    payload = (X, Y, sites, dates, rows_of, {f: list(v) for f, v in pools.items()},
+    payload = (X, Y, sites, dates, rows_of, pools,
                int(finetune_epochs), int(finetune_windows), finetune_lr)
     sums: dict[str, np.ndarray] = {}
     done = 0
@@ -756,11 +755,7 @@ def _lstm_group_job(payload, job) -> tuple[dict[str, np.ndarray], list[str]]:
 
     X, Y, sites, dates, rows_of, pools, finetune_epochs, finetune_windows, finetune_lr = payload
     _, params, train, group = job
-
-    def rows_for(site_list):
-        return np.sort(np.concatenate([rows_of[s] for s in site_list]))
-
-    fit_rows = rows_for(train)
+    fit_rows = _rows_for(rows_of, train)
     base = LSTMLearner(**params).fit(
         X.iloc[fit_rows], Y.iloc[fit_rows], sites=sites[fit_rows], dates=dates[fit_rows])
     out = {}
@@ -771,10 +766,10 @@ def _lstm_group_job(payload, job) -> tuple[dict[str, np.ndarray], list[str]]:
         if finetune_epochs > 0 and extra:
             model = copy.deepcopy(base)
             model.max_windows_per_epoch = int(finetune_windows)
-            ft_rows = rows_for(pools[f])
+            ft_rows = _rows_for(rows_of, pools[f])
             model.fine_tune(X.iloc[ft_rows], Y.iloc[ft_rows], sites=sites[ft_rows],
                             dates=dates[ft_rows], epochs=finetune_epochs, lr=finetune_lr)
-        te = rows_for([f])
+        te = rows_of[f]
         out[f] = model.predict(X.iloc[te], sites=sites[te], dates=dates[te])
     return out, sorted(map(str, getattr(base, "val_sites_", [])))
 

@@ -38,11 +38,13 @@ import numpy as np
 import pandas as pd
 
 from .anchors import (
+    CFB_CAVEAT,
     CFB_TAMRL_MEDIAN_R2,
     FLUXCOM_SITE_R2,
     PAPER_TABLE3_LSTM_RMSE,
     PAPER_US_MEAN_R2,
-    compare_with_carbonfluxbench,
+    PUBLISHED_CAVEAT,
+    common_site_comparison,
 )
 from .errors import ConfigError, FluxcoreError
 from .variables import ZONES
@@ -318,20 +320,11 @@ def write_report(run_dir, dataset=None, out_dir=None) -> Path:
     label = manifest.get("data", {}).get("name") or cfg.get("data")
     synthetic = (bool(getattr(dataset, "synthetic", False)) if dataset is not None
                  else bool(manifest.get("data", {}).get("synthetic", False)))
-    cfb = None
-    if synthetic:
-        notes.append("CarbonFluxBench comparison skipped: synthetic sites")
+    cfb, why_not = common_site_comparison(metrics, synthetic=synthetic)
+    if cfb is None:
+        notes.append(f"CarbonFluxBench comparison skipped: {why_not}")
     else:
-        try:
-            cfb = compare_with_carbonfluxbench(metrics)
-        except FluxcoreError as exc:
-            notes.append(f"CarbonFluxBench comparison skipped: {exc}")
-        else:
-            if len(cfb):
-                cfb.to_csv(out / "carbonfluxbench.csv", index=False)
-            else:
-                notes.append("CarbonFluxBench comparison skipped: no test site in common")
-                cfb = None
+        cfb.to_csv(out / "carbonfluxbench.csv", index=False)
     lines = [f"# fluxcore paper report: run `{run_dir.name}`", ""]
     if synthetic:
         lines += ["> **SYNTHETIC data** (demo world): figures below are not FLUXNET results.", ""]
@@ -354,13 +347,10 @@ def write_report(run_dir, dataset=None, out_dir=None) -> Path:
     lines += ["## Mean skill at US sites (paper: mean R² 0.72)", "", _md_table(us), ""]
     lines += ["## Median per-site skill beside published site-level skill", "",
               "`tamrl_R2_median`: CarbonFluxBench TAM-RL (Koppen split, minimal features); `fluxcom_R2`: "
-              "FLUXCOM site-level R² (lower bound). Those come from other data releases and splits: "
-              "context, not a like-for-like test.", "", _md_table(pub), ""]
+              f"FLUXCOM site-level R² (lower bound). {PUBLISHED_CAVEAT}", "", _md_table(pub), ""]
     if cfb is not None:
         lines += ["## Beside CarbonFluxBench on the common sites", "",
-                  "Median (and mean) per-site R² on the test sites both have. CarbonFluxBench used a newer, "
-                  "longer data release, daily MODIS reflectance and ERA5-Land drivers, and a stratified "
-                  "site split (fewer training sites than a leave-one-site-out fold).", "",
+                  f"Median (and mean) per-site R² on the test sites both have. {CFB_CAVEAT}", "",
                   _md_table(cfb), ""]
     if ds_tab is not None:
         main = ds_tab[(ds_tab["distance"] == "D_mean") & (ds_tab["metric"] == "R2")]

@@ -10,8 +10,12 @@ import pandas as pd
 import streamlit as st
 
 from fluxcore import plots, report
-from fluxcore.anchors import compare_with_carbonfluxbench, default_anchor_dir
-from fluxcore.errors import FluxcoreError
+from fluxcore.anchors import (
+    CFB_CAVEAT,
+    PUBLISHED_CAVEAT,
+    common_site_comparison,
+    default_anchor_dir,
+)
 from fluxcore.variables import ZONES
 from pages import _common as common
 
@@ -55,27 +59,19 @@ def published(mt: pd.DataFrame) -> None:
     """Median and US skill beside the published figures; CarbonFluxBench on the common sites."""
     st.dataframe(report.published_skill(mt), hide_index=True, width="stretch", column_config=NUM3)
     st.caption("Median over test sites of the per-site R² and r². `tamrl_R2_median`: CarbonFluxBench "
-               "TAM-RL; `fluxcom_R2`: FLUXCOM site-level R² (lower bound). Other data releases and splits: "
-               "context, not a like-for-like test.")
+               f"TAM-RL; `fluxcom_R2`: FLUXCOM site-level R² (lower bound). {PUBLISHED_CAVEAT}")
     us = report.us_skill(mt)
     if len(us):
         st.dataframe(us, hide_index=True, width="stretch", column_config=NUM3)
         st.caption("US sites: mean R² and r² beside Gao et al. (2025), mean R² 0.72.")
-    if data.get("synthetic"):
-        st.info("Synthetic sites: no CarbonFluxBench comparison (its scores are for real towers).")
-        return
-    try:
-        cmp_ = compare_with_carbonfluxbench(mt, common.carbonfluxbench(str(default_anchor_dir())))
-    except FluxcoreError as exc:
-        st.info(f"No CarbonFluxBench comparison: {exc}")
-        return
-    if cmp_.empty:
-        st.info("No test site of this run is among CarbonFluxBench's test sites.")
+    cmp_, why_not = common_site_comparison(
+        mt, synthetic=bool(data.get("synthetic")),
+        anchors=lambda: common.carbonfluxbench(str(default_anchor_dir())))
+    if cmp_ is None:
+        st.info(f"{why_not[:1].upper()}{why_not[1:]}: no CarbonFluxBench comparison.")
         return
     st.dataframe(cmp_, hide_index=True, width="stretch", column_config=NUM3)
-    st.caption(f"On the {int(cmp_['n_sites'].max())} test site(s) both have. CarbonFluxBench used a newer, "
-               "longer data release, daily MODIS reflectance and ERA5-Land drivers, and a stratified site "
-               "split (fewer training sites than a leave-one-site-out fold).")
+    st.caption(f"On the {int(cmp_['n_sites'].max())} test site(s) both have. {CFB_CAVEAT}")
 
 
 @st.fragment
