@@ -108,6 +108,31 @@ def paired_r2(naive, fast, tolerance: float = 0.01) -> dict:
             "largest_loss": _f(d.min()), "largest_gain": _f(d.max())}
 
 
+def within_tolerance(per_learner: dict, tolerance: float = 0.01) -> dict[str, dict[str, bool | None]]:
+    """Accuracy target of the naive comparison, per learner and target.
+
+    True when fluxcore's median per-site R² on the subset is at most ``tolerance`` below the
+    naive loop's; None when either median is missing.
+
+    Parameters
+    ----------
+    per_learner : dict
+        ``result["naive"]["learners"]``: learner -> {``median_R2_<target>``: {"naive", "fluxcore"}}.
+    tolerance : float
+        Allowed loss of median R² [-].
+    """
+    out: dict[str, dict[str, bool | None]] = {}
+    for lrn, row in per_learner.items():
+        out[lrn] = {}
+        for key, med in row.items():
+            if not key.startswith("median_R2_"):
+                continue
+            a, b = med.get("naive"), med.get("fluxcore")
+            out[lrn][key[len("median_R2_"):]] = (None if a is None or b is None
+                                                 else bool(b >= a - tolerance - 1e-12))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(DEFAULT_DATA))
@@ -216,6 +241,7 @@ def main(argv=None) -> int:
         "peak_memory_within_8_GB": max(peak_mb().values()) <= 8 * 1024,
         "reload_within_2_s": reload_seconds <= 2.0,
         "naive_ratio_at_least_10x": (result.get("naive", {}).get("overall_ratio_per_fold") or 0) >= 10,
+        "naive_median_R2_within_0.01": within_tolerance(result.get("naive", {}).get("learners", {})),
         "best_median_R2_GPP_at_least_0.65": best.get("GPP", (-9,))[0] >= 0.65,
         "best_median_R2_ER_at_least_0.60": best.get("ER", (-9,))[0] >= 0.60,
         "US_mean_r2_at_least_0.72": {t: v[0] >= 0.72 for t, v in us_r2.items()},

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from bench_speed import paired_r2  # noqa: E402
+from bench_speed import paired_r2, within_tolerance  # noqa: E402
 
 
 def test_paired_r2_compares_site_by_site_on_common_sites():
@@ -21,3 +21,15 @@ def test_paired_r2_compares_site_by_site_on_common_sites():
     assert out["sites_not_worse_than_tolerance"] == 1
     assert out["largest_loss"] == -0.5 and out["largest_gain"] == 0.05
     assert paired_r2(naive, fast.assign(SITE_ID=list("WXYZ")))["n_sites"] == 0
+
+
+def test_within_tolerance_per_learner_and_target():
+    per_learner = {
+        "rf": {"naive_seconds": 10.0,
+               "median_R2_GPP": {"naive": 0.4076, "fluxcore": 0.3544},
+               "median_R2_ER": {"naive": -0.0948, "fluxcore": -0.035}},
+        "svm": {"median_R2_GPP": {"naive": 0.50, "fluxcore": 0.49},
+                "median_R2_ER": {"naive": 0.50, "fluxcore": None}},
+    }
+    out = within_tolerance(per_learner, tolerance=0.01)
+    assert out == {"rf": {"GPP": False, "ER": True}, "svm": {"GPP": True, "ER": None}}
