@@ -33,3 +33,21 @@ def test_within_tolerance_per_learner_and_target():
     }
     out = within_tolerance(per_learner, tolerance=0.01)
     assert out == {"rf": {"GPP": False, "ER": True}, "svm": {"GPP": True, "ER": None}}
+
+
+def test_seed_noise_compare_reports_median_shift_and_paired_differences():
+    from bench_seed_noise import compare, subset_medians
+
+    def metrics(gpp: list[float]) -> pd.DataFrame:
+        sites = ["A", "B", "C", "Z"]
+        return pd.DataFrame({"SITE_ID": sites, "learner": "rf", "target": "GPP", "R2": gpp})
+
+    a = metrics([0.1, 0.5, 0.9, 5.0])  # Z is outside the subset
+    b = metrics([0.2, 0.3, 0.9, -5.0])
+    subset = ["A", "B", "C"]
+    assert subset_medians(a, "rf", subset) == {"GPP": 0.5}
+    out = compare(a, b, "rf", subset)["GPP"]
+    assert out["median_b_minus_median_a"] == -0.2  # medians 0.3 vs 0.5
+    assert out["paired_b_minus_a"]["n_sites"] == 3
+    assert out["paired_b_minus_a"]["median_difference"] == 0.0  # +0.1, -0.2, 0
+    assert subset_medians(a, "svm", subset) == {}
