@@ -47,10 +47,15 @@ from fluxcore.provenance import environment  # noqa: E402
 from fluxcore.sources import load_dataset  # noqa: E402
 
 
+def _by_target(metrics: pd.DataFrame, learner: str, sites: list[str]) -> dict[str, pd.DataFrame]:
+    """Metrics rows of one learner on ``sites``, split by target."""
+    m = metrics[(metrics["learner"] == learner) & metrics["SITE_ID"].isin(sites)]
+    return {str(t): g for t, g in m.groupby("target")}
+
+
 def subset_medians(metrics: pd.DataFrame, learner: str, sites: list[str]) -> dict[str, float | None]:
     """Median per-site R² of one learner on ``sites``, per target."""
-    m = metrics[(metrics["learner"] == learner) & metrics["SITE_ID"].isin(sites)]
-    return {str(t): _f(g["R2"].median()) for t, g in m.groupby("target")}
+    return {t: _f(g["R2"].median()) for t, g in _by_target(metrics, learner, sites).items()}
 
 
 def compare(a: pd.DataFrame, b: pd.DataFrame, learner: str, sites: list[str]) -> dict[str, dict]:
@@ -59,13 +64,12 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, learner: str, sites: list[str]) ->
     Returns, per target, ``median_b_minus_median_a`` (the quantity the 0.01 tolerance is
     about) and the per-site paired differences b - a (:func:`bench_speed.paired_r2`).
     """
-    ma, mb = subset_medians(a, learner, sites), subset_medians(b, learner, sites)
+    ga, gb = _by_target(a, learner, sites), _by_target(b, learner, sites)
     out = {}
-    for t in sorted(set(ma) & set(mb)):
-        sel = [(m[(m["learner"] == learner) & (m["target"] == t) & m["SITE_ID"].isin(sites)])
-               for m in (a, b)]
-        diff = None if ma[t] is None or mb[t] is None else _f(mb[t] - ma[t])
-        out[t] = {"median_b_minus_median_a": diff, "paired_b_minus_a": paired_r2(*sel)}
+    for t in sorted(set(ga) & set(gb)):
+        ma, mb = _f(ga[t]["R2"].median()), _f(gb[t]["R2"].median())
+        diff = None if ma is None or mb is None else _f(mb - ma)
+        out[t] = {"median_b_minus_median_a": diff, "paired_b_minus_a": paired_r2(ga[t], gb[t])}
     return out
 
 
