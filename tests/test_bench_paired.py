@@ -51,3 +51,19 @@ def test_seed_noise_compare_reports_median_shift_and_paired_differences():
     assert out["paired_b_minus_a"]["n_sites"] == 3
     assert out["paired_b_minus_a"]["median_difference"] == 0.0  # +0.1, -0.2, 0
     assert subset_medians(a, "svm", subset) == {}
+
+
+def test_bench_features_sets_resolve_to_features_and_forest_params():
+    import pytest
+    from bench_features import resolve_set
+
+    assert resolve_set("default", "rf", 20) == ({}, {"rf": {"n_estimators": 20}})
+    features, params = resolve_set("water", "rf", 20)
+    assert features == {"water_balance": True} and params == {"rf": {"n_estimators": 20}}
+    # a forest setting keeps the default features and changes one parameter on top of --trees
+    assert resolve_set("rf:leaf50", "rf", 20) == ({}, {"rf": {"n_estimators": 20, "min_samples_leaf": 50}})
+    assert resolve_set("water", "svm", 20) == ({"water_balance": True}, {})
+    with pytest.raises(ValueError, match="needs --learner rf"):
+        resolve_set("rf:ms0.3", "svm", 20)
+    with pytest.raises(ValueError, match="unknown set 'nope'"):
+        resolve_set("nope", "rf", 20)
