@@ -882,11 +882,12 @@ def run_fast(kind: str, template, X, Y, sites: np.ndarray, dates: np.ndarray, po
                                alpha=1.0 / float(p.get("C", 1.0)), random_state=seed, progress=progress)
     elif kind == "lstm":
         params = dict(p)  # torch threads: the learner's own n_threads
-        n_folds = max(1, len(pools)) * max(1, int(opt.get("n_rounds", 1)))
+        n_rounds = int(opt.get("n_rounds", 1))
+        n_folds = max(1, len(pools)) * max(1, n_rounds)
         out = lstm_group_finetune(
             X, Y, sites, dates, pools, params=params, n_groups=int(opt["n_groups"]),
             finetune_epochs=int(opt["finetune_epochs"]), finetune_windows=int(opt["finetune_windows"]),
-            finetune_lr=opt.get("finetune_lr"), n_rounds=int(opt.get("n_rounds", 1)),
+            finetune_lr=opt.get("finetune_lr"), n_rounds=n_rounds,
             random_state=seed, n_jobs=max(1, int(n_processes)), info=info,
             progress=None if progress is None else (lambda done, msg: progress(done / n_folds)))
     else:
