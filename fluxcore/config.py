@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,9 @@ class RunConfig:
         for key in ("features", "params", "strategy_options"):
             if key in d and d[key] is None:
                 d[key] = {}
+        if isinstance(d.get("params"), dict):
+            d["params"] = {k: ({n: _number_from_text(v) for n, v in p.items()} if isinstance(p, dict) else p)
+                           for k, p in d["params"].items()}
         cfg = cls(**d)
         cfg.check()
         return cfg
@@ -223,8 +227,8 @@ class RunConfig:
             bad = [z for z in self.zones if z not in ZONES]
             if bad:
                 raise ConfigError(f"unknown aridity zone(s) {bad}; choose from {list(ZONES)}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
         if not isinstance(self.min_train_sites, int) or self.min_train_sites < 1:
             raise ConfigError(f"min_train_sites must be a positive integer, got {self.min_train_sites!r}")
         if not isinstance(self.params, dict) or not all(isinstance(v, dict) for v in self.params.values()):
@@ -256,6 +260,8 @@ class RunConfig:
         bad = [n for n in self.learners if n not in names]
         if bad:
             raise ConfigError(f"unknown learner(s) {bad}; available: {', '.join(names)}")
+        for name in self.learners:
+            check_learner_params(name, self.params.get(name, {}))
         if dataset is not None:
             missing = [t for t in self.targets if t not in dataset.targets]
             if missing:
@@ -317,6 +323,40 @@ class RunConfig:
         return RunConfig.from_dict(cfg.to_dict())
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
+def _number_from_text(v: Any) -> Any:
+    """``"1e-3"`` -> ``0.001``: YAML 1.1 reads exponent numbers without a dot as text."""
+    return float(v) if isinstance(v, str) and _NUMBER.fullmatch(v.strip()) else v
+
+
+def check_learner_params(name: str, given: dict) -> None:
+    """Raise :class:`ConfigError` if ``given`` holds an unknown or out-of-range hyperparameter.
+
+    ``name`` is a registered learner or a fuzzy variant (whose preset options are left to
+    :func:`fluxcore.fuzzy.make_variant`; the other keys go to its base learner).
+    """
+    from .learners import available_learners, make_learner
+    from .learners.base import check_params
+
+    base, params = name, dict(given)
+    if name not in available_learners():
+        try:
+            from .fuzzy import PRESETS, preset_options
+        except ImportError:
+            return
+        if name not in PRESETS:
+            return
+        base = PRESETS[name]["base"]
+        params = {k: v for k, v in params.items() if k not in preset_options(name)}
+    try:
+        learner = make_learner(base, **params)
+    except TypeError as exc:
+        raise ConfigError(f"bad hyperparameter for learner {name!r}: {exc}") from exc
+    check_params(learner, label=f"bad hyperparameter for learner {name!r}")
+
+
 def resolve_learner_params(name: str, given: dict, seed: int) -> dict:
     """Full hyperparameters of learner ``name``: defaults + ``given`` (+ ``random_state``).
 
@@ -325,6 +365,7 @@ def resolve_learner_params(name: str, given: dict, seed: int) -> dict:
     """
     from .learners import available_learners, make_learner
 
+    check_learner_params(name, given)
     if name not in available_learners():
         return _jsonable(dict(given))
     try:

@@ -393,6 +393,11 @@ del _b
 _SITE_OPTIONS = ("kind", "width", "alpha_cut", "min_sites", "group_weights", "rescale")
 _ZONE_OPTIONS = ("min_membership", "zone_min_sites", "overlap")
 
+
+def preset_options(name: str) -> tuple[str, ...]:
+    """Option keys of preset ``name`` that ``params`` may override (not base-learner keys)."""
+    return _SITE_OPTIONS if PRESETS[name]["mode"] == "sites" else _ZONE_OPTIONS
+
 _DESC_CACHE: list[tuple[Any, pd.DataFrame]] = []
 
 
@@ -447,7 +452,7 @@ def make_variant(name: str, dataset, params: Mapping[str, Any] | None = None,
         raise ConfigError(f"unknown learner variant {name!r}; fuzzy presets: {', '.join(sorted(PRESETS))}")
     spec = dict(PRESETS[name])
     params = dict(params or {})
-    options = _SITE_OPTIONS if spec["mode"] == "sites" else _ZONE_OPTIONS
+    options = preset_options(name)
     for k in list(params):
         if k in options:
             spec[k] = params.pop(k)

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .config import RunConfig, test_sites
-from .errors import ConfigError, FluxcoreError
+from .errors import ConfigError, DataError, FluxcoreError
 from .runstore import (
     PREDICTION_COLUMNS,
     RunResult,
@@ -326,17 +326,16 @@ def run_fast_batches(store: RunStore, rc: RunConfig, payload: dict, templates: d
 # ---------------------------------------------------------------------- learners
 def resolve_learners(config: RunConfig, dataset) -> dict[str, tuple[Any, Callable | None]]:
     """``{name: (unfitted learner, weight_fn or None)}`` for every learner of the config."""
+    from .config import check_learner_params
     from .learners import available_learners, make_learner
 
     registry = set(available_learners())
     out = {}
     for name in config.learners:
         params = dict(config.params.get(name, {}))
+        check_learner_params(name, params)
         if name in registry:
-            try:
-                out[name] = (make_learner(name, **params), None)
-            except TypeError as exc:
-                raise ConfigError(f"bad hyperparameter for learner {name!r}: {exc}") from exc
+            out[name] = (make_learner(name, **params), None)
             continue
         try:
             from .fuzzy import make_variant
@@ -389,6 +388,8 @@ def prepare_run(config, *, dataset=None, runs_dir="runs"):
     :func:`run_loso` and by front ends that want to know whether a run is already stored.
     """
     cfg = _as_config(config)
+    if Path(runs_dir).exists() and not Path(runs_dir).is_dir():
+        raise DataError(runs_dir, "is a file, not a folder for run folders (give another --runs-dir)")
     if dataset is None:
         dataset = load_config_dataset(cfg)
     rc = cfg.resolved(dataset)
@@ -431,10 +432,11 @@ def run_loso(config, *, dataset=None, runs_dir: str | Path = "runs", jobs: int =
         The run folder (status ``done``).
     """
     from .metrics import site_metrics, zone_summary
-    from .parallel import as_cancel_check, make_executor
+    from .parallel import as_cancel_check, check_scheduler, make_executor
     from .provenance import environment
 
     jobs = max(1, int(jobs or 1))
+    check_scheduler(scheduler)  # before any work, even when the run is already stored
     cancelled = as_cancel_check(cancel)
     rc, dataset, run_dir = prepare_run(config, dataset=dataset, runs_dir=runs_dir)
     store = RunStore(run_dir)
@@ -750,6 +752,17 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse shows the message as a usage error)."""
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return v
+
+
 def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -770,7 +783,7 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--param", action="append", default=[], metavar="LEARNER.NAME=VALUE",
                    help="hyperparameter, repeatable: --param lstm.max_epochs=5")
-    p.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default 1)")
+    p.add_argument("--jobs", type=_positive_int, default=1, help="parallel worker processes (default 1)")
     p.add_argument("--scheduler", default=None, help="'local' (Dask LocalCluster) or tcp://HOST:PORT")
     p.add_argument("--runs-dir", default="runs", help="folder of run folders (default ./runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no skill table")

@@ -127,6 +127,15 @@ def _malloc_env() -> str | None:
     return os.environ.get("MALLOC_TRIM_THRESHOLD_")
 
 
+def check_scheduler(scheduler: str | None) -> None:
+    """Raise :class:`ConfigError` unless ``scheduler`` is None, ``"local"`` or a Dask address."""
+    if scheduler is None or scheduler == "local":
+        return
+    if not isinstance(scheduler, str) or not scheduler.startswith(
+            ("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")):
+        raise ConfigError(f"scheduler {scheduler!r}: give 'local' or an address like tcp://HOST:PORT")
+
+
 class DaskExecutor:
     """Run folds on a Dask distributed cluster (``tcp://host:port`` or ``"local"``)."""
 
@@ -152,8 +161,7 @@ class DaskExecutor:
             self.client = distributed.Client(self.cluster)
             address = self.cluster.scheduler_address
         else:
-            if not scheduler.startswith(("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")):
-                raise ConfigError(f"scheduler {scheduler!r}: give 'local' or an address like tcp://HOST:PORT")
+            check_scheduler(scheduler)
             try:
                 self.client = distributed.Client(scheduler, timeout="20s")
             except OSError as exc:

@@ -105,6 +105,11 @@ def test_train_page_validates_choices(runs_dir, demo):
     at.multiselect(key="train_zones").set_value(["arid"]).run()
     n_arid = demo.zone_counts()["arid"]
     assert f"{n_arid} test site(s) × 2 learner(s) = **{2 * n_arid} folds**" in _texts(at)
+    at.number_input(key="hp_rf_n_estimators").set_value(0).run()  # the widget allows 0, the forest not
+    assert any("n_estimators must be an integer >= 1, got 0" in w.value for w in at.warning)
+    assert at.button(key="start").disabled
+    at.number_input(key="hp_rf_n_estimators").set_value(20).run()
+    assert not any("n_estimators" in w.value for w in at.warning)
     at.multiselect(key="learners").set_value([]).run()
     assert "Choose at least one learner." in _texts(at)
     assert at.button(key="start").disabled

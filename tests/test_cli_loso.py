@@ -89,12 +89,30 @@ def test_toml_config_with_command_line_override(tmp_path, capsys, demo_sites):
     (["--sites", "XX-Nope"], "unknown site id"),
     (["--param", "mlr_max=1"], "LEARNER.NAME=VALUE"),
     (["--config", "/nonexistent/run.yaml"], "config file not found"),
+    (["--learners", "rf", "--param", "rf.n_estimators=abc"], "n_estimators must be an integer >= 1, got 'abc'"),
+    (["--learners", "lstm", "--param", "lstm.max_epochs=-3"], "max_epochs must be an integer >= 1, got -3"),
+    (["--learners", "mlr", "--seed", "-1"], "seed must be an integer >= 0, got -1"),
+    (["--learners", "mlr", "--scheduler", "foo"], "give 'local' or an address like tcp://HOST:PORT"),
+    (["--learners", "mlr", "--runs-dir", "__FILE__"], "is a file, not a folder for run folders"),
 ])
 def test_errors_are_one_line(tmp_path, capsys, argv, pattern):
+    a_file = tmp_path / "not_a_folder"
+    a_file.write_text("keep me")
+    argv = [str(a_file) if a == "__FILE__" else a for a in argv]
     code, out, err = _run(capsys, "loso", "--data", "demo", "--runs-dir", str(tmp_path), *argv)
     assert code == 2
     assert pattern in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+    assert a_file.read_text() == "keep me"  # nothing lost
+    assert not [p for p in tmp_path.iterdir() if p != a_file]  # no run folder was started
+
+
+@pytest.mark.parametrize("jobs", ["0", "-2", "x"])
+def test_jobs_must_be_a_positive_integer(tmp_path, capsys, jobs):
+    with pytest.raises(SystemExit) as exc:
+        main(["loso", "--data", "demo", "--learners", "mlr", "--runs-dir", str(tmp_path), "--jobs", jobs])
+    assert exc.value.code == 2
+    assert f"argument --jobs: must be an integer >= 1, got '{jobs}'" in capsys.readouterr().err
 
 
 class _Tty(io.StringIO):

@@ -193,6 +193,74 @@ def test_bad_input_messages(name, data):
         est.predict(train[0][train[0].columns[::-1]], sites=train[2], dates=train[3])
 
 
+
+# ------------------------------------------------------------- hyperparameter constraints
+BAD_PARAMS = [
+    ("rf", "n_estimators", "abc", "an integer >= 1"),
+    ("rf", "n_estimators", 0, "an integer >= 1"),
+    ("rf", "max_samples", 7.5, "a number in (0, 1]"),
+    ("rf", "max_features", "all", "'sqrt', 'log2'"),
+    ("svm", "C", -1.0, "a number > 0"),
+    ("svm", "gamma", "auto", "'scale'"),
+    ("svm", "method", "fast", "'nystroem'"),
+    ("mlr", "fit_intercept", "maybe", "true or false"),
+    ("lstm", "max_epochs", -3, "an integer >= 1"),
+    ("lstm", "dropout", 1.0, "a number in [0, 1)"),
+    ("lstm", "device", "gpu", "'cuda:N'"),
+    ("lstm", "lr", float("nan"), "a number > 0"),
+]
+
+
+@pytest.mark.parametrize("name", available_learners())
+def test_every_parameter_has_a_constraint_and_defaults_pass(name):
+    from fluxcore.learners.base import check_params
+
+    est = make_learner(name)
+    assert set(type(est)._parameter_constraints) == set(est.get_params())
+    check_params(est)  # the defaults are allowed values
+    check_params(learner(name))  # and so are the test suite's fast settings
+
+
+@pytest.mark.parametrize("name, param, value, words", BAD_PARAMS)
+def test_fit_rejects_out_of_range_hyperparameter(name, param, value, words, data):
+    train, _ = split(data)
+    with pytest.raises(ConfigError) as exc:
+        learner(name, **{param: value}).fit(train[0], train[1], sites=train[2], dates=train[3])
+    msg = str(exc.value)
+    assert f"{param} must be" in msg and words in msg and repr(value) in msg
+
+
+@pytest.mark.parametrize("name, param, value, words", BAD_PARAMS)
+def test_run_config_rejects_out_of_range_hyperparameter_before_any_fold(name, param, value, words):
+    from fluxcore.config import RunConfig
+
+    for lrn in (name, f"{name}_fuzzy"):  # a fuzzy variant's base learner is checked too
+        cfg = RunConfig(learners=[lrn], params={lrn: {param: value}})
+        with pytest.raises(ConfigError, match=f"learner '{lrn}': {param} must be"):
+            cfg.validate()
+        with pytest.raises(ConfigError, match=f"{param} must be"):
+            cfg.resolved()
+
+
+def test_constraint_descriptions_and_edges():
+    from fluxcore.learners.base import Interval, Options, Seed
+
+    half_open = Interval(float, 0, 1, closed="left")
+    assert str(half_open) == "a number in [0, 1)"
+    assert half_open.ok(0) and half_open.ok(0.5) and not half_open.ok(1.0) and not half_open.ok(-0.1)
+    assert not Interval(int, 1).ok(True) and not Interval(int, 1).ok(2.0) and Interval(int, 1).ok(np.int64(3))
+    assert not Interval(float).ok(float("inf")) and str(Interval(float, 0, None, closed="neither")) == "a number > 0"
+    assert Options("a", "b").ok("a") and not Options("a", "b").ok(1) and str(Options("a")) == "one of 'a'"
+    assert Seed().ok(0) and Seed().ok(np.random.default_rng(1)) and not Seed().ok(-1) and not Seed().ok("1")
+
+
+def test_exponent_numbers_in_config_params_are_numbers():
+    from fluxcore.config import RunConfig
+
+    cfg = RunConfig.from_dict({"learners": ["lstm"], "params": {"lstm": {"lr": "1e-3", "device": "cpu"}}})
+    assert cfg.params["lstm"] == {"lr": 0.001, "device": "cpu"}
+
+
 # --------------------------------------------------------------------------- mlr specifics
 def test_mlr_matches_sklearn_linear_regression(data):
     X, y, s, d = data

@@ -61,7 +61,7 @@ from torch import nn
 
 from ..errors import ConfigError, DataError
 from ._util import check_columns, check_inputs, seed_from, target_row_masks, target_stats
-from .base import FluxLearner, register
+from .base import Boolean, FluxLearner, Interval, Options, Pattern, Seed, check_params, register
 
 LOSSES = ("mse", "mse+balance")
 
@@ -207,6 +207,27 @@ class LSTMLearner(FluxLearner):
     name = "lstm"
     multi_target = True
     sequence = True
+    _parameter_constraints = {
+        "lookback": [Interval(int, 1)],
+        "hidden_size": [Interval(int, 1)],
+        "num_layers": [Interval(int, 1)],
+        "dropout": [Interval(float, 0, 1, closed="left")],
+        "max_epochs": [Interval(int, 1)],
+        "patience": [Interval(int, 0)],
+        "batch_size": [Interval(int, 1)],
+        "max_windows_per_epoch": [Interval(int, 1)],
+        "max_val_windows": [Interval(int, 1)],
+        "lr": [Interval(float, 0, None, closed="neither")],
+        "weight_decay": [Interval(float, 0)],
+        "val_fraction": [Interval(float, 0, 1, closed="left")],
+        "site_val_min_sites": [Interval(int, 2)],
+        "missing_mask": [Boolean()],
+        "loss": [Options(*LOSSES)],
+        "balance_weight": [Interval(float, 0)],
+        "device": [Pattern(r"cpu|auto|cuda(:\d+)?", "'cpu', 'cuda', 'cuda:N' or 'auto'")],
+        "n_threads": [None, Interval(int, 1)],
+        "random_state": [None, Seed()],
+    }
 
     def __init__(self, lookback: int = 30, hidden_size: int = 64, num_layers: int = 1,
                  dropout: float = 0.1, max_epochs: int = 20, patience: int = 3,
@@ -394,6 +415,7 @@ class LSTMLearner(FluxLearner):
     # ------------------------------------------------------------------ contract
     def fit(self, X: pd.DataFrame, y: pd.DataFrame, *, sites: np.ndarray, dates: np.ndarray,
             sample_weight: np.ndarray | None = None) -> LSTMLearner:
+        check_params(self)
         Xa, ya, fnames, tnames, sites_a, dates_a, w = check_inputs(X, y, sites, dates, sample_weight)
         self._check_loss(tnames)
         target_row_masks(ya, w)  # every target needs a usable row

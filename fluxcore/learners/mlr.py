@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import linalg
 
 from ._util import tabular_fit_inputs, tabular_predict_inputs
-from .base import FluxLearner, register
+from .base import Boolean, FluxLearner, Seed, check_params, register
 
 
 @register("mlr")
@@ -57,6 +57,11 @@ class MLRLearner(FluxLearner):
     name = "mlr"
     multi_target = True
     sequence = False
+    _parameter_constraints = {
+        "fit_intercept": [Boolean()],
+        "site_level": [Boolean()],
+        "random_state": [None, Seed()],
+    }
 
     def __init__(self, fit_intercept: bool = True, site_level: bool = False,
                  random_state: int | None = 0):
@@ -66,6 +71,7 @@ class MLRLearner(FluxLearner):
 
     def fit(self, X: pd.DataFrame, y: pd.DataFrame, *, sites: np.ndarray, dates: np.ndarray,
             sample_weight: np.ndarray | None = None) -> MLRLearner:
+        check_params(self)
         Xi, ya, imp, masks, fnames, tnames, w = tabular_fit_inputs(X, y, sites, dates, sample_weight)
         k, p = ya.shape[1], Xi.shape[1]
         use = used_columns(fnames, self.site_level)

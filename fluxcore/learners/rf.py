@@ -24,7 +24,7 @@ import pandas as pd
 from sklearn.ensemble import RandomForestRegressor
 
 from ._util import mask_groups, seed_from, tabular_fit_inputs, tabular_predict_inputs
-from .base import FluxLearner, register
+from .base import FluxLearner, Interval, Options, Seed, check_params, register
 
 
 @register("rf")
@@ -66,6 +66,15 @@ class RFLearner(FluxLearner):
     name = "rf"
     multi_target = True
     sequence = False
+    _parameter_constraints = {
+        "n_estimators": [Interval(int, 1)],
+        "min_samples_leaf": [Interval(int, 1)],
+        "max_features": [Interval(float, 0, 1, closed="right"), Interval(int, 1), Options("sqrt", "log2")],
+        "max_samples": [None, Interval(float, 0, 1, closed="right")],
+        "max_depth": [None, Interval(int, 1)],
+        "n_jobs": [None, Interval(int)],
+        "random_state": [None, Seed()],
+    }
 
     def __init__(self, n_estimators: int = 100, min_samples_leaf: int = 5,
                  max_features: float | int | str = 0.5, max_samples: float | None = 0.1,
@@ -81,6 +90,7 @@ class RFLearner(FluxLearner):
 
     def fit(self, X: pd.DataFrame, y: pd.DataFrame, *, sites: np.ndarray, dates: np.ndarray,
             sample_weight: np.ndarray | None = None) -> RFLearner:
+        check_params(self)
         Xi, ya, imp, masks, fnames, tnames, w = tabular_fit_inputs(X, y, sites, dates, sample_weight)
         if w is not None and np.all(w == w[0]):
             w = None  # constant weights change nothing but sklearn's weighted bootstrap draw
@@ -89,8 +99,8 @@ class RFLearner(FluxLearner):
         for g in mask_groups(masks):
             m = masks[:, g[0]]
             n = int(m.sum())
-            ms = self.max_samples
-            if isinstance(ms, float) and ms * n < 1:
+            ms = None if self.max_samples is None else float(self.max_samples)  # a fraction, even if 1
+            if ms is not None and ms * n < 1:
                 ms = None  # tiny data: whole bootstrap
             rf = RandomForestRegressor(
                 n_estimators=self.n_estimators, min_samples_leaf=self.min_samples_leaf,

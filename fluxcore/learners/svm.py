@@ -48,7 +48,7 @@ from ._util import (
     tabular_predict_inputs,
     target_stats,
 )
-from .base import FluxLearner, register
+from .base import FluxLearner, Interval, Options, Seed, check_params, register
 
 METHODS = ("nystroem", "subsample", "exact")
 
@@ -105,6 +105,20 @@ class SVMLearner(FluxLearner):
     name = "svm"
     multi_target = True  # handles several targets itself (one model per target)
     sequence = False
+    _parameter_constraints = {
+        "method": [Options(*METHODS)],
+        "C": [Interval(float, 0, None, closed="neither")],
+        "epsilon": [Interval(float, 0)],
+        "gamma": [Interval(float, 0, None, closed="neither"), Options("scale")],
+        "n_components": [Interval(int, 1)],
+        "linear_solver": [Options("linearsvr", "sgd")],
+        "max_iter": [Interval(int, 1)],
+        "tol": [Interval(float, 0, None, closed="neither")],
+        "max_rows": [Interval(int, 1)],
+        "max_fit_rows": [None, Interval(int, 1)],
+        "cache_size": [Interval(float, 0, None, closed="neither")],
+        "random_state": [None, Seed()],
+    }
 
     def __init__(self, method: str = "nystroem", C: float = 1.0, epsilon: float = 0.1,
                  gamma: float | str = "scale", n_components: int = 500,
@@ -134,10 +148,7 @@ class SVMLearner(FluxLearner):
 
     def fit(self, X: pd.DataFrame, y: pd.DataFrame, *, sites: np.ndarray, dates: np.ndarray,
             sample_weight: np.ndarray | None = None) -> SVMLearner:
-        if self.method not in METHODS:
-            raise ConfigError(f"svm: method must be one of {METHODS}, got {self.method!r}")
-        if self.linear_solver not in ("linearsvr", "sgd"):
-            raise ConfigError(f"svm: linear_solver must be 'linearsvr' or 'sgd', got {self.linear_solver!r}")
+        check_params(self)
         Xi, ya, imp, masks, fnames, tnames, w = tabular_fit_inputs(X, y, sites, dates, sample_weight)
         seed = seed_from(self.random_state)
         xm, xs = scale_stats(Xi)
