@@ -48,7 +48,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: no locking (single process only)
     fcntl = None
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 
 PREDICTION_COLUMNS = ["SITE_ID", "DATE", "learner", "target", "observed", "predicted"]
 RUN_LIST_COLUMNS = ["key", "created", "status", "data", "learners", "targets", "n_sites", "path"]
@@ -114,10 +114,17 @@ def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
 
 
 def _read_json(path: Path) -> dict:
+    """The JSON object in ``path`` ({} if there is no file); :class:`DataError` if unreadable."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise DataError(path, f"is not valid JSON ({exc}); the run folder is damaged "
+                              "(delete it to recompute the run)") from None
+    if not isinstance(d, dict):
+        raise DataError(path, f"holds a JSON {type(d).__name__}, not an object; the run folder is damaged")
+    return d
 
 
 # ------------------------------------------------------------------------ locks
@@ -456,8 +463,14 @@ def list_runs(runs_dir: str | Path = "runs") -> pd.DataFrame:
     d = Path(runs_dir)
     for m_path in sorted(d.glob("*/manifest.json")) if d.is_dir() else []:
         run = m_path.parent
-        m = _read_json(m_path)
-        cfg = _read_json(run / "config.json")
+        try:
+            m = _read_json(m_path)
+            cfg = _read_json(run / "config.json")
+        except DataError as exc:  # one damaged folder must not hide the other runs
+            rows.append({"key": run.name, "created": None, "status": "damaged", "data": str(exc),
+                         "learners": "", "targets": "", "n_sites": 0, "path": str(run),
+                         "n_folds": 0, "folds_done": 0, "finished": None})
+            continue
         data = m.get("data", {})
         rows.append({
             "key": run.name,

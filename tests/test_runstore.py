@@ -182,6 +182,26 @@ def test_list_delete_and_refusals(ds, tmp_path):
     assert not run.exists() and list_runs(tmp_path).empty
 
 
+def test_a_damaged_run_folder_is_listed_and_named_not_a_traceback(ds, tmp_path):
+    from fluxcore.cli import main
+    from fluxcore.errors import DataError
+
+    good = run_loso(RunConfig(learners=["test_spy"], targets=["GPP"]), dataset=ds, runs_dir=tmp_path)
+    cfg = RunConfig(learners=["test_spy"], targets=["ER"])
+    bad = run_loso(cfg, dataset=ds, runs_dir=tmp_path)
+    (bad / "manifest.json").write_text("{half a manif")  # e.g. edited by hand
+    df = list_runs(tmp_path).set_index("key")
+    assert df.loc[good.name, "status"] == "done"  # the other run is still listed
+    assert df.loc[bad.name, "status"] == "damaged" and "manifest.json" in df.loc[bad.name, "data"]
+    with pytest.raises(DataError, match=r"manifest\.json: is not valid JSON"):
+        run_loso(cfg, dataset=ds, runs_dir=tmp_path)
+    with pytest.raises(DataError, match=r"manifest\.json: is not valid JSON"):
+        load_run(bad)
+    assert main(["runs", "--runs-dir", str(tmp_path)]) == 0
+    delete_run(bad)  # a damaged run can still be deleted
+    assert list(list_runs(tmp_path)["key"]) == [good.name]
+
+
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     p = tmp_path / "x.parquet"
     atomic_write_parquet(p, pd.DataFrame({"a": [1, 2]}))
