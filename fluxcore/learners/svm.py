@@ -34,6 +34,8 @@ Ho, C.-H., Lin, C.-J. (2012). Large-scale linear support vector regression. JMLR
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 from sklearn.kernel_approximation import Nystroem
@@ -51,6 +53,12 @@ from ._util import (
 from .base import FluxLearner, Interval, Options, Seed, check_params, register
 
 METHODS = ("nystroem", "subsample", "exact")
+
+#: scikit-learn's liblinear keeps its random generator in one process-wide variable (seeded
+#: by ``random_state`` at the start of each fit) and trains without the GIL, so two
+#: ``LinearSVR`` fits in two threads (the fast LOSO path fits groups in threads) draw from one
+#: stream and give different models from run to run. Fits hold this lock.
+_LIBLINEAR_LOCK = threading.Lock()
 
 
 @register("svm")
@@ -174,7 +182,13 @@ class SVMLearner(FluxLearner):
             for j in range(Y.shape[1]):
                 m = masks[rows, j]
                 wj = None if w is None else w[rows][m]
-                models.append(self._linear(seed, n_lin).fit(F[m], Y[rows, j][m], sample_weight=wj))
+                lin = self._linear(seed, n_lin)
+                if isinstance(lin, LinearSVR):
+                    with _LIBLINEAR_LOCK:  # see _LIBLINEAR_LOCK: same seed, same model
+                        lin.fit(F[m], Y[rows, j][m], sample_weight=wj)
+                else:
+                    lin.fit(F[m], Y[rows, j][m], sample_weight=wj)
+                models.append(lin)
         else:
             for j in range(Y.shape[1]):
                 rows = np.flatnonzero(masks[:, j])
