@@ -331,11 +331,17 @@ def _number_from_text(v: Any) -> Any:
     return float(v) if isinstance(v, str) and _NUMBER.fullmatch(v.strip()) else v
 
 
-def check_learner_params(name: str, given: dict) -> None:
+def check_learner_params(name: str, given: dict):
     """Raise :class:`ConfigError` if ``given`` holds an unknown or out-of-range hyperparameter.
 
     ``name`` is a registered learner or a fuzzy variant (whose preset options are left to
     :func:`fluxcore.fuzzy.make_variant`; the other keys go to its base learner).
+
+    Returns
+    -------
+    FluxLearner or None
+        The checked learner made from ``given`` (a fuzzy variant's base learner), or None
+        for a name that is neither registered nor a fuzzy preset.
     """
     from .learners import available_learners, make_learner
     from .learners.base import check_params
@@ -345,9 +351,9 @@ def check_learner_params(name: str, given: dict) -> None:
         try:
             from .fuzzy import PRESETS, preset_options
         except ImportError:
-            return
+            return None
         if name not in PRESETS:
-            return
+            return None
         base = PRESETS[name]["base"]
         params = {k: v for k, v in params.items() if k not in preset_options(name)}
     try:
@@ -355,6 +361,7 @@ def check_learner_params(name: str, given: dict) -> None:
     except TypeError as exc:
         raise ConfigError(f"bad hyperparameter for learner {name!r}: {exc}") from exc
     check_params(learner, label=f"bad hyperparameter for learner {name!r}")
+    return learner
 
 
 def resolve_learner_params(name: str, given: dict, seed: int) -> dict:
@@ -363,18 +370,14 @@ def resolve_learner_params(name: str, given: dict, seed: int) -> dict:
     Fuzzy variants (names not in the learner registry) keep the given values only, plus
     ``random_state``-free handling (the runner passes the seed to ``make_variant``).
     """
-    from .learners import available_learners, make_learner
+    from .learners import available_learners
 
-    check_learner_params(name, given)
+    learner = check_learner_params(name, given)
     if name not in available_learners():
         return _jsonable(dict(given))
-    try:
-        learner = make_learner(name, **given)
-        if "random_state" in learner.get_params() and "random_state" not in given:
-            learner.set_params(random_state=seed)
-        return _jsonable(learner.get_params())
-    except TypeError as exc:
-        raise ConfigError(f"bad hyperparameter for learner {name!r}: {exc}") from exc
+    if "random_state" in learner.get_params() and "random_state" not in given:
+        learner.set_params(random_state=seed)
+    return _jsonable(learner.get_params())
 
 
 def _resolve_dataclass_options(module: str, cls_name: str, options: dict, key: str) -> dict:

@@ -398,6 +398,7 @@ def preset_options(name: str) -> tuple[str, ...]:
     """Option keys of preset ``name`` that ``params`` may override (not base-learner keys)."""
     return _SITE_OPTIONS if PRESETS[name]["mode"] == "sites" else _ZONE_OPTIONS
 
+
 _DESC_CACHE: list[tuple[Any, pd.DataFrame]] = []
 
 

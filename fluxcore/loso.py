@@ -327,15 +327,15 @@ def run_fast_batches(store: RunStore, rc: RunConfig, payload: dict, templates: d
 def resolve_learners(config: RunConfig, dataset) -> dict[str, tuple[Any, Callable | None]]:
     """``{name: (unfitted learner, weight_fn or None)}`` for every learner of the config."""
     from .config import check_learner_params
-    from .learners import available_learners, make_learner
+    from .learners import available_learners
 
     registry = set(available_learners())
     out = {}
     for name in config.learners:
         params = dict(config.params.get(name, {}))
-        check_learner_params(name, params)
+        learner = check_learner_params(name, params)
         if name in registry:
-            out[name] = (make_learner(name, **params), None)
+            out[name] = (learner, None)
             continue
         try:
             from .fuzzy import make_variant

@@ -466,17 +466,15 @@ def list_runs(runs_dir: str | Path = "runs") -> pd.DataFrame:
         try:
             m = _read_json(m_path)
             cfg = _read_json(run / "config.json")
+            status, damage = RunStore(run).effective_status(m), None
         except DataError as exc:  # one damaged folder must not hide the other runs
-            rows.append({"key": run.name, "created": None, "status": "damaged", "data": str(exc),
-                         "learners": "", "targets": "", "n_sites": 0, "path": str(run),
-                         "n_folds": 0, "folds_done": 0, "finished": None})
-            continue
+            m, cfg, status, damage = {}, {}, "damaged", str(exc)
         data = m.get("data", {})
         rows.append({
             "key": run.name,
             "created": m.get("created"),
-            "status": RunStore(run).effective_status(m),
-            "data": data.get("name") or cfg.get("data"),
+            "status": status,
+            "data": damage or data.get("name") or cfg.get("data"),
             "learners": ",".join(cfg.get("learners", [])),
             "targets": ",".join(cfg.get("targets", [])),
             "n_sites": int(m.get("n_test_sites", 0)),

@@ -34,6 +34,7 @@ Ho, C.-H., Lin, C.-J. (2012). Large-scale linear support vector regression. JMLR
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import numpy as np
@@ -183,12 +184,9 @@ class SVMLearner(FluxLearner):
                 m = masks[rows, j]
                 wj = None if w is None else w[rows][m]
                 lin = self._linear(seed, n_lin)
-                if isinstance(lin, LinearSVR):
-                    with _LIBLINEAR_LOCK:  # see _LIBLINEAR_LOCK: same seed, same model
-                        lin.fit(F[m], Y[rows, j][m], sample_weight=wj)
-                else:
-                    lin.fit(F[m], Y[rows, j][m], sample_weight=wj)
-                models.append(lin)
+                # see _LIBLINEAR_LOCK: same seed, same model (SGD has its own generator)
+                with _LIBLINEAR_LOCK if isinstance(lin, LinearSVR) else contextlib.nullcontext():
+                    models.append(lin.fit(F[m], Y[rows, j][m], sample_weight=wj))
         else:
             for j in range(Y.shape[1]):
                 rows = np.flatnonzero(masks[:, j])
