@@ -257,7 +257,7 @@ class FuzzyZoneLearner(FluxLearner):
     """
 
     name = "fuzzyzones"
-    multi_target = True
+    _tags = {"multi_target": True}
 
     def __init__(self, base: str = "lstm", base_params: dict | None = None, aridity=None,
                  min_membership: float = 0.05, min_sites: int = 3, overlap: float = ZONE_OVERLAP,

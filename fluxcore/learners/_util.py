@@ -261,7 +261,7 @@ class PerTarget:
     target_names_ : list of str
     """
 
-    multi_target = True
+    _tags = {"multi_target": True}
 
     def __init__(self, learner):
         self.learner = learner

@@ -191,13 +191,68 @@ class FluxLearner:
 
     #: registry name, set by subclasses
     name: ClassVar[str] = "base"
-    #: fits several targets in one model
-    multi_target: ClassVar[bool] = False
-    #: uses the temporal order of each site's days (needs ``sites`` and ``dates``)
-    sequence: ClassVar[bool] = False
+    #: capability tags (as in sktime): a subclass sets only the keys it changes; they are
+    #: merged along the class hierarchy by :meth:`get_class_tags`. Keys:
+    #:
+    #: * ``multi_target``: fits several targets in one model (else one model per target);
+    #: * ``sequence``: uses the temporal order of each site's records (needs ``sites``, ``dates``);
+    #: * ``fine_tune``: :meth:`fine_tune` continues training a fitted model;
+    #: * ``sample_weight``: ``fit`` honours ``sample_weight`` (fuzzy site weights);
+    #: * ``fast_strategy``: name of the fast leave-one-site-out strategy in
+    #:   :mod:`fluxcore.strategies` (``None``: one fit per fold);
+    #: * ``time_resolution``: time steps it learns from (``"daily"``, ``"monthly"``).
+    _tags: ClassVar[dict[str, Any]] = {
+        "multi_target": False,
+        "sequence": False,
+        "fine_tune": False,
+        "sample_weight": True,
+        "fast_strategy": None,
+        "time_resolution": ("daily",),
+    }
     #: allowed values per hyperparameter, checked by :func:`check_params` (at config
     #: validation and at the start of ``fit``)
     _parameter_constraints: ClassVar[dict[str, list]] = {}
+
+    # ------------------------------------------------------------------ tags
+    @classmethod
+    def get_class_tags(cls) -> dict[str, Any]:
+        """All capability tags of the class (``_tags`` merged along the MRO).
+
+        A class attribute ``multi_target = True`` or ``sequence = True`` (the older way of
+        declaring them) is read as that tag.
+        """
+        tags: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            tags.update(klass.__dict__.get("_tags", {}))
+            for legacy in ("multi_target", "sequence"):
+                v = klass.__dict__.get(legacy)
+                if isinstance(v, (bool, np.bool_)):
+                    tags[legacy] = bool(v)
+        return tags
+
+    @classmethod
+    def get_class_tag(cls, name: str, default: Any = None) -> Any:
+        """One capability tag of the class (``default`` when it is not declared)."""
+        return cls.get_class_tags().get(name, default)
+
+    def get_tag(self, name: str, default: Any = None) -> Any:
+        """One capability tag of this learner (see :attr:`_tags`)."""
+        return type(self).get_class_tag(name, default)
+
+    @property
+    def multi_target(self) -> bool:
+        """Tag ``multi_target``: several targets in one model."""
+        return bool(self.get_tag("multi_target", False))
+
+    @property
+    def sequence(self) -> bool:
+        """Tag ``sequence``: uses each site's temporal order."""
+        return bool(self.get_tag("sequence", False))
+
+    @classmethod
+    def get_test_params(cls) -> list[dict[str, Any]]:
+        """Small, fast hyperparameter sets for the conformance checks (``fluxcore.testing``)."""
+        return [{}]
 
     # ---------------------------------------------------------- params API
     @classmethod

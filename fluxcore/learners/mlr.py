@@ -55,8 +55,8 @@ class MLRLearner(FluxLearner):
     """
 
     name = "mlr"
-    multi_target = True
-    sequence = False
+    _tags = {"multi_target": True, "sample_weight": True, "fast_strategy": "mlr_exact",
+             "time_resolution": ("daily", "monthly")}
     _parameter_constraints = {
         "fit_intercept": [Boolean()],
         "site_level": [Boolean()],

@@ -64,8 +64,8 @@ class RFLearner(FluxLearner):
     """
 
     name = "rf"
-    multi_target = True
-    sequence = False
+    _tags = {"multi_target": True, "sample_weight": True, "fast_strategy": "rf_site_oob",
+             "time_resolution": ("daily", "monthly")}
     _parameter_constraints = {
         "n_estimators": [Interval(int, 1)],
         "min_samples_leaf": [Interval(int, 1)],

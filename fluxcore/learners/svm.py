@@ -112,8 +112,9 @@ class SVMLearner(FluxLearner):
     """
 
     name = "svm"
-    multi_target = True  # handles several targets itself (one model per target)
-    sequence = False
+    # handles several targets itself (one model per target)
+    _tags = {"multi_target": True, "sample_weight": True, "fast_strategy": "group_holdout",
+             "time_resolution": ("daily", "monthly")}
     _parameter_constraints = {
         "method": [Options(*METHODS)],
         "C": [Interval(float, 0, None, closed="neither")],
