@@ -38,8 +38,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fluxcore.cli.loso import parse_param  # noqa: E402
 from fluxcore.config import RunConfig  # noqa: E402
-from fluxcore.loso import _parse_param, load_run, run_loso  # noqa: E402
+from fluxcore.loso import load_run, run_loso  # noqa: E402
 from fluxcore.provenance import environment  # noqa: E402
 from fluxcore.variables import ZONES  # noqa: E402
 
@@ -130,7 +131,7 @@ def main(argv=None) -> int:
     learners, targets = csv(args.learners), csv(args.targets)
     params: dict = {}
     for p in args.param:
-        lrn, name, value = _parse_param(p)
+        lrn, name, value = parse_param(p)
         params.setdefault(lrn, {})[name] = value
 
     tmp = None

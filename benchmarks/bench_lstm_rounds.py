@@ -1,6 +1,6 @@
 """LSTM seed-ensemble benchmark: what does ``strategy_options={"lstm": {"n_rounds": k}}`` buy?
 
-Runs the fast LSTM (``fluxcore.fastloso.lstm_group_finetune``) on all sites of
+Runs the fast LSTM (``fluxcore.strategies.group_finetune``) on all sites of
 ``../shared/data/fluxnet2015`` once per number of rounds, identical in everything else (seed,
 hyperparameters, quality control), and reports per setting the LSTM's seconds, the median
 per-site R² and r² overall, per zone and for US sites, the mean RMSE by zone, and site by site

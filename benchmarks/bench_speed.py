@@ -40,8 +40,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_loso import skill_summary  # noqa: E402
 
 from fluxcore import anchors  # noqa: E402
+from fluxcore.cli.loso import parse_param  # noqa: E402
 from fluxcore.config import RunConfig  # noqa: E402
-from fluxcore.loso import _parse_param, load_run, run_loso  # noqa: E402
+from fluxcore.loso import load_run, run_loso  # noqa: E402
 from fluxcore.provenance import environment  # noqa: E402
 from fluxcore.sources import load_dataset  # noqa: E402
 
@@ -153,7 +154,7 @@ def main(argv=None) -> int:
     naive_learners = [s for s in args.naive_learners.split(",") if s]
     params: dict = {}
     for text in args.param:
-        lrn, name, value = _parse_param(text)
+        lrn, name, value = parse_param(text)
         params.setdefault(lrn, {})[name] = value
     runs_dir = Path(args.runs_dir or tempfile.mkdtemp(prefix="fluxcore-bench-"))
     result: dict = {"workload": {"data": args.data, "learners": learners, "targets": targets,

@@ -27,9 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, check_known_keys
+from .folds import POOLS, test_sites
+from .learners import available_learners, make_learner
+from .learners.base import check_params
+from .pretrain import PretrainConfig
+from .strategies import strategy_for
 from .variables import TARGETS, ZONES
+from .variants import PRESETS, preset_options
 
-POOLS = ("all", "zone")
 STRATEGIES = ("fast", "per-fold")
 DEFAULT_LEARNERS = ["lstm", "rf", "svm", "mlr"]
 DEFAULT_TARGETS = ["GPP", "ER"]
@@ -61,17 +66,9 @@ def _list_of_str(value: Any, name: str) -> list[str] | None:
 
 
 def available_learner_names() -> list[str]:
-    """Registered learner names plus fuzzy variant presets (when fluxcore.fuzzy exists)."""
-    from .learners import available_learners
-
+    """Registered learner names plus the named variants (:data:`fluxcore.variants.PRESETS`)."""
     names = list(available_learners())
-    try:
-        from .fuzzy import PRESETS  # noqa: PLC0415 (optional module)
-
-        names += [n for n in PRESETS if n not in names]
-    except ImportError:
-        pass
-    return names
+    return names + [n for n in PRESETS if n not in names]
 
 
 @dataclass
@@ -106,11 +103,17 @@ class RunConfig:
     strategy : {"fast", "per-fold"}
         ``"per-fold"`` fits one fresh model per fold (the notebook way). ``"fast"`` (default)
         computes all folds of ``mlr``, ``rf``, ``svm`` and ``lstm`` at once with the strategies
-        of :mod:`fluxcore.fastloso` (exact for mlr; no model ever sees its test site); other
-        learners and fuzzy variants other than ``mlr_fuzzy*`` still run fold by fold.
+        named by each learner's ``fast_strategy`` tag (:mod:`fluxcore.strategies`; exact for
+        mlr; no model ever sees its test site); learners without one, and fuzzy variants other
+        than ``mlr_fuzzy*``, still run fold by fold.
     strategy_options : dict
-        Options of the fast strategies per learner, e.g. ``{"rf": {"n_groups": 10}}``
-        (defaults: :data:`fluxcore.fastloso.DEFAULT_OPTIONS`).
+        Options of each learner's fast strategy, by learner name, e.g.
+        ``{"rf": {"n_groups": 10}}``; checked against the strategy's declared options
+        (:mod:`fluxcore.strategies`), defaults filled in by :meth:`resolved`.
+    pretrain : dict or None
+        Pre-training stage (:class:`fluxcore.pretrain.PretrainConfig` options, e.g.
+        ``{"source": "processmodel", "epochs": 5}``) for the learners with the ``fine_tune``
+        tag; None (default): no pre-training.
     """
 
     data: str = "demo"
@@ -126,6 +129,7 @@ class RunConfig:
     min_train_sites: int = 2
     strategy: str = "fast"
     strategy_options: dict = field(default_factory=dict)
+    pretrain: dict | None = None
 
     # ------------------------------------------------------------ building
     @classmethod
@@ -294,26 +298,14 @@ class RunConfig:
             params[name] = resolve_learner_params(name, cfg.params.get(name, {}), cfg.seed)
         cfg.params = params
         cfg.features = _resolve_dataclass_options("fluxcore.features", "FeatureConfig", cfg.features, "features")
-        if cfg.strategy == "fast":
-            from .fastloso import DEFAULT_OPTIONS
-
-            unknown = sorted(set(cfg.strategy_options) - set(DEFAULT_OPTIONS))
-            if unknown:
-                raise ConfigError(f"strategy_options for {unknown}: only {sorted(DEFAULT_OPTIONS)} have options")
-            for k, opts in cfg.strategy_options.items():
-                known = set(DEFAULT_OPTIONS[k])
-                bad = sorted(set(opts) - known)
-                if bad:
-                    raise ConfigError(f"strategy_options[{k!r}]: unknown option(s) {bad}; "
-                                      f"known: {sorted(known)}")
-                for name in ("n_groups", "n_rounds"):
-                    v = opts.get(name, 1)
-                    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                        raise ConfigError(f"strategy_options[{k!r}][{name!r}] must be an integer >= 1, got {v!r}")
-            cfg.strategy_options = {k: {**v, **cfg.strategy_options.get(k, {})}
-                                    for k, v in DEFAULT_OPTIONS.items()}
-        else:
-            cfg.strategy_options = {}
+        cfg.strategy_options = resolve_strategy_options(cfg) if cfg.strategy == "fast" else {}
+        if cfg.pretrain is not None:
+            cfg.pretrain = PretrainConfig.from_dict(cfg.pretrain).to_dict()
+            tunable = [n for n in cfg.learners if n in available_learners()
+                       and make_learner(n).get_tag("fine_tune", False)]
+            if not tunable:
+                raise ConfigError(f"pretrain: none of the learners {cfg.learners} can be fine-tuned "
+                                  "(tag fine_tune), so nothing would be pre-trained")
         if cfg.qc is not None:
             cfg.qc = _resolve_dataclass_options("fluxcore.qc", "QCConfig", cfg.qc, "qc")
         if cfg.sites is not None:
@@ -334,24 +326,17 @@ def _number_from_text(v: Any) -> Any:
 def check_learner_params(name: str, given: dict):
     """Raise :class:`ConfigError` if ``given`` holds an unknown or out-of-range hyperparameter.
 
-    ``name`` is a registered learner or a fuzzy variant (whose preset options are left to
+    ``name`` is a registered learner or a named variant (whose preset options are left to
     :func:`fluxcore.fuzzy.make_variant`; the other keys go to its base learner).
 
     Returns
     -------
     FluxLearner or None
-        The checked learner made from ``given`` (a fuzzy variant's base learner), or None
-        for a name that is neither registered nor a fuzzy preset.
+        The checked learner made from ``given`` (a variant's base learner), or None for a
+        name that is neither registered nor a variant.
     """
-    from .learners import available_learners, make_learner
-    from .learners.base import check_params
-
     base, params = name, dict(given)
     if name not in available_learners():
-        try:
-            from .fuzzy import PRESETS, preset_options
-        except ImportError:
-            return None
         if name not in PRESETS:
             return None
         base = PRESETS[name]["base"]
@@ -364,14 +349,37 @@ def check_learner_params(name: str, given: dict):
     return learner
 
 
+def resolve_strategy_options(cfg: RunConfig) -> dict:
+    """Options of each learner's fast strategy: declared defaults + ``cfg.strategy_options``.
+
+    Keys are the run's learner names that have a fast strategy; an entry for a learner that is
+    not in the run, or that has no fast strategy, is a :class:`ConfigError`, and so is any
+    option the strategy does not declare or a value outside its constraints.
+    """
+    given = dict(cfg.strategy_options or {})
+    extra = sorted(set(given) - set(cfg.learners))
+    if extra:
+        raise ConfigError(f"strategy_options given for {extra}, which are not in learners {cfg.learners}")
+    out = {}
+    for name in cfg.learners:
+        learner = check_learner_params(name, cfg.params.get(name, {}))
+        weighted = name not in available_learners() and PRESETS.get(name, {}).get("mode") == "sites"
+        strategy = None if learner is None or (name in PRESETS and not weighted) else strategy_for(learner, weighted)
+        if strategy is None:
+            if given.get(name):
+                raise ConfigError(f"strategy_options[{name!r}]: learner {name!r} has no fast strategy "
+                                  "(it runs fold by fold)")
+            continue
+        out[name] = strategy.check_options(given.get(name), label=f"strategy_options[{name!r}]")
+    return out
+
+
 def resolve_learner_params(name: str, given: dict, seed: int) -> dict:
     """Full hyperparameters of learner ``name``: defaults + ``given`` (+ ``random_state``).
 
     Fuzzy variants (names not in the learner registry) keep the given values only, plus
     ``random_state``-free handling (the runner passes the seed to ``make_variant``).
     """
-    from .learners import available_learners
-
     learner = check_learner_params(name, given)
     if name not in available_learners():
         return _jsonable(dict(given))
@@ -395,18 +403,3 @@ def _resolve_dataclass_options(module: str, cls_name: str, options: dict, key: s
         return _jsonable(asdict(obj))
     except TypeError:
         return _jsonable(dict(vars(obj)))
-
-
-def test_sites(config: RunConfig, dataset) -> list[str]:
-    """Test sites of a run: dataset sites filtered by ``config.sites`` and ``config.zones``."""
-    sites = dataset.site_ids
-    if config.sites is not None:
-        wanted = set(config.sites)
-        sites = [s for s in sites if s in wanted]
-    if config.zones is not None:
-        zones = set(config.zones)
-        sites = [s for s in sites if dataset.zone_of(s) in zones]
-    return sites
-
-
-test_sites.__test__ = False  # not a pytest test

@@ -43,11 +43,7 @@ from .errors import ConfigError
 from .heterogeneity import pairwise_distances, site_descriptors, site_distances
 from .learners.base import FluxLearner, make_learner
 from .variables import ZONES
-
-#: Default half-width of the zone transitions on the log10(AI) axis [-] (+-12 % in AI).
-ZONE_OVERLAP = 0.05
-#: Default minimum number of training sites an alpha-cut keeps.
-MIN_SITES = 5
+from .variants import MIN_SITES, PRESETS, ZONE_OVERLAP, preset_options
 
 
 # ------------------------------------------------------------------ membership functions
@@ -365,38 +361,6 @@ class Variant:
     weight_fn: Callable[[list[str], str], pd.Series] | None = None
     name: str = ""
     description: str = ""
-
-
-#: Named fuzzy variants. ``mode="sites"``: fuzzy site weighting; ``mode="zones"``: fuzzy
-#: aridity zones. Options can be overridden through the variant's hyperparameters.
-PRESETS: dict[str, dict[str, Any]] = {}
-for _b in ("lstm", "rf", "svm", "mlr"):
-    PRESETS[f"{_b}_fuzzy"] = {
-        "base": _b, "mode": "sites", "kind": "gaussian", "width": None, "alpha_cut": 0.0,
-        "min_sites": MIN_SITES, "group_weights": None, "rescale": True,
-        "description": f"{_b.upper()} + fuzzy site weighting (Gaussian membership of the "
-                       "comprehensive distance, width = median training distance, no alpha-cut)",
-    }
-    PRESETS[f"{_b}_fuzzycut"] = {
-        **PRESETS[f"{_b}_fuzzy"], "alpha_cut": 0.5,
-        "description": f"{_b.upper()} + fuzzy site weighting with alpha-cut 0.5 "
-                       f"(at least {MIN_SITES} sites kept)",
-    }
-    PRESETS[f"{_b}_fuzzyzones"] = {
-        "base": _b, "mode": "zones", "min_membership": 0.05, "zone_min_sites": 3,
-        "overlap": ZONE_OVERLAP,
-        "description": f"{_b.upper()} per fuzzy aridity zone, combined by the test site's "
-                       "zone memberships",
-    }
-del _b
-
-_SITE_OPTIONS = ("kind", "width", "alpha_cut", "min_sites", "group_weights", "rescale")
-_ZONE_OPTIONS = ("min_membership", "zone_min_sites", "overlap")
-
-
-def preset_options(name: str) -> tuple[str, ...]:
-    """Option keys of preset ``name`` that ``params`` may override (not base-learner keys)."""
-    return _SITE_OPTIONS if PRESETS[name]["mode"] == "sites" else _ZONE_OPTIONS
 
 
 _DESC_CACHE: list[tuple[Any, pd.DataFrame]] = []

@@ -59,6 +59,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, DataError
+from .folds import fold_train_sites
+from .runstore import load_run
 from .variables import DAILY_DRIVERS, STATIC, VARIABLES
 
 #: Descriptor groups in a fixed order.
@@ -477,42 +479,15 @@ def _config_get(config: Any, key: str, default=None):
     return getattr(config, key, default)
 
 
-def fold_train_sites(config: Any, dataset, test_site: str) -> list[str]:
-    """Training sites of the fold that holds out ``test_site``.
-
-    Delegates to :func:`fluxcore.loso.fold_train_sites` (the runner's single definition).
-    If the runner is not importable (or rejects a plain mapping), the documented rule of
-    ``docs/ARCHITECTURE.md`` is applied: every other site of the dataset (``pool="all"``) or
-    every other site of the test site's aridity zone (``pool="zone"``).
-    """
-    try:
-        from .loso import fold_train_sites as _fts  # type: ignore[attr-defined]
-    except ImportError:
-        _fts = None
-    if _fts is not None:
-        try:
-            return [str(s) for s in _fts(config, dataset, test_site)]
-        except (TypeError, AttributeError, KeyError):
-            pass
-    pool = _config_get(config, "pool", "all") or "all"
-    sites = [s for s in dataset.site_ids if s != str(test_site)]
-    if pool == "zone":
-        z = dataset.zone_of(str(test_site))
-        sites = [s for s in sites if dataset.zone_of(s) == z]
-    return sites
-
-
 def _load_run_parts(run) -> tuple[Any, pd.DataFrame, Path | None]:
     """(config, metrics, run_dir) from a run folder or a RunResult-like object."""
     if isinstance(run, (str, Path)):
         run_dir = Path(run)
         try:
-            from .loso import load_run  # type: ignore[attr-defined]
-
             res = load_run(run_dir)
             return res.config, res.metrics, run_dir
-        except (ImportError, ConfigError):
-            # no runner, or a folder with only config.json + metrics.parquet (exported run)
+        except ConfigError:
+            # a folder with only config.json + metrics.parquet (exported run)
             if not (run_dir / "metrics.parquet").exists():
                 raise
         cfg_path = run_dir / "config.json"

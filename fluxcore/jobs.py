@@ -1,6 +1,6 @@
 """Background runs for interactive front ends (the Streamlit dashboard).
 
-A :class:`JobManager` runs :func:`fluxcore.loso.run_loso` in worker threads so that the
+A :class:`JobManager` runs :func:`fluxcore.runner.run_loso` in worker threads so that the
 page that started a run never blocks: the page polls :meth:`JobManager.get` and shows
 ``done / total`` folds and the estimated time left; a run can be cancelled (the runner gets a
 ``threading.Event``). One manager is shared by all browser sessions of a server process
@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .runner import run_loso
 
 #: Job states.
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
@@ -88,7 +90,7 @@ def run_key(config: Any, dataset: Any = None) -> str:
 
     Cheap on purpose (no config resolution): two submissions with the same configuration on
     the same data share a key. The run store's own key (the run folder name, computed by
-    :func:`fluxcore.loso.prepare_run` from the *resolved* configuration) is what deduplicates
+    :func:`fluxcore.runner.prepare_run` from the *resolved* configuration) is what deduplicates
     across processes; the job's ``run_dir`` holds it once the run has started.
     """
     h = hashlib.sha256(json.dumps(_config_dict(config), sort_keys=True, default=str).encode())
@@ -98,8 +100,6 @@ def run_key(config: Any, dataset: Any = None) -> str:
 
 
 def _default_runner() -> Callable:
-    from .loso import run_loso
-
     return run_loso
 
 
@@ -124,7 +124,7 @@ class JobManager:
         Run store folder handed to the runner.
     runner : callable, optional
         ``runner(config, *, dataset, runs_dir, progress, cancel) -> Path`` (default
-        :func:`fluxcore.loso.run_loso`; only the keywords it accepts are passed).
+        :func:`fluxcore.runner.run_loso`; only the keywords it accepts are passed).
     max_running : int
         Jobs running at the same time; others wait.
     """

@@ -27,6 +27,8 @@ mathematics (Table 3: mean and variance of per-site RMSE by aridity zone).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -199,3 +201,44 @@ def table3(zone_summary_df: pd.DataFrame, target: str) -> pd.DataFrame:
     wide = wide.swaplevel(0, 1, axis=1).sort_index(axis=1, level=0)
     order = [zz for zz in list(ZONES) + ["all"] if zz in wide.index]
     return wide.loc[order]
+
+
+#: Columns of :func:`skill_summary`.
+SKILL_COLUMNS = ["n_sites", "R2_median", "R2_mean", "r2_median", "r2_mean", "RMSE_mean"]
+
+
+def skill_summary(metrics: pd.DataFrame, by: Sequence[str] = ("learner", "target"),
+                  sites: Iterable[str] | None = None) -> pd.DataFrame:
+    """Per-site skill summarised over sites: the one definition used by every report.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        Per-site scores (:func:`site_metrics`: ``SITE_ID, learner, target, R2, r2, RMSE``...).
+    by : sequence of str
+        Grouping columns (default one row per learner and target); ``()`` for one row.
+    sites : iterable of str, optional
+        Only these sites (e.g. the US sites, or the sites common with a published benchmark).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``*by, n_sites, R2_median, R2_mean, r2_median, r2_mean, RMSE_mean``: medians and means
+        over sites of R² (1 - SSE/SST) and r² (squared Pearson correlation), mean RMSE
+        [gC m-2 d-1]; ``n_sites`` counts sites with a finite R². Groups in first-seen order.
+    """
+    m = metrics
+    if sites is not None:
+        m = m[m["SITE_ID"].astype(str).isin(set(map(str, sites)))]
+    by = list(by)
+
+    def block(g: pd.DataFrame) -> dict:
+        r2, pr2, rm = (g[c].astype(float) for c in ("R2", "r2", "RMSE"))
+        return {"n_sites": int(r2.notna().sum()), "R2_median": float(r2.median()), "R2_mean": float(r2.mean()),
+                "r2_median": float(pr2.median()), "r2_mean": float(pr2.mean()), "RMSE_mean": float(rm.mean())}
+
+    if not by:
+        return pd.DataFrame([block(m)], columns=SKILL_COLUMNS)
+    rows = [{**dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True)), **block(g)}
+            for key, g in m.groupby(by, sort=False, observed=True)]
+    return pd.DataFrame(rows, columns=[*by, *SKILL_COLUMNS])

@@ -1,9 +1,11 @@
 """Where folds run: in this process, in local worker processes, or on a Dask cluster.
 
-The runner (:func:`fluxcore.loso.run_loso`) hands every executor the same *payload* (the
-run's feature table: ``X``, ``y``, per-row site ids and dates) once, and then small fold
-tasks (learner template, test site, training sites, optional site weights). Workers return
-the fold's predictions; the driver writes them into the run store.
+The runner (:func:`fluxcore.runner.run_loso`) hands every executor the *fold function*
+(:func:`fluxcore.foldrun.compute_fold`, a picklable module-level function) and the same
+*payload* (the run's feature table: ``X``, ``y``, per-row site ids and dates) once, and then
+small fold tasks (learner template, test site, training sites, optional site weights).
+Workers return ``fn(payload, task)``: the fold's predictions; the driver writes them into
+the run store. The executors know nothing else of folds (no import of the runner).
 
 * :class:`SerialExecutor` (``jobs=1``, no scheduler): folds run one after the other here.
 * :class:`ProcessExecutor` (``jobs=N > 1``): a :class:`concurrent.futures.ProcessPoolExecutor`
@@ -30,14 +32,11 @@ from typing import Any
 
 from .errors import ConfigError
 
+_FN: Any = None
 _PAYLOAD: Any = None
 _THREADS: int | None = None
 
-
-def _compute(payload, task):
-    from .loso import compute_fold
-
-    return compute_fold(payload, task)
+FoldFn = Callable[[Any, Any], Any]
 
 
 def _set_threads(n: int | None) -> None:
@@ -61,14 +60,15 @@ class SerialExecutor:
     capacity = 1
     description = "serial"
 
-    def __init__(self, payload):
+    def __init__(self, fn: FoldFn, payload):
+        self.fn = fn
         self.payload = payload
         self.info: dict = {"kind": "serial"}
 
     def submit(self, task) -> cf.Future:
         fut: cf.Future = cf.Future()
         try:
-            fut.set_result(_compute(self.payload, task))
+            fut.set_result(self.fn(self.payload, task))
         except BaseException as exc:  # noqa: BLE001 - handed to the driver
             fut.set_exception(exc)
         return fut
@@ -90,26 +90,26 @@ class SerialExecutor:
 
 
 # ------------------------------------------------------------------ processes
-def _pool_init(payload, threads: int | None) -> None:
-    global _PAYLOAD, _THREADS
+def _pool_init(fn: FoldFn, payload, threads: int | None) -> None:
+    global _FN, _PAYLOAD, _THREADS
     _set_threads(threads)
-    _PAYLOAD, _THREADS = payload, threads
+    _FN, _PAYLOAD, _THREADS = fn, payload, threads
 
 
 def _pool_task(task):
-    return _compute(_PAYLOAD, task)
+    return _FN(_PAYLOAD, task)
 
 
 class ProcessExecutor(SerialExecutor):
     """Run folds in ``jobs`` local worker processes (spawn start method)."""
 
-    def __init__(self, payload, jobs: int, start_method: str = "spawn"):
+    def __init__(self, fn: FoldFn, payload, jobs: int, start_method: str = "spawn"):
         self.capacity = int(jobs)
         self.description = f"{jobs} local processes ({start_method})"
         self.info = {"kind": "processes", "jobs": int(jobs), "start_method": start_method}
         ctx = mp.get_context(start_method)
         self.pool = cf.ProcessPoolExecutor(max_workers=int(jobs), mp_context=ctx,
-                                           initializer=_pool_init, initargs=(payload, 1))
+                                           initializer=_pool_init, initargs=(fn, payload, 1))
 
     def submit(self, task) -> cf.Future:
         return self.pool.submit(_pool_task, task)
@@ -119,8 +119,8 @@ class ProcessExecutor(SerialExecutor):
 
 
 # ----------------------------------------------------------------------- dask
-def _dask_task(payload, task):
-    return _compute(payload, task)
+def _dask_task(fn: FoldFn, payload, task):
+    return fn(payload, task)
 
 
 def _malloc_env() -> str | None:
@@ -139,7 +139,7 @@ def check_scheduler(scheduler: str | None) -> None:
 class DaskExecutor:
     """Run folds on a Dask distributed cluster (``tcp://host:port`` or ``"local"``)."""
 
-    def __init__(self, payload, scheduler: str, jobs: int = 1):
+    def __init__(self, fn: FoldFn, payload, scheduler: str, jobs: int = 1):
         try:
             import dask
             import distributed
@@ -174,10 +174,11 @@ class DaskExecutor:
         malloc = self.client.run(_malloc_env)
         self.info = {"kind": "dask", "scheduler": address, "n_workers": len(workers),
                      "nthreads": nthreads, "malloc_trim_threshold": sorted(set(map(str, malloc.values())))}
+        self.fn = fn
         self.payload = self.client.scatter(payload, broadcast=True, hash=False)
 
     def submit(self, task):
-        return self.client.submit(_dask_task, self.payload, task, pure=False)
+        return self.client.submit(_dask_task, self.fn, self.payload, task, pure=False)
 
     def wait(self, futures, timeout: float | None = None):
         try:
@@ -204,13 +205,17 @@ class DaskExecutor:
                 os.environ["MALLOC_TRIM_THRESHOLD_"] = self._popped_env
 
 
-def make_executor(payload, jobs: int = 1, scheduler: str | None = None):
-    """Pick the executor for ``jobs`` / ``scheduler`` (see module docstring)."""
+def make_executor(fn: FoldFn, payload, jobs: int = 1, scheduler: str | None = None):
+    """Pick the executor for ``jobs`` / ``scheduler`` (see module docstring).
+
+    ``fn(payload, task)`` computes one task; it must be a module-level function (it travels to
+    worker processes by reference).
+    """
     if scheduler:
-        return DaskExecutor(payload, scheduler, jobs=jobs)
+        return DaskExecutor(fn, payload, scheduler, jobs=jobs)
     if jobs is None or int(jobs) <= 1:
-        return SerialExecutor(payload)
-    return ProcessExecutor(payload, int(jobs))
+        return SerialExecutor(fn, payload)
+    return ProcessExecutor(fn, payload, int(jobs))
 
 
 def as_cancel_check(cancel) -> Callable[[], bool]:

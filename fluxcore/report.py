@@ -29,7 +29,6 @@ Wilcoxon, F. (1945) Individual comparisons by ranking methods. Biometrics Bullet
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from .anchors import (
     common_site_comparison,
 )
 from .errors import ConfigError, FluxcoreError
+from .runner import load_config_dataset
 from .variables import ZONES
 
 #: Variance of per-site RMSE: sample variance (same as :data:`fluxcore.metrics.ZONE_VAR_DDOF`).
@@ -230,8 +230,6 @@ def _table3_wide(t3: pd.DataFrame, target: str) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ report
 def _load_dataset_for(run_dir: Path, config: Any):
-    from .loso import load_config_dataset
-
     return load_config_dataset(config)
 
 
@@ -388,26 +386,4 @@ def write_report(run_dir, dataset=None, out_dir=None) -> Path:
     return path
 
 
-# ------------------------------------------------------------------ CLI
-def _cmd_report(args: argparse.Namespace) -> int:
-    dataset = None
-    if args.data:
-        from .sources import load_dataset
-
-        dataset = load_dataset(args.data)
-    path = write_report(args.run_dir, dataset=dataset, out_dir=args.out)
-    print(f"report: {path}")
-    return 0
-
-
-def add_cli(sub: argparse._SubParsersAction) -> None:
-    """Register ``fluxcore report RUN_DIR [--data SRC] [--out DIR]``."""
-    p = sub.add_parser("report", help="paper report of a finished run (Markdown + CSV)")
-    p.add_argument("run_dir", help="run folder (runs/<key>)")
-    p.add_argument("--data", default=None,
-                   help="data source of the run (default: the 'data' field of the run's config.json)")
-    p.add_argument("--out", default=None, help="output folder (default: RUN_DIR/report)")
-    p.set_defaults(func=_cmd_report)
-
-
-__all__ = ["table3", "us_skill", "fuzzy_pairs", "fuzzy_vs_plain", "write_report", "add_cli"]
+__all__ = ["table3", "us_skill", "fuzzy_pairs", "fuzzy_vs_plain", "write_report"]

@@ -11,8 +11,9 @@ import yaml
 from factories_loso import test_learners
 
 from fluxcore.cli import main
+from fluxcore.cli.loso import TextProgress
 from fluxcore.config import RunConfig
-from fluxcore.loso import TextProgress, load_run
+from fluxcore.loso import load_run
 from fluxcore.sources import load_dataset
 
 

@@ -38,7 +38,7 @@ def test_strategy_is_recorded_and_changes_the_run_key(tmp_path):
                     runs_dir=tmp_path)
     assert fast != slow
     info = load_run(fast).manifest["fold_info"]
-    assert {v["strategy"] for k, v in info.items()} == {"rf", "mlr"}
+    assert {v["strategy"] for k, v in info.items()} == {"rf_site_oob", "mlr_exact"}
     assert load_run(fast).config.strategy_options["rf"]["n_groups"] == 10
     # rf: the fast forest is close to the per-fold forest in skill
     m_fast = load_run(fast).metrics

@@ -20,7 +20,7 @@ from fluxcore.config import RunConfig
 from fluxcore.dataset import FluxDataset
 from fluxcore.learners import available_learners
 from fluxcore.loso import (
-    build_feature_table,
+    build_fold_data,
     compute_fold,
     fit_fold,
     fold_train_sites,
@@ -65,7 +65,7 @@ def _params(name):
 
 def _fold(ds, cfg, learner, site):
     rc = cfg.resolved(ds)
-    payload = build_feature_table(ds, rc)
+    payload = build_fold_data(ds, rc)
     learners = resolve_learners(rc, ds)
     task = make_task(rc, learners, learner, site, fold_train_sites(rc, ds, site), torch_threads=1)
     return payload, task
@@ -104,15 +104,15 @@ def test_test_site_features_never_reach_fitted_transforms(ds, learner):
     cfg = RunConfig(learners=[learner], targets=["GPP", "ER"], params={learner: _params(learner)})
     payload, task = _fold(ds, cfg, learner, site)
     models, tr = fit_fold(payload, task)
-    assert site not in set(payload["sites"][tr])
+    assert site not in set(payload.sites[tr])
     bad = _poison(ds, site, [c for c in ds.drivers])
     payload_b, task_b = _fold(bad, cfg, learner, site)
     # the poison changed the test site's features only
-    assert not np.allclose(payload_b["X"][payload_b["sites"] == site].to_numpy(float),
-                           payload["X"][payload["sites"] == site].to_numpy(float), equal_nan=True)
+    assert not np.allclose(payload_b.X[payload_b.sites == site].to_numpy(float),
+                           payload.X[payload.sites == site].to_numpy(float), equal_nan=True)
     models_b, _ = fit_fold(payload_b, task_b)
-    rows = payload["sites"] == probe
-    args = (payload["X"][rows], payload["sites"][rows], payload["dates"][rows], 2)
+    rows = payload.sites == probe
+    args = (payload.X[rows], payload.sites[rows], payload.dates[rows], 2)
     np.testing.assert_allclose(predict_fold(models_b, *args), predict_fold(models, *args), rtol=0, atol=1e-9)
 
 

@@ -17,7 +17,7 @@ from fluxcore.errors import ConfigError
 from fluxcore.features import is_site_level
 from fluxcore.loso import (
     RunCancelled,
-    build_feature_table,
+    build_fold_data,
     fold_train_sites,
     load_run,
     plan_folds,
@@ -48,21 +48,23 @@ def test_fold_train_sites_all_and_zone(ds):
 
 def test_plan_skips_small_pools(ds):
     cfg = RunConfig(learners=["test_spy"], pool="zone", min_train_sites=2)
-    folds, skipped = plan_folds(cfg, ds)
+    plan = plan_folds(cfg, ds)
+    folds, skipped = plan.folds, plan.skipped
     # 8 sites, 4 zones -> every zone pool has 1 site < 2
     assert folds == [] and len(skipped) == 8
     assert "min_train_sites" in skipped[0]["reason"]
     cfg.min_train_sites = 1
-    folds, skipped = plan_folds(cfg, ds)
+    plan = plan_folds(cfg, ds)
+    folds, skipped = plan.folds, plan.skipped
     assert len(folds) == 8 and not skipped
 
 
 def test_test_sites_by_ids_and_zones(ds):
     cfg = RunConfig(learners=["test_spy"], zones=["arid"])
-    folds, _ = plan_folds(cfg, ds)
+    folds = plan_folds(cfg, ds).folds
     assert {s for _, s, _ in folds} == {s for s in ds.site_ids if ds.zone_of(s) == "arid"}
     cfg = RunConfig(learners=["test_spy"], sites=[ds.site_ids[1], ds.site_ids[2]], zones=["semi-arid"])
-    folds, _ = plan_folds(cfg, ds)
+    folds = plan_folds(cfg, ds).folds
     assert [s for _, s, _ in folds] == [s for s in ds.site_ids[1:3] if ds.zone_of(s) == "semi-arid"]
 
 
@@ -168,11 +170,11 @@ def test_mlr_equals_sklearn_leave_one_group_out(ds, tmp_path):
     cfg = RunConfig(learners=["mlr"], targets=["GPP", "ER"], features={"temperature_range": False})
     res = load_run(run_loso(cfg, dataset=ds, runs_dir=tmp_path))
     rc = cfg.resolved(ds)
-    tab = build_feature_table(ds, rc)
+    tab = build_fold_data(ds, rc)
     # mlr leaves the derived site-level features out by default (site_level=False)
-    use = [c for c in tab["X"].columns if not is_site_level(c)]
-    assert 0 < len(use) < tab["X"].shape[1]
-    X, y, groups = tab["X"][use].to_numpy(float), tab["y"], tab["sites"]
+    use = [c for c in tab.X.columns if not is_site_level(c)]
+    assert 0 < len(use) < tab.X.shape[1]
+    X, y, groups = tab.X[use].to_numpy(float), tab.y, tab.sites
     for tr, te in LeaveOneGroupOut().split(X, groups=groups):
         site = groups[te][0]
         imp = SimpleImputer(strategy="mean", keep_empty_features=True).fit(X[tr])

@@ -6,7 +6,7 @@ PyTorch is installed) ``lstm``; PyTorch itself is imported on the first ``make_l
 
 import importlib.util
 
-from . import mlr, rf, svm  # noqa: F401  (register)
+from . import mlr, mlr_fast, rf, rf_fast, svm, svm_fast  # noqa: F401  (register learners and their fast strategies)
 from ._util import PerTarget
 from .base import FluxLearner, available_learners, make_learner, register
 

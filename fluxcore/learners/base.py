@@ -43,8 +43,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import math
-import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -52,95 +50,16 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from ..params import Boolean, Interval, Options, Pattern, Seed, check_constraints
+
+__all__ = ["Boolean", "Interval", "Options", "Pattern", "Seed", "check_params", "register",
+           "available_learners", "make_learner", "FluxLearner"]
 
 _REGISTRY: dict[str, Callable[..., FluxLearner]] = {}
 
 
 # ------------------------------------------------------------ parameter constraints
-class Interval:
-    """Integers (``kind=int``) or real numbers (``kind=float``) between ``low`` and ``high``.
-
-    ``closed`` is ``"both"``, ``"left"``, ``"right"`` or ``"neither"``; ``None`` bounds are
-    open-ended. Booleans are not numbers here, and real numbers must be finite.
-    """
-
-    def __init__(self, kind: type, low: float | None = None, high: float | None = None,
-                 closed: str = "both"):
-        self.kind, self.low, self.high, self.closed = kind, low, high, closed
-
-    def ok(self, v: Any) -> bool:
-        if isinstance(v, (bool, np.bool_)):
-            return False
-        if self.kind is int:
-            if not isinstance(v, (int, np.integer)):
-                return False
-        elif not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
-            return False
-        if self.low is not None and (v < self.low or (v == self.low and self.closed in ("right", "neither"))):
-            return False
-        return not (self.high is not None
-                    and (v > self.high or (v == self.high and self.closed in ("left", "neither"))))
-
-    def __str__(self) -> str:
-        what = "an integer" if self.kind is int else "a number"
-        if self.low is not None and self.high is not None:
-            lb = "[" if self.closed in ("both", "left") else "("
-            rb = "]" if self.closed in ("both", "right") else ")"
-            return f"{what} in {lb}{self.low}, {self.high}{rb}"
-        if self.low is not None:
-            return f"{what} {'>=' if self.closed in ('both', 'left') else '>'} {self.low}"
-        if self.high is not None:
-            return f"{what} {'<=' if self.closed in ('both', 'right') else '<'} {self.high}"
-        return what
-
-
-class Options:
-    """One of a few strings."""
-
-    def __init__(self, *values: str):
-        self.values = values
-
-    def ok(self, v: Any) -> bool:
-        return isinstance(v, str) and v in self.values
-
-    def __str__(self) -> str:
-        return "one of " + ", ".join(repr(x) for x in self.values)
-
-
-class Pattern:
-    """A string matching a regular expression, described in words."""
-
-    def __init__(self, regex: str, description: str):
-        self.regex, self.description = re.compile(regex), description
-
-    def ok(self, v: Any) -> bool:
-        return isinstance(v, str) and self.regex.fullmatch(v) is not None
-
-    def __str__(self) -> str:
-        return self.description
-
-
-class Boolean:
-    """``True`` or ``False``."""
-
-    def ok(self, v: Any) -> bool:
-        return isinstance(v, (bool, np.bool_))
-
-    def __str__(self) -> str:
-        return "true or false"
-
-
-class Seed:
-    """A ``random_state``: an integer >= 0 or a numpy random generator."""
-
-    def ok(self, v: Any) -> bool:
-        return (Interval(int, 0).ok(v)
-                or isinstance(v, (np.random.Generator, np.random.RandomState)))
-
-    def __str__(self) -> str:
-        return "an integer >= 0"
-
-
+# (defined in fluxcore.params, re-exported here for learner authors)
 def check_params(learner: FluxLearner, label: str | None = None) -> None:
     """Raise :class:`ConfigError` naming the first hyperparameter outside its constraints.
 
@@ -148,13 +67,8 @@ def check_params(learner: FluxLearner, label: str | None = None) -> None:
     name -> list of allowed :class:`Interval`, :class:`Options`, ... or ``None``). The
     message starts with ``label`` (default: the learner's name).
     """
-    for name, allowed in type(learner)._parameter_constraints.items():
-        v = getattr(learner, name)
-        if any(v is None if c is None else c.ok(v) for c in allowed):
-            continue
-        words = [("None" if c is None else str(c)) for c in allowed]
-        must = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
-        raise ConfigError(f"{label or learner.name}: {name} must be {must}, got {v!r}")
+    check_constraints(learner.get_params(), type(learner)._parameter_constraints,
+                      label or learner.name)
 
 
 def register(name: str) -> Callable:

@@ -113,7 +113,7 @@ class SVMLearner(FluxLearner):
 
     name = "svm"
     # handles several targets itself (one model per target)
-    _tags = {"multi_target": True, "sample_weight": True, "fast_strategy": "group_holdout",
+    _tags = {"multi_target": True, "sample_weight": True, "fast_strategy": "svm_group",
              "time_resolution": ("daily", "monthly")}
     _parameter_constraints = {
         "method": [Options(*METHODS)],

@@ -1,21 +1,18 @@
-"""Command-line interface: ``fluxcore data | loso | runs | report``.
-
-Errors about input (:class:`fluxcore.errors.FluxcoreError`) are printed as one line on
-stderr and the command exits with status 2, without a traceback.
-"""
+"""``fluxcore data``: summarise a data source (sites, site-days, zones, variables, QC)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Sequence
 
-from . import __version__
-from .errors import FluxcoreError
+from ..qc import QCConfig
+from ..sources import load_dataset, parse_column_map
+
+__all__ = ["add_parser", "run"]
 
 
-def _add_data(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``fluxcore data``."""
     p = sub.add_parser("data", help="summarise a data source (sites, site-days, zones, variables, QC)")
     p.add_argument("--data", default="demo", help="'demo', a folder, or a tidy CSV/Parquet file")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -26,13 +23,11 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
                    help="QC: drop targets on days with a smaller measured fraction of NEE (default 0.1)")
     p.add_argument("--no-qc", action="store_true", help="switch quality control off")
     p.add_argument("--qc-report", action="store_true", help="also print the per-site QC report")
-    p.set_defaults(func=_cmd_data)
+    p.set_defaults(func=run)
 
 
-def _cmd_data(args: argparse.Namespace) -> int:
-    from .qc import QCConfig
-    from .sources import load_dataset, parse_column_map
-
+def run(args: argparse.Namespace) -> int:
+    """``fluxcore data``: summary of a data source."""
     qc = QCConfig.none() if args.no_qc else QCConfig()
     if args.min_measured_frac is not None:
         qc = QCConfig.from_dict({**qc.to_dict(), "min_measured_frac": args.min_measured_frac})
@@ -62,38 +57,3 @@ def _cmd_data(args: argparse.Namespace) -> int:
     if args.qc_report and len(ds.qc):
         print(ds.qc.to_string(index=False))
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="fluxcore",
-        description="Data-driven carbon-flux inversion at eddy-covariance towers.",
-    )
-    parser.add_argument("--version", action="version", version=f"fluxcore {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    _add_data(sub)
-    for mod in ("loso", "report"):
-        try:
-            module = __import__(f"fluxcore.{mod}", fromlist=["add_cli"])
-        except ImportError:
-            continue
-        if hasattr(module, "add_cli"):
-            module.add_cli(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except FluxcoreError as exc:
-        print(f"fluxcore {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"fluxcore {args.command}: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

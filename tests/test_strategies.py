@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression
 
-from fluxcore import fastloso
 from fluxcore.errors import ConfigError
-from fluxcore.fastloso import lssvm_group_loso, mlr_loso, rf_site_oob
+from fluxcore.learners import svm_fast
+from fluxcore.learners.mlr_fast import mlr_loso
+from fluxcore.learners.rf_fast import rf_site_oob
+from fluxcore.learners.svm_fast import lssvm_group_loso
 
 
 def make_problem(n_sites: int = 10, n_days: int = 120, seed: int = 0, missing: float = 0.1):
@@ -139,13 +141,13 @@ def test_rf_site_oob_grows_per_target_trees_like_the_learner():
 def test_svm_scaler_and_landmarks_fitted_without_the_group(monkeypatch):
     X, Y, sites, pools = make_problem(n_sites=8, seed=6)
     fitted = []
-    orig = fastloso._fit_group_transform
+    orig = svm_fast._fit_group_transform
 
     def spy(X_, fit_rows, *a, **k):
         fitted.append(set(np.unique(sites[fit_rows]).tolist()))
         return orig(X_, fit_rows, *a, **k)
 
-    monkeypatch.setattr(fastloso, "_fit_group_transform", spy)
+    monkeypatch.setattr(svm_fast, "_fit_group_transform", spy)
     out = lssvm_group_loso(X, Y, sites, pools, n_groups=4, n_components=30)
     assert len(fitted) == 4
     # every site is excluded from exactly one group transform, the one that predicts it
@@ -198,8 +200,8 @@ def _frames(X, Y, sites):
 @pytest.mark.requires_torch
 def test_lstm_group_finetune_never_trains_on_the_predicted_site(monkeypatch):
     pytest.importorskip("torch")
-    from fluxcore.fastloso import lstm_group_finetune
     from fluxcore.learners.lstm import LSTMLearner
+    from fluxcore.strategies.group_finetune import group_finetune
 
     X, Y, sites, pools = make_problem(n_sites=6, n_days=60, seed=8)
     Xd, Yd, dates = _frames(X, Y, sites)
@@ -221,7 +223,7 @@ def test_lstm_group_finetune_never_trains_on_the_predicted_site(monkeypatch):
     monkeypatch.setattr(LSTMLearner, "fit", fit)
     monkeypatch.setattr(LSTMLearner, "fine_tune", fine_tune)
     monkeypatch.setattr(LSTMLearner, "predict", predict)
-    out = lstm_group_finetune(Xd, Yd, sites, dates, pools, params=TINY_LSTM, n_groups=2,
+    out = group_finetune(LSTMLearner(**TINY_LSTM), Xd, Yd, sites, dates, pools, n_groups=2,
                               finetune_epochs=1, finetune_windows=200)
     assert set(out) == set(pools)
     assert len(seen) == 6
@@ -232,7 +234,7 @@ def test_lstm_group_finetune_never_trains_on_the_predicted_site(monkeypatch):
     # the test site's targets never matter
     Yd2 = Yd.copy()
     Yd2.loc[sites == "S03", :] = 1e3
-    out2 = lstm_group_finetune(Xd, Yd2, sites, dates, pools, params=TINY_LSTM, n_groups=2,
+    out2 = group_finetune(LSTMLearner(**TINY_LSTM), Xd, Yd2, sites, dates, pools, n_groups=2,
                                finetune_epochs=1, finetune_windows=200)
     np.testing.assert_array_equal(out2["S03"], out["S03"])
 
@@ -242,13 +244,13 @@ def test_lstm_rounds_are_a_seed_ensemble_that_never_sees_the_site(monkeypatch):
     """n_rounds=2: round 0 is the one-round result, round 1 a new partition and LSTM seed;
     the prediction is their mean and no member trains on the site it predicts."""
     pytest.importorskip("torch")
-    from fluxcore.fastloso import lstm_group_finetune
     from fluxcore.learners.lstm import LSTMLearner
+    from fluxcore.strategies.group_finetune import group_finetune
 
     X, Y, sites, pools = make_problem(n_sites=6, n_days=60, seed=9)
     Xd, Yd, dates = _frames(X, Y, sites)
-    kw = dict(params=TINY_LSTM, n_groups=2, finetune_epochs=1, finetune_windows=200)
-    one = lstm_group_finetune(Xd, Yd, sites, dates, pools, **kw)
+    kw = dict(n_groups=2, finetune_epochs=1, finetune_windows=200)
+    one = group_finetune(LSTMLearner(**TINY_LSTM), Xd, Yd, sites, dates, pools, **kw)
 
     members: dict[str, list] = {}
     seeds: list = []
@@ -274,7 +276,7 @@ def test_lstm_rounds_are_a_seed_ensemble_that_never_sees_the_site(monkeypatch):
     monkeypatch.setattr(LSTMLearner, "fine_tune", fine_tune)
     monkeypatch.setattr(LSTMLearner, "predict", predict)
     info: dict = {}
-    two = lstm_group_finetune(Xd, Yd, sites, dates, pools, n_rounds=2, info=info, **kw)
+    two = group_finetune(LSTMLearner(**TINY_LSTM), Xd, Yd, sites, dates, pools, n_rounds=2, info=info, **kw)
     assert sorted(seeds) == [0, 0, 1, 1]  # two group models per round, seed + round
     for s in pools:
         assert len(members[s]) == 2
@@ -283,22 +285,23 @@ def test_lstm_rounds_are_a_seed_ensemble_that_never_sees_the_site(monkeypatch):
         assert s not in info[s]["val_sites"]
     assert any(not np.array_equal(members[s][0], members[s][1]) for s in pools)
     with pytest.raises(ConfigError, match="n_rounds"):
-        lstm_group_finetune(Xd, Yd, sites, dates, pools, n_rounds=0, **kw)
+        group_finetune(LSTMLearner(**TINY_LSTM), Xd, Yd, sites, dates, pools, n_rounds=0, **kw)
 
 
 @pytest.mark.requires_torch
 def test_lstm_group_models_in_worker_processes_give_the_same_predictions():
     pytest.importorskip("torch")
-    from fluxcore.fastloso import lstm_group_finetune
+    from fluxcore.learners.lstm import LSTMLearner
+    from fluxcore.strategies.group_finetune import group_finetune
 
     X, Y, sites, pools = make_problem(n_sites=5, n_days=50, seed=4)
     Xd, Yd, dates = _frames(X, Y, sites)
-    kw = dict(params=TINY_LSTM, n_groups=2, finetune_epochs=1, finetune_windows=200, n_rounds=2)
+    kw = dict(n_groups=2, finetune_epochs=1, finetune_windows=200, n_rounds=2)
     info1: dict = {}
     info2: dict = {}
     done: list = []
-    serial = lstm_group_finetune(Xd, Yd, sites, dates, pools, info=info1, **kw)
-    parallel = lstm_group_finetune(Xd, Yd, sites, dates, pools, n_jobs=2, info=info2,
+    serial = group_finetune(LSTMLearner(**TINY_LSTM), Xd, Yd, sites, dates, pools, info=info1, **kw)
+    parallel = group_finetune(LSTMLearner(**TINY_LSTM), Xd, Yd, sites, dates, pools, n_jobs=2, info=info2,
                                    progress=lambda n, msg: done.append(n), **kw)
     for s in pools:
         np.testing.assert_array_equal(parallel[s], serial[s])
@@ -315,7 +318,7 @@ def test_lstm_group_models_in_worker_processes_give_the_same_predictions():
         raise Stop(msg)
 
     with pytest.raises(Stop):
-        lstm_group_finetune(Xd, Yd, sites, dates, pools, n_jobs=2, progress=cancel, **kw)
+        group_finetune(LSTMLearner(**TINY_LSTM), Xd, Yd, sites, dates, pools, n_jobs=2, progress=cancel, **kw)
     assert not mp.active_children()
 
 
@@ -324,8 +327,8 @@ def test_group_holdout_never_fits_on_a_site_it_predicts_and_equals_per_fold_with
     is the per-fold loop itself."""
     import pandas as pd
 
-    from fluxcore.fastloso import group_holdout
     from fluxcore.learners import make_learner
+    from fluxcore.strategies.group_holdout import group_holdout
 
     X, Y, sites, pools = make_problem(n_sites=6, n_days=60, seed=3)
     Xd = pd.DataFrame(X, columns=list("abcd"))

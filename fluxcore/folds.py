@@ -1,0 +1,122 @@
+"""Folds of a leave-one-site-out run: test sites, training pools and the fold plan.
+
+The single definition of which sites a fold trains on. The runner, the heterogeneity
+distances and the fuzzy weights all call :func:`fold_train_sites`, so that distances and
+memberships use exactly the fold's training set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["POOLS", "test_sites", "fold_train_sites", "fold_id", "FoldPlan", "plan_folds"]
+
+#: Training-pool rules (``RunConfig.pool``).
+POOLS = ("all", "zone")
+
+
+def _get(config: Any, key: str, default=None):
+    """``config.key`` for a RunConfig, ``config[key]`` for a plain mapping."""
+    if config is None:
+        return default
+    if isinstance(config, Mapping):
+        return config.get(key, default)
+    return getattr(config, key, default)
+
+
+def test_sites(config: Any, dataset) -> list[str]:
+    """Test sites of a run: dataset sites filtered by ``config.sites`` and ``config.zones``."""
+    sites = dataset.site_ids
+    wanted = _get(config, "sites")
+    if wanted is not None:
+        wanted = set(wanted)
+        sites = [s for s in sites if s in wanted]
+    zones = _get(config, "zones")
+    if zones is not None:
+        zones = set(zones)
+        sites = [s for s in sites if dataset.zone_of(s) in zones]
+    return sites
+
+
+test_sites.__test__ = False  # not a pytest test
+
+
+def fold_train_sites(config: Any, dataset, test_site: str) -> list[str]:
+    """Training sites of the fold that holds out ``test_site``.
+
+    ``pool="all"`` (default): every other site of the dataset; ``pool="zone"``: every other
+    site in the test site's aridity zone (none when the test site's zone is unknown). Sites
+    are training sites whether or not they are test sites themselves. Sorted as the dataset.
+    ``config`` is a :class:`~fluxcore.config.RunConfig` or a mapping with ``pool``.
+    """
+    test_site = str(test_site)
+    sites = dataset.site_ids
+    pool = _get(config, "pool", "all") or "all"
+    if pool == "all":
+        return [s for s in sites if s != test_site]
+    if pool != "zone":
+        raise ConfigError(f"unknown pool {pool!r}; choose 'all' or 'zone'")
+    zones = dataset.sites["ARIDITY_ZONE"]
+    zone = dataset.zone_of(test_site)
+    if zone is None:
+        return []
+    same = set(zones.index[zones == zone].astype(str))
+    return [s for s in sites if s != test_site and s in same]
+
+
+def fold_id(learner: str, site: str) -> str:
+    """``"<learner>/<site>"``: the key of a fold in the run store and its manifest."""
+    return f"{learner}/{site}"
+
+
+@dataclass
+class FoldPlan:
+    """All folds of a run.
+
+    Attributes
+    ----------
+    folds : list of (learner, test site, training sites)
+        The folds to compute, learner by learner in config order.
+    skipped : list of dict
+        ``{"fold": fold id, "reason": text}`` of folds that cannot run.
+    tests : list of str
+        The run's test sites.
+    """
+
+    folds: list[tuple[str, str, list[str]]] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+    tests: list[str] = field(default_factory=list)
+
+    @property
+    def ids(self) -> list[str]:
+        """Fold ids of :attr:`folds`, in order."""
+        return [fold_id(lrn, s) for lrn, s, _ in self.folds]
+
+    def by_id(self) -> dict[str, tuple[str, str, list[str]]]:
+        """Fold id -> (learner, test site, training sites)."""
+        return {fold_id(lrn, s): (lrn, s, pool) for lrn, s, pool in self.folds}
+
+
+def plan_folds(config: Any, dataset) -> FoldPlan:
+    """All folds of a run and the skipped ones.
+
+    A fold whose pool has fewer than ``config.min_train_sites`` sites is skipped (listed
+    with the reason), e.g. the only arid site with ``pool="zone"``.
+    """
+    tests = test_sites(config, dataset)
+    pools = {s: fold_train_sites(config, dataset, s) for s in tests}
+    min_sites = int(_get(config, "min_train_sites", 2))
+    plan = FoldPlan(tests=tests)
+    for learner in _get(config, "learners", []):
+        for s in tests:
+            if len(pools[s]) < min_sites:
+                plan.skipped.append({"fold": fold_id(learner, s),
+                                     "reason": f"{len(pools[s])} training site(s) < min_train_sites="
+                                               f"{min_sites} (pool={_get(config, 'pool', 'all')})"})
+            else:
+                plan.folds.append((learner, s, pools[s]))
+    return plan

@@ -1,0 +1,243 @@
+"""Fast leave-one-site-out strategies: the registry and the shared set-up.
+
+A notebook-style LOSO fits one fresh model per test site on all other sites: ``n_sites``
+fits on ~``n_rows`` rows each. A *fast strategy* computes every fold's prediction at a
+fraction of that cost, either exactly (``mlr_exact``) or as an approximation whose accuracy
+``benchmarks/bench_speed.py`` checks against the per-fold reference. No strategy ever lets a
+model see the rows of a site it predicts.
+
+A learner names its strategy in its ``fast_strategy`` tag (as scikit-learn's ``RidgeCV`` owns
+its fast leave-one-out). Learner-specific kernels live beside their learner
+(:mod:`fluxcore.learners.mlr_fast`, ``rf_fast``, ``svm_fast``); the generic ones
+(:mod:`fluxcore.strategies.group_holdout`, :mod:`fluxcore.strategies.group_finetune`) work
+for *any* learner with the tag, including learners registered outside fluxcore. Each
+strategy declares its options with defaults and constraints; the run configuration checks
+``strategy_options`` against them (:meth:`Strategy.check_options`).
+
+All strategies take ``X`` (n, p) features with NaN for missing, ``Y`` (n, t) targets with NaN
+for missing, ``sites`` (n,) site ids, ``dates`` (n,) and ``pools``: a mapping test site ->
+training sites (never containing the test site). They return a mapping test site ->
+predictions of shape (rows of that site, t), rows in the order they appear in ``X``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..params import check_constraints
+
+Pools = Mapping[str, Sequence[str]]
+
+__all__ = [
+    "Pools", "Strategy", "StrategyContext", "register_strategy", "get_strategy",
+    "available_strategies", "strategy_for", "check_pools", "prepare_arrays", "site_rows",
+    "rows_for", "universes", "split_groups",
+]
+
+_STRATEGIES: dict[str, Strategy] = {}
+
+
+@dataclass
+class StrategyContext:
+    """What the runner gives a strategy besides the data.
+
+    Attributes
+    ----------
+    n_jobs : int
+        Threads for tree or solver work.
+    n_processes : int
+        Worker processes for strategies that train whole models in processes (spawned: a
+        calling script needs an ``if __name__ == "__main__":`` guard).
+    progress : callable or None
+        ``progress(fraction_done)``; may raise to cancel.
+    info : dict
+        Filled with per-test-site information for the manifest (e.g. ``val_sites``).
+    models : object or None
+        A model store with ``load_model(learner, name) -> dict | None`` and
+        ``save_model(learner, name, state)`` (:class:`fluxcore.runstore.RunStore`), used to keep
+        pre-trained and group models so that a resumed run re-uses them.
+    learner_name : str
+        Name of the learner in the run (folder name for stored models).
+    site_weights : mapping or None
+        Fuzzy membership per training site, per test site (strategies with ``weighted``).
+    pretrain : object or None
+        A :class:`fluxcore.pretrain.PretrainStage` (source targets and fine-tuning plan) for
+        strategies that support pre-training.
+    """
+
+    n_jobs: int = 1
+    n_processes: int = 1
+    progress: Callable[[float], None] | None = None
+    info: dict = field(default_factory=dict)
+    models: Any = None
+    learner_name: str = ""
+    site_weights: Mapping[str, Mapping[str, float]] | None = None
+    pretrain: Any = None
+
+
+class Strategy:
+    """A fast leave-one-site-out strategy (subclass and :func:`register_strategy` an instance).
+
+    Class attributes
+    ----------------
+    name : str
+        Registry name (the learners' ``fast_strategy`` tag).
+    description : str
+        One sentence for manifests, progress messages and the documentation.
+    plain_description : str
+        Plain words for a classroom progress bar.
+    default_options : dict
+        Options and their defaults (``RunConfig.strategy_options[learner]`` overrides them).
+    option_constraints : dict
+        Allowed values per option (:mod:`fluxcore.params` constraint objects).
+    weighted : bool
+        Supports fuzzy site weights (``site_weights``).
+    pretrain : bool
+        Supports a pre-training stage (``RunConfig.pretrain``).
+    exact : bool
+        Equal to the per-fold computation up to rounding.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    plain_description: ClassVar[str] = ""
+    default_options: ClassVar[dict[str, Any]] = {}
+    option_constraints: ClassVar[dict[str, list]] = {}
+    weighted: ClassVar[bool] = False
+    pretrain: ClassVar[bool] = False
+    exact: ClassVar[bool] = False
+
+    def supports(self, learner, weighted: bool = False) -> bool:
+        """Whether this strategy can compute the folds of ``learner`` (unfitted)."""
+        return not weighted or self.weighted
+
+    def check_options(self, options: Mapping[str, Any] | None, label: str = "strategy_options") -> dict:
+        """Defaults merged with ``options``; one :class:`ConfigError` per unknown or bad option."""
+        options = dict(options or {})
+        unknown = sorted(set(options) - set(self.default_options))
+        if unknown:
+            known = ", ".join(sorted(self.default_options)) or "none"
+            raise ConfigError(f"{label}: unknown option(s) {unknown} of fast strategy {self.name!r}; "
+                              f"known: {known}")
+        check_constraints(options, self.option_constraints, label)
+        return {**self.default_options, **options}
+
+    def run(self, learner, X, Y, sites: np.ndarray, dates: np.ndarray, pools: Pools,
+            options: Mapping[str, Any], context: StrategyContext) -> dict[str, np.ndarray]:
+        """Predictions of every test site of ``pools`` (see the module docstring)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<fast strategy {self.name!r}>"
+
+
+def register_strategy(strategy: Strategy) -> Strategy:
+    """Register a strategy instance under its ``name`` (returns it)."""
+    if not strategy.name:
+        raise ValueError("a strategy needs a name")
+    _STRATEGIES[strategy.name] = strategy
+    return strategy
+
+
+def available_strategies() -> list[str]:
+    """Names of the registered strategies.
+
+    The generic strategies register when :mod:`fluxcore.strategies` is imported, the
+    learner-specific ones when their learner's module is (importing :mod:`fluxcore.learners`
+    registers the built-in ones).
+    """
+    return sorted(_STRATEGIES)
+
+
+def get_strategy(name: str) -> Strategy:
+    """The registered strategy ``name`` (:class:`ConfigError` when unknown)."""
+    if name not in _STRATEGIES:
+        raise ConfigError(f"unknown fast strategy {name!r}; available: {', '.join(sorted(_STRATEGIES))}")
+    return _STRATEGIES[name]
+
+
+def strategy_for(learner, weighted: bool = False) -> Strategy | None:
+    """The fast strategy of an unfitted learner, or None when it must run fold by fold."""
+    tag = getattr(learner, "get_tag", lambda *_: None)("fast_strategy")
+    if not tag:
+        return None
+    strategy = get_strategy(tag)
+    return strategy if strategy.supports(learner, weighted) else None
+
+
+# --------------------------------------------------------------------------- helpers
+def check_pools(sites: np.ndarray, pools: Pools) -> dict[str, list[str]]:
+    present = set(np.unique(sites).tolist())
+    out: dict[str, list[str]] = {}
+    for test, pool in pools.items():
+        pool = [str(s) for s in pool]
+        if test in pool:
+            raise ConfigError(f"training pool of {test!r} contains the test site itself")
+        if test not in present:
+            raise ConfigError(f"test site {test!r} has no rows")
+        missing = set(pool) - present
+        if missing:
+            raise ConfigError(f"training pool of {test!r} names sites without rows: {sorted(missing)[:5]}")
+        if not pool:
+            raise ConfigError(f"training pool of {test!r} is empty")
+        out[str(test)] = pool
+    return out
+
+
+def site_codes(sites: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    uniq, codes = np.unique(np.asarray(sites).astype(str), return_inverse=True)
+    return uniq, codes
+
+
+def prepare_arrays(X, Y, sites, pools: Pools, dtype=np.float64):
+    """Validated pools, arrays, and the rows of each site: shared set-up of the strategies.
+
+    Returns ``(pools, X, Y, index, rows_of)`` with ``Y`` two-dimensional, ``index`` site id
+    -> position and ``rows_of[position]`` the increasing row positions of that site.
+    """
+    pools = check_pools(sites, pools)
+    X = np.asarray(X, dtype=dtype)
+    Y = np.asarray(Y, dtype=np.float64)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    uniq, codes = site_codes(sites)
+    index = {s: i for i, s in enumerate(uniq)}
+    rows_of = [np.flatnonzero(codes == i) for i in range(len(uniq))]
+    return pools, X, Y, index, rows_of
+
+
+def site_rows(sites, pools: Pools):
+    """Site ids as str, validated pools, and ``{site id: its increasing row positions}``.
+
+    Shared set-up of the strategies that fit whole learners on DataFrames (a plain mapping, so
+    it also travels to worker processes); :func:`rows_for` gathers the rows of several sites.
+    """
+    sites = np.asarray(sites).astype(str)
+    pools, _, _, index, rows_of = prepare_arrays(np.zeros((len(sites), 0)), np.zeros(len(sites)), sites, pools)
+    return sites, pools, {s: rows_of[i] for s, i in index.items()}
+
+
+def rows_for(rows_of: Mapping[str, np.ndarray], site_list) -> np.ndarray:
+    """Sorted row positions of the sites in ``site_list``."""
+    return np.sort(np.concatenate([rows_of[s] for s in site_list]))
+
+
+def universes(pools: dict[str, list[str]]) -> dict[frozenset, list[str]]:
+    """Group test sites by their universe (pool plus the site itself)."""
+    groups: dict[frozenset, list[str]] = defaultdict(list)
+    for test, pool in pools.items():
+        groups[frozenset(pool) | {test}].append(test)
+    return groups
+
+
+def split_groups(items: list[str], n_groups: int, rng: np.random.Generator) -> list[list[str]]:
+    perm = [items[i] for i in rng.permutation(len(items))]
+    n_groups = max(1, min(n_groups, len(perm)))
+    return [perm[g::n_groups] for g in range(n_groups)]
+
