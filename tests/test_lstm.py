@@ -142,12 +142,72 @@ def test_fine_tune_changes_weights_keeps_scalers(fitted, data):
     # fine-tuning on the site improves the fit on that site
     mse = lambda m: float(((m.predict(X[a], sites=s[a], dates=d[a]) - y[a].to_numpy()) ** 2).mean())  # noqa: E731
     assert mse(est) < mse(fitted)
-    # freeze_lstm trains only the head
+    # parts="head" trains only the head
     est2 = copy.deepcopy(fitted)
-    est2.fine_tune(X[a], y[a], sites=s[a], dates=d[a], epochs=1, freeze_lstm=True)
+    est2.fine_tune(X[a], y[a], sites=s[a], dates=d[a], epochs=1, parts="head")
     sd = est2.model_.state_dict()
     assert all(torch.equal(before[k], sd[k]) for k in before if k.startswith("lstm."))
     assert not torch.equal(before["head.weight"], sd["head.weight"])
+
+
+def test_fine_tune_head_and_last_layer_of_two(data):
+    X, y, s, d = data
+    import copy
+
+    tr = ~np.isin(s, ["S07"])
+    est = lstm(num_layers=2, max_epochs=1).fit(X[tr], y[tr], sites=s[tr], dates=d[tr])
+    before = {k: v.clone() for k, v in est.model_.state_dict().items()}
+    a = s == "S07"
+    ft = copy.deepcopy(est).fine_tune(X[a], y[a], sites=s[a], dates=d[a], parts="head+last", lr=1e-2)
+    sd = ft.model_.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], sd[k])}
+    assert {k for k in before if k.endswith("_l0")}.isdisjoint(changed)  # first layer frozen
+    assert {"head.weight", "lstm.weight_hh_l1"} <= changed
+    with pytest.raises(ConfigError, match="parts"):
+        copy.deepcopy(est).fine_tune(X[a], y[a], sites=s[a], dates=d[a], parts="encoder")
+
+
+def test_tags_and_test_params():
+    from fluxcore.learners.lstm import LSTMLearner
+
+    tags = LSTMLearner.get_class_tags()
+    assert tags["sequence"] and tags["multi_target"] and tags["fine_tune"] and tags["sample_weight"]
+    assert tags["fast_strategy"] == "group_finetune"
+    assert tags["time_resolution"] == ("daily", "monthly")
+    assert "multi_target" not in vars(LSTMLearner) and "sequence" not in vars(LSTMLearner)
+    assert make_learner("lstm").multi_target
+    for params in LSTMLearner.get_test_params():
+        make_learner("lstm", **params)  # valid hyperparameters
+        assert params["max_epochs"] <= 2 and params["hidden_size"] <= 8
+
+
+def test_monthly_data_use_monthly_steps():
+    """Month-start dates give a monthly calendar: a window of L months, gaps in months."""
+    X, y, s, d = make_synthetic(n_sites=4, n_days=48, seed=2)
+    month = np.tile(np.arange("2000-01", 48, dtype="datetime64[M]"), 4).astype("datetime64[ns]")
+    est = lstm(lookback=6, max_epochs=2, max_windows_per_epoch=200).fit(X, y[["GPP", "ER"]],
+                                                                        sites=s, dates=month)
+    assert est.time_step_ == "M"
+    a = s == "S01"
+    Xa, ma = X[a].reset_index(drop=True), month[a]
+    p = est.predict(Xa, sites=s[a], dates=ma)
+    assert p.shape == (48, 2) and np.isfinite(p).all()
+    # the window is 6 months: a change 6 months back does not matter, 5 months back does
+    t = 30
+    Xo = Xa.copy()
+    Xo.loc[t - 6, "TA"] += 10.0
+    assert np.array_equal(est.predict(Xo, sites=s[a], dates=ma)[t], p[t])
+    Xi = Xa.copy()
+    Xi.loc[t - 5, "TA"] += 10.0
+    assert est.predict(Xi, sites=s[a], dates=ma)[t, 0] != p[t, 0]
+    # daily dates for a monthly model are a clear error
+    from fluxcore.errors import DataError
+
+    with pytest.raises(DataError, match="monthly"):
+        est.predict(Xa, sites=s[a], dates=d[a])
+    # a 48-month record spans 48 slots (a daily calendar would need ~1,430)
+    pos, start, total = _layout(s, month, "M")
+    assert total == 4 * 48 and pos.max() == total - 1
 
 
 def test_fine_tune_needs_fit(data):
