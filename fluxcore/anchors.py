@@ -15,7 +15,6 @@ in both sets are compared and the caveat is stated beside the figures.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import DataError
+from .resources import anchors_dir
 
 #: Gao et al. (2025): mean R² at US sites, per target.
 PAPER_US_MEAN_R2: dict[str, float] = {"GPP": 0.72, "ER": 0.72}
@@ -55,11 +55,9 @@ _CFB_NAME = re.compile(r"^(?P<model>.+?)_(?P<split>IGBP|Koppen)_(?P<features>min
 
 
 def default_anchor_dir() -> Path:
-    """``$FLUXCORE_ANCHORS`` or ``../shared/anchors/carbonfluxbench`` beside the project root."""
-    env = os.environ.get("FLUXCORE_ANCHORS")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[1].parent / "shared" / "anchors" / "carbonfluxbench"
+    """``$FLUXCORE_ANCHORS``, else ``../shared/anchors/carbonfluxbench`` beside the project
+    root or the current directory (:func:`fluxcore.resources.anchors_dir`)."""
+    return anchors_dir()
 
 
 def load_carbonfluxbench(folder: str | Path | None = None) -> pd.DataFrame:

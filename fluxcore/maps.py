@@ -2,9 +2,10 @@
 
 Offline design
 --------------
-Leaflet 1.9.4 and Leaflet.draw 1.0.4 are shipped in ``assets/leaflet`` and
-``assets/leaflet-draw`` (built by ``scripts/build_offline_assets.py``; licences in
-``assets/README.md``). Every map built here replaces folium's CDN links (``default_js`` /
+Leaflet 1.9.4 and Leaflet.draw 1.0.4 are shipped as package data in ``fluxcore/assets/leaflet``
+and ``fluxcore/assets/leaflet-draw`` (the top-level ``assets`` links there; built by
+``scripts/build_offline_assets.py``; licences in ``assets/README.md``; located with
+:func:`fluxcore.resources.asset_path`). Every map built here replaces folium's CDN links (``default_js`` /
 ``default_css`` of the map and of the Draw plugin) by links under ``asset_url`` (the Streamlit
 dashboard serves ``assets/`` at ``/app/static/`` through ``static -> assets`` and
 ``server.enableStaticServing``), or inlines the files' text with :func:`standalone_html`.
@@ -36,9 +37,12 @@ import numpy as np
 import pandas as pd
 
 from .plots import ZONE_COLORS
+from .resources import ASSETS_DIR as PACKAGED_ASSETS_DIR
+from .resources import asset_path
 
-#: Project folder ``assets/`` (Leaflet, Leaflet.draw, basemap).
-ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
+#: Packaged assets folder ``fluxcore/assets/`` (Leaflet, Leaflet.draw, basemap); files are
+#: located with :func:`fluxcore.resources.asset_path`, which says clearly when one is missing.
+ASSETS_DIR = PACKAGED_ASSETS_DIR
 #: URL prefix under which Streamlit serves ``static/`` (= ``assets/``) when
 #: ``server.enableStaticServing`` is on.
 STATIC_URL = "/app/static"
@@ -75,8 +79,7 @@ def asset_links(asset_url: str = STATIC_URL, draw: bool = True) -> dict[str, lis
 
 @lru_cache(maxsize=1)
 def _basemap_geojson() -> dict:
-    path = ASSETS_DIR / "basemap" / "countries.geojson"
-    return json.loads(path.read_text())
+    return json.loads(asset_path("basemap", "countries.geojson").read_text(encoding="utf-8"))
 
 
 BASEMAP_STYLE = {"fillColor": "#eef0f2", "color": "#9aa3ab", "weight": 0.6, "fillOpacity": 1.0}
@@ -388,7 +391,7 @@ def standalone_html(m: folium.Map) -> str:
     """
     html = m.get_root().render()
     for sub in ("leaflet", "jquery", "leaflet-draw"):
-        folder = ASSETS_DIR / sub
+        folder = asset_path(sub)
         for f in sorted(folder.glob("*.js")):
             html = re.sub(
                 r'<script src="[^"]*/' + re.escape(sub) + "/" + re.escape(f.name) + r'"></script>',
