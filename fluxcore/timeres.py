@@ -213,6 +213,7 @@ def to_monthly(dataset: FluxDataset, min_valid_fraction: float = 0.5, *,
         out[c] = np.where((n > 0) & (frac >= frac_min), v, np.nan)
         fracs[c + FRAC_SUFFIX] = frac
     monthly = pd.DataFrame({**out, **fracs})
+    monthly["SITE_ID"] = monthly["SITE_ID"].astype(str)
     drivers_note = None
     if monthly_drivers is not None:
         monthly, drivers_note = _merge_monthly_drivers(monthly, monthly_drivers)
