@@ -9,16 +9,22 @@ A :class:`FluxDataset` holds
     EPSG:4326 (empty geometry where the position is unknown). Optional extra columns
     (``KOEPPEN``, ``YEARS`` ...) may follow.
 ``daily``
-    a :class:`pandas.DataFrame`, one row per site-day, sorted by ``SITE_ID, DATE``, with
-    ``SITE_ID`` (str), ``DATE`` (datetime64[ns], local standard time day) and the canonical
-    daily drivers and targets that the source provides (see :mod:`fluxcore.variables`).
-    Missing values are NaN.
+    a :class:`pandas.DataFrame`, one row per site and time step, sorted by ``SITE_ID, DATE``,
+    with ``SITE_ID`` (str), ``DATE`` (datetime64[ns], local standard time day) and the
+    canonical drivers and targets that the source provides (see :mod:`fluxcore.variables`).
+    Missing values are NaN. For a monthly dataset (``time_step == "monthly"``) each row is a
+    site-month, ``DATE`` is the first day of the month and fluxes and precipitation are
+    monthly sums (see :mod:`fluxcore.timeres`); the attribute keeps its name.
 ``qc``
     the quality-control report (:class:`pandas.DataFrame`, one row per site and reason).
 ``problems``
     what could not be loaded (one line per bad file or site), so nothing is lost silently.
 
 Static variables live in the catalogue and are broadcast to days by :meth:`FluxDataset.frame`.
+
+A "site" may also be a grid cell: a catalogue with only ``SITE_ID, LAT, LON`` (the other
+columns NaN) and a table without targets is a valid dataset for feature building and
+prediction (:func:`fluxcore.timeres.cells_dataset`).
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ except ImportError as exc:  # pragma: no cover
 
 
 QC_COLUMNS = ["SITE_ID", "variable", "reason", "n_removed", "n_total"]
+
+#: Time steps a dataset may have: one row per site and day, or per site and month.
+TIME_STEPS: tuple[str, ...] = ("daily", "monthly")
 
 
 def empty_qc() -> pd.DataFrame:
@@ -96,6 +105,9 @@ class FluxDataset:
         Files or sites that could not be loaded, with the reason.
     meta : dict
         Free-form provenance (seed, generator version, LAI method...).
+    time_step : {"daily", "monthly"}, default "daily"
+        What one row of ``daily`` is: a site-day or a site-month (month-start ``DATE``).
+        Part of :meth:`fingerprint` only when not ``"daily"``.
     """
 
     sites: gpd.GeoDataFrame
@@ -106,6 +118,12 @@ class FluxDataset:
     qc: pd.DataFrame = field(default_factory=empty_qc)
     problems: list[str] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+    time_step: str = "daily"
+
+    def __post_init__(self) -> None:
+        if self.time_step not in TIME_STEPS:
+            raise ConfigError(f"dataset {self.name!r}: unknown time_step {self.time_step!r}; "
+                              f"choose from {list(TIME_STEPS)}")
 
     # ------------------------------------------------------------------ views
     @property
@@ -207,9 +225,13 @@ class FluxDataset:
         """SHA-256 (hex, first 16 characters) of the daily table and the catalogue.
 
         Two datasets with the same values, columns and sites have the same fingerprint,
-        whatever path they were loaded from.
+        whatever path they were loaded from. A time step other than ``"daily"`` is hashed
+        too, so daily fingerprints (and the run keys built on them) are those of datasets
+        made before time steps existed.
         """
         h = hashlib.sha256()
+        if self.time_step != "daily":
+            h.update(f"time_step={self.time_step};".encode())
         d = self.daily.sort_values(["SITE_ID", "DATE"]).reset_index(drop=True)
         h.update(",".join(map(str, d.columns)).encode())
         h.update(pd.util.hash_pandas_object(d, index=False).to_numpy().tobytes())
@@ -228,6 +250,7 @@ class FluxDataset:
             "name": self.name,
             "source": self.source,
             "synthetic": bool(self.synthetic),
+            "time_step": self.time_step,
             "n_sites": self.n_sites,
             "n_site_days": self.n_site_days,
             "zones": self.zone_counts(),

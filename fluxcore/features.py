@@ -2,7 +2,8 @@
 
 :func:`build_features` turns a :class:`~fluxcore.dataset.FluxDataset` into a
 :class:`FeatureTable` (``X``, ``y``, ``sites``, ``dates``, ``zones``) aligned row by row with
-``dataset.daily``. Nothing here is fitted on data (no scaling, no selection by skill): every
+``dataset.daily`` (one row per site and time step: day or month, ``dataset.time_step``;
+the table records it as ``FeatureTable.time_step``). Nothing here is fitted on data (no scaling, no selection by skill): every
 feature of a row is a fixed function of the drivers of the *same site* on the *same or
 earlier days* (daily and trailing features), of all days of the same site (site means), or of
 the site catalogue. Targets are never used. So the table can be built
@@ -18,18 +19,26 @@ broadcast from the catalogue by :meth:`FluxDataset.frame`).
 Derived (default on; each only when its inputs exist):
 
 ``DOY_SIN``, ``DOY_COS`` [-]
-    ``sin / cos(2 pi doy / 365.25)``, the seasonal phase.
+    ``sin / cos(2 pi doy / 365.25)``, the seasonal phase (daily data).
+``MONTH_SIN``, ``MONTH_COS`` [-]
+    ``sin / cos(2 pi (month - 0.5) / 12)`` for monthly data instead of the day of year: the
+    phase of the middle of the month (mid-January 0.26 rad, as ``DOY`` on 16 January).
 ``SW_IN_POT`` [W m-2]
     Daily mean extraterrestrial (top-of-atmosphere) shortwave radiation from the site
     latitude and day of year, FAO-56 Eqs. 21-25 (Allen et al. 1998) via
     :func:`fluxcore.aridity.extraterrestrial_radiation`, converted from MJ m-2 d-1 by
-    ``1e6 / 86400``. NaN where the latitude is unknown.
+    ``1e6 / 86400``. NaN where the latitude is unknown. Monthly data: the mean of the
+    daily values over all days of the row's month (:func:`monthly_potential_radiation`).
 ``DTR`` [degC]
     Diurnal temperature range ``TMAX - TMIN``.
-``<VAR>_MEAN<w>D``
-    Trailing mean of ``VAR`` over the ``w`` calendar days ending on the row's day (same day
+``<VAR>_MEAN<w>D`` (daily), ``<VAR>_MEAN<w>M`` (monthly)
+    Trailing mean of ``VAR`` over the ``w`` time steps of the dataset (calendar days for
+    daily data, calendar months for monthly data) ending on the row's step (same step
     included), within the site; NaN values are skipped and at least ``rolling_min_periods``
-    values are needed. Defaults: ``TA, VPD, SW_IN, P`` over 7 and 30 days.
+    values are needed. Defaults: ``TA, VPD, SW_IN, P`` over 7 and 30 steps, i.e. 7 and 30
+    days on daily data. On monthly data the same numbers would mean 7 and 30 months: use
+    :func:`fluxcore.timeres.monthly_feature_config` (3 and 12 months) or set
+    ``rolling_windows`` yourself.
 
 ``APAR_LAI`` [W m-2]
     Shortwave absorbed by the canopy after Beer's law with extinction coefficient 0.5,
@@ -52,7 +61,7 @@ Derived (default on; each only when its inputs exist):
 
 Optional site-level feature (default off): ``LAT`` [deg] from the catalogue.
 
-Optional water-balance features (``water_balance=True``, default off; measured to
+Optional water-balance features (daily data only; ``water_balance=True``, default off; measured to
 add little skill, 0 to +0.013 median R², on the FLUXNET2015 towers with the random forest,
 see ``docs/learners.md``):
 
@@ -116,7 +125,8 @@ class FeatureConfig:
         Paper variables to use; None = all 14 that the dataset has. Naming a variable the
         dataset lacks raises :class:`ConfigError`.
     doy : bool, default True
-        Add ``DOY_SIN`` and ``DOY_COS``.
+        Add the calendar features: ``DOY_SIN`` and ``DOY_COS`` (daily data), ``MONTH_SIN``
+        and ``MONTH_COS`` (monthly data).
     potential_radiation : bool, default True
         Add ``SW_IN_POT`` [W m-2] (needs site latitude).
     temperature_range : bool, default True
@@ -124,9 +134,10 @@ class FeatureConfig:
     rolling_variables : tuple of str, default ("TA", "VPD", "SW_IN", "P")
         Drivers that get trailing means (those absent from the dataset are skipped).
     rolling_windows : tuple of int, default (7, 30)
-        Trailing window lengths [days].
+        Trailing window lengths [time steps of the dataset: days for daily data, months for
+        monthly data].
     rolling_min_periods : int, default 1
-        Minimum non-NaN days in a window for a value (else NaN).
+        Minimum non-NaN steps in a window for a value (else NaN).
     aridity_index : bool, default False
         Add the site's ``ARIDITY_INDEX`` [-] (also added by ``site_attributes``).
     latitude : bool, default False
@@ -140,7 +151,8 @@ class FeatureConfig:
     igbp : bool, default True
         Add one-hot ``IGBP_<class>`` columns.
     water_balance : bool, default False
-        Add ``PET_HG``, ``SWC_REL`` and ``WB_MEAN30D`` (each when its inputs exist).
+        Add ``PET_HG``, ``SWC_REL`` and ``WB_MEAN30D`` (each when its inputs exist; daily
+        data only).
     bucket_capacity_mm : float, default 150.0
         Bucket capacity [mm] for sites whose catalogue has no ``WHC_MM``.
     """
@@ -193,6 +205,8 @@ class FeatureTable:
     zones : numpy.ndarray of object
         Aridity zone of each row's site (None when unknown).
     feature_names : list of str
+    time_step : {"daily", "monthly"}, default "daily"
+        The dataset's time step: what one row is (site-day or site-month).
     """
 
     X: pd.DataFrame
@@ -201,6 +215,7 @@ class FeatureTable:
     dates: np.ndarray
     zones: np.ndarray
     feature_names: list[str]
+    time_step: str = "daily"
 
     def __len__(self) -> int:
         return len(self.X)
@@ -209,19 +224,34 @@ class FeatureTable:
         """Sub-table of the rows where ``mask`` is True."""
         mask = np.asarray(mask, dtype=bool)
         return FeatureTable(self.X[mask], self.y[mask], self.sites[mask], self.dates[mask],
-                            self.zones[mask], list(self.feature_names))
+                            self.zones[mask], list(self.feature_names), self.time_step)
 
 
-def _site_day_order(sites: np.ndarray, dates: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Site codes, day numbers and the row order that sorts rows by site, then day."""
+#: numpy calendar unit of one time step
+_STEP_UNIT = {"daily": "datetime64[D]", "monthly": "datetime64[M]"}
+
+
+def _step_unit(step: str) -> str:
+    if step not in _STEP_UNIT:
+        raise ConfigError(f"unknown time step {step!r}; choose from {list(_STEP_UNIT)}")
+    return _STEP_UNIT[step]
+
+
+def _site_day_order(sites: np.ndarray, dates: np.ndarray,
+                    step: str = "daily") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Site codes, step numbers (days or months) and the order sorting rows by site, then step."""
     codes, _ = pd.factorize(np.asarray(sites), sort=True)
-    day = np.asarray(dates).astype("datetime64[D]").astype(np.int64)
+    day = np.asarray(dates).astype("datetime64[ns]").astype(_step_unit(step)).astype(np.int64)
     return codes, day, np.lexsort((day, codes))
 
 
 def trailing_mean(values: np.ndarray, sites: np.ndarray, dates: np.ndarray, window: int,
-                  min_periods: int = 1) -> np.ndarray:
-    """Mean of the last ``window`` calendar days (same day included) within each site.
+                  min_periods: int = 1, step: str = "daily") -> np.ndarray:
+    """Mean of the last ``window`` calendar steps (same step included) within each site.
+
+    A step is a calendar day (``step="daily"``) or a calendar month (``"monthly"``);
+    steps without a row count as missing, so a window never reaches further back than
+    ``window`` steps.
 
     Parameters
     ----------
@@ -230,11 +260,13 @@ def trailing_mean(values: np.ndarray, sites: np.ndarray, dates: np.ndarray, wind
     sites : array_like of str, shape (n,)
         Site of each row (rows of other sites never enter a window).
     dates : array_like of datetime64, shape (n,)
-        Day of each row (one row per site and day).
+        Day of each row (one row per site and step; for monthly steps any day of the month).
     window : int
-        Window length [days].
+        Window length [steps: days or months].
     min_periods : int, default 1
         Minimum non-NaN values for a result.
+    step : {"daily", "monthly"}, default "daily"
+        The time step.
 
     Returns
     -------
@@ -245,7 +277,7 @@ def trailing_mean(values: np.ndarray, sites: np.ndarray, dates: np.ndarray, wind
     n = len(v)
     if n == 0:
         return v.copy()
-    codes, day, order = _site_day_order(sites, dates)
+    codes, day, order = _site_day_order(sites, dates, step)
     c, d, x = codes[order], day[order], v[order]
     first = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
     counts = np.diff(np.r_[first, n])
@@ -346,17 +378,20 @@ def build_features(dataset: FluxDataset, config: FeatureConfig | dict | None = N
     config : FeatureConfig or dict, optional
         Default :class:`FeatureConfig()`.
     targets : sequence of str, default ("GPP", "ER")
-        Target columns of ``y``; each must be in ``dataset.daily``.
+        Target columns of ``y``; each must be in ``dataset.daily``. Empty (``[]``) for data
+        without fluxes (grid cells to predict): ``y`` then has no columns.
 
     Returns
     -------
     FeatureTable
-        Rows in the order (and with the index) of ``dataset.daily``.
+        Rows in the order (and with the index) of ``dataset.daily``; ``time_step`` is the
+        dataset's.
 
     Raises
     ------
     fluxcore.errors.ConfigError
-        Unknown or absent variables or targets, bad window lengths.
+        Unknown or absent variables or targets, bad window lengths, water-balance features
+        asked of monthly data.
     """
     cfg = FeatureConfig.from_dict(config) if not isinstance(config, FeatureConfig) else config
     targets = list(targets)
@@ -386,6 +421,12 @@ def build_features(dataset: FluxDataset, config: FeatureConfig | dict | None = N
             raise ConfigError(f"rolling window must be >= 1 day, got {w}")
     if cfg.water_balance and not cfg.bucket_capacity_mm > 0:
         raise ConfigError(f"bucket_capacity_mm must be > 0, got {cfg.bucket_capacity_mm}")
+    step = getattr(dataset, "time_step", "daily")
+    _step_unit(step)
+    monthly = step == "monthly"
+    if monthly and cfg.water_balance:
+        raise ConfigError(f"dataset {dataset.name!r} is monthly: the water-balance features "
+                          "(water_balance=True) are defined for daily data only")
 
     frame = dataset.frame(with_static=True)
     daily = dataset.daily
@@ -397,12 +438,18 @@ def build_features(dataset: FluxDataset, config: FeatureConfig | dict | None = N
     cols: dict[str, np.ndarray] = {}
     for v in variables:
         cols[v] = pd.to_numeric(frame[v], errors="coerce").to_numpy(dtype=float)
-    if cfg.doy:
+    if cfg.doy and monthly:
+        ang = 2.0 * np.pi * (pd.DatetimeIndex(dates).month.to_numpy() - 0.5) / 12.0
+        cols["MONTH_SIN"] = np.sin(ang)
+        cols["MONTH_COS"] = np.cos(ang)
+    elif cfg.doy:
         ang = 2.0 * np.pi * doy / 365.25
         cols["DOY_SIN"] = np.sin(ang)
         cols["DOY_COS"] = np.cos(ang)
     lat = _site_attr(cat, "LAT", sites)
-    if cfg.potential_radiation:
+    if cfg.potential_radiation and monthly:
+        cols["SW_IN_POT"] = monthly_potential_radiation(lat, dates)
+    elif cfg.potential_radiation:
         ra = extraterrestrial_radiation(np.nan_to_num(lat), doy) * MJ_PER_DAY_TO_W
         cols["SW_IN_POT"] = np.where(np.isfinite(lat), ra, np.nan)
     if cfg.temperature_range and {"TMIN", "TMAX"} <= set(daily.columns):
@@ -412,7 +459,8 @@ def build_features(dataset: FluxDataset, config: FeatureConfig | dict | None = N
             continue
         x = daily[v].to_numpy(dtype=float)
         for w in cfg.rolling_windows:
-            cols[f"{v}_MEAN{int(w)}D"] = trailing_mean(x, sites, dates, int(w), cfg.rolling_min_periods)
+            cols[f"{v}_MEAN{int(w)}{'M' if monthly else 'D'}"] = trailing_mean(
+                x, sites, dates, int(w), cfg.rolling_min_periods, step=step)
     if cfg.absorbed_radiation and "SW_IN" in daily.columns:
         sw = daily["SW_IN"].to_numpy(dtype=float)
         if "LAI" in daily.columns and daily["LAI"].notna().any():
@@ -442,7 +490,44 @@ def build_features(dataset: FluxDataset, config: FeatureConfig | dict | None = N
     zones = np.array([None if (z is None or (isinstance(z, float) and np.isnan(z))) else str(z)
                       for z in pd.Series(sites).map(zone_map)], dtype=object)
     return FeatureTable(X=X, y=y, sites=sites, dates=dates, zones=zones,
-                        feature_names=list(X.columns))
+                        feature_names=list(X.columns), time_step=step)
+
+
+def monthly_potential_radiation(lat: np.ndarray, dates: np.ndarray) -> np.ndarray:
+    """Monthly mean extraterrestrial shortwave radiation [W m-2].
+
+    The mean, over every day of the row's calendar month, of the daily FAO-56 value
+    (:func:`fluxcore.aridity.extraterrestrial_radiation`, Eqs. 21-25), converted from
+    MJ m-2 d-1 by ``1e6 / 86400``. Leap years count 29 February.
+
+    Parameters
+    ----------
+    lat : array_like of float, shape (n,)
+        Latitude [deg north]; NaN gives NaN.
+    dates : array_like of datetime64, shape (n,)
+        Any day of each row's month.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,)
+    """
+    lat = np.asarray(lat, dtype=float)
+    month = np.asarray(dates).astype("datetime64[ns]").astype("datetime64[M]")
+    n = len(lat)
+    if n == 0:
+        return np.empty(0)
+    start = month.astype("datetime64[D]")
+    first_doy = (start - start.astype("datetime64[Y]").astype("datetime64[D]")).astype(np.int64) + 1
+    ndays = ((month + 1).astype("datetime64[D]") - start).astype(np.int64)
+    key = np.stack([np.nan_to_num(lat, nan=-999.0), first_doy.astype(float), ndays.astype(float)], axis=1)
+    uniq, inverse = np.unique(key, axis=0, return_inverse=True)
+    offs = np.arange(31)
+    doy = uniq[:, 1][:, None] + offs[None, :]
+    inside = offs[None, :] < uniq[:, 2][:, None]
+    ra = extraterrestrial_radiation(uniq[:, 0][:, None], doy)
+    mean = (ra * inside).sum(axis=1) / uniq[:, 2] * MJ_PER_DAY_TO_W
+    out = mean[np.ravel(inverse)]
+    return np.where(np.isfinite(lat), out, np.nan)
 
 
 def _water_balance(daily: pd.DataFrame, cfg: FeatureConfig, cat: pd.DataFrame, sites: np.ndarray,
@@ -475,4 +560,5 @@ def _site_attr(cat: pd.DataFrame, col: str, sites: np.ndarray) -> np.ndarray:
     return pd.Series(sites).map(s).to_numpy(dtype=float)
 
 
-__all__ = ["FeatureConfig", "FeatureTable", "SITE_ATTRIBUTES", "build_features", "is_site_level", "bucket_water", "site_mean", "trailing_mean", "MJ_PER_DAY_TO_W"]
+__all__ = ["FeatureConfig", "FeatureTable", "SITE_ATTRIBUTES", "build_features", "is_site_level",
+           "bucket_water", "monthly_potential_radiation", "site_mean", "trailing_mean", "MJ_PER_DAY_TO_W"]

@@ -173,6 +173,20 @@ def test_rows_subset():
     ft = build_features(make_dataset())
     sub = ft.rows(ft.sites == "AA-One")
     assert len(sub) == (ft.sites == "AA-One").sum() and set(sub.sites) == {"AA-One"}
+    assert ft.time_step == "daily" and sub.time_step == "daily"
+
+
+def test_daily_time_step_keeps_day_features():
+    """Daily data keep day-of-year features and windows in days (names ending in D)."""
+    ds = make_dataset()
+    assert ds.time_step == "daily"
+    ft = build_features(ds, targets=[])
+    assert ft.y.shape == (len(ds.daily), 0)
+    assert {"DOY_SIN", "DOY_COS", "TA_MEAN7D", "TA_MEAN30D"} <= set(ft.feature_names)
+    assert not any(c.startswith("MONTH_") or c.endswith("M") and "_MEAN" in c for c in ft.feature_names)
+    d = ds.daily
+    ref = trailing_mean(d["TA"].to_numpy(), d["SITE_ID"].to_numpy(), d["DATE"].to_numpy(), 7, step="daily")
+    np.testing.assert_array_equal(ft.X["TA_MEAN7D"].to_numpy(), ref)
 
 
 REAL = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared/data/fluxnet2015"
