@@ -237,7 +237,7 @@ def _check_soil_fractions(df: pd.DataFrame, path: str | Path) -> None:
     have = [c for c in SOIL_COLUMNS if c in df.columns]
     if not have:
         return
-    vals = df[have].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    vals = df[have].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float, copy=True)
     vals[vals <= MISSING_AT_OR_BELOW] = np.nan
     msg = None
     if len(have) == 3:
