@@ -46,6 +46,7 @@ from .validation import (
     group_unit_hints,
     missing_target_problems,
     scan_csv_lines,
+    sniff_decimal,
     sniff_separator,
     unit_hints,
 )
@@ -193,7 +194,8 @@ def _read_table(path: Path, problems: list[str] | None = None, **kw: Any) -> pd.
     CSV files are first checked line by line (:func:`fluxcore.validation.scan_csv_lines`): a
     line with the wrong number of fields raises; a last line cut short (truncated file) is
     dropped and reported in ``problems`` when a list is given, else raises. A header with
-    semicolons and no commas selects ``sep=";"``.
+    semicolons and no commas selects ``sep=";"`` (and ``decimal=","`` when the first data
+    lines have decimal commas).
     """
     suffixes = "".join(path.suffixes).lower()
     try:
@@ -201,6 +203,8 @@ def _read_table(path: Path, problems: list[str] | None = None, **kw: Any) -> pd.
             return pd.read_parquet(path, **kw)
         if "sep" not in kw:
             kw["sep"] = sniff_separator(path)
+            if kw["sep"] == ";" and "decimal" not in kw:
+                kw["decimal"] = sniff_decimal(path, ";")
         scan = scan_csv_lines(path, kw["sep"])
         if scan is not None and scan.cut_last and problems is None:
             raise DataError(path, scan.cut_last.replace("; that line is not used", ""))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +109,18 @@ def sniff_separator(path: str | Path) -> str:
     except (OSError, EOFError, gzip.BadGzipFile):
         return ","
     return ";" if ";" in head and "," not in head else ","
+
+
+def sniff_decimal(path: str | Path, sep: str) -> str:
+    """``","`` for a ``;``-separated file whose first data lines have decimal commas, else ``"."``."""
+    if sep != ";":
+        return "."
+    try:
+        with _open_text(Path(path)) as fh:
+            lines = [fh.readline() for _ in range(21)][1:]
+    except (OSError, EOFError, gzip.BadGzipFile):
+        return "."
+    return "," if any(re.search(r"\d,\d", ln) for ln in lines) else "."
 
 
 def scan_csv_lines(path: str | Path, sep: str = ",") -> CsvScan | None:
@@ -498,7 +511,7 @@ def missing_target_problems(
 
 
 __all__ = [
-    "SITE_RANGES", "SOIL_COLUMNS", "CsvScan", "scan_csv_lines", "sniff_separator",
+    "SITE_RANGES", "SOIL_COLUMNS", "CsvScan", "scan_csv_lines", "sniff_separator", "sniff_decimal",
     "check_site_values", "UnitHint", "unit_hint", "unit_hints", "group_unit_hints",
     "saturation_vapour_pressure", "missing_target_problems",
 ]
