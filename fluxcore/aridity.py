@@ -41,9 +41,10 @@ def extraterrestrial_radiation(lat_deg, doy) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        Ra [MJ m-2 d-1]; polar night gives 0.
+        Ra [MJ m-2 d-1]; polar night gives 0; NaN where the latitude is outside -90..90.
     """
-    phi = np.deg2rad(np.asarray(lat_deg, dtype=float))
+    lat = np.asarray(lat_deg, dtype=float)
+    phi = np.deg2rad(np.where(np.abs(lat) <= 90.0, lat, np.nan))  # no latitude beyond the poles
     j = np.asarray(doy, dtype=float)
     dr = 1.0 + 0.033 * np.cos(2.0 * np.pi * j / 365.0)  # Eq. 23
     delta = 0.409 * np.sin(2.0 * np.pi * j / 365.0 - 1.39)  # Eq. 24
@@ -52,7 +53,7 @@ def extraterrestrial_radiation(lat_deg, doy) -> np.ndarray:
     ra = (24.0 * 60.0 / np.pi) * GSC * dr * (
         ws * np.sin(phi) * np.sin(delta) + np.cos(phi) * np.cos(delta) * np.sin(ws)
     )  # Eq. 21
-    return np.maximum(ra, 0.0)
+    return np.where(np.isnan(ra), np.nan, np.maximum(ra, 0.0))
 
 
 def hargreaves_pet(tmin, tmax, lat_deg, doy, tmean=None) -> np.ndarray:
@@ -122,10 +123,11 @@ def aridity_zone(ai) -> np.ndarray | str | None:
     Returns
     -------
     str or None, or numpy.ndarray of object
-        Zone name(s); None where AI is NaN.
+        Zone name(s); None where AI is NaN, infinite or negative (not an aridity index).
     """
     scalar = np.ndim(ai) == 0
     a = np.atleast_1d(np.asarray(ai, dtype=float))
+    a = np.where(np.isfinite(a) & (a >= 0.0), a, np.nan)  # negative or infinite AI: unknown
     out = np.full(a.shape, None, dtype=object)
     out[a >= 0.65] = "humid"
     out[(a >= 0.5) & (a < 0.65)] = "semi-humid"

@@ -5,6 +5,11 @@ continuous for the LSTM) and returns a report with one row per site, variable an
 ``SITE_ID, variable, reason, n_removed, n_total`` where ``n_total`` is the number of values
 present (not NaN) at that site just before that check. Checks run in this order:
 
+``not_finite``
+    ``inf`` or ``-inf`` in any variable or QC helper column. Always applied, also with
+    :meth:`QCConfig.none`: an infinite value is never a measurement, and no learner or
+    metric can use it (it would reach predictions as ``observed=inf``). Report rows only
+    for the variables in which such a value was found.
 ``out_of_range``
     value outside the physically possible range of :data:`fluxcore.variables.VARIABLES`
     (e.g. TA outside -60..50 degC, GPP outside -5..30 gC m-2 d-1), or of ``QCConfig.ranges``.
@@ -91,7 +96,7 @@ class QCConfig:
 
     @classmethod
     def none(cls) -> QCConfig:
-        """A configuration that removes nothing (all checks off)."""
+        """A configuration with all checks off (only non-finite values are still removed)."""
         return cls(range_check=False, gpp_min=None, min_measured_frac=0.0, min_ta_measured_frac=0.0)
 
     @classmethod
@@ -133,7 +138,7 @@ def _apply_mask(
 ) -> pd.DataFrame:
     """Set ``var`` to NaN where ``bad`` and append per-site report rows."""
     vals = daily[var].to_numpy(dtype=float)
-    present = np.isfinite(vals)
+    present = ~np.isnan(vals)  # inf counts as present (and is removed by "not_finite")
     bad = bad & present
     n_sites = len(site_names)
     n_total = np.bincount(site_codes, weights=present, minlength=n_sites).astype(np.int64)
@@ -176,6 +181,12 @@ def apply_qc(daily: pd.DataFrame, config: QCConfig | None = None) -> tuple[pd.Da
     codes, names = pd.factorize(daily["SITE_ID"].astype(str), sort=True)
     names = np.asarray(names, dtype=object)
     rows: list[dict] = []
+
+    for var in (*VARIABLES, *QC_HELPER_COLUMNS):
+        if var in daily.columns:
+            inf = np.isinf(daily[var].to_numpy(dtype=float))
+            if inf.any():  # report rows only for variables that have such values
+                daily = _apply_mask(daily, var, inf, "not_finite", codes, names, rows)
 
     if config.range_check:
         for var in VARIABLES:

@@ -41,6 +41,15 @@ from .dataset import FluxDataset, make_sites_frame
 from .errors import ConfigError, DataError
 from .lai import method_text, monthly_to_daily
 from .qc import QC_HELPER_COLUMNS, QCConfig, apply_qc, merge_reports
+from .validation import (
+    check_site_values,
+    group_unit_hints,
+    missing_target_problems,
+    scan_csv_lines,
+    sniff_decimal,
+    sniff_separator,
+    unit_hints,
+)
 from .variables import DAILY_DRIVERS, STATIC, TARGETS, VARIABLES
 
 #: Value columns that a daily table may hold, in this order.
@@ -168,22 +177,44 @@ def _load_demo(qc: QCConfig) -> FluxDataset:
 
     ds = load_demo()
     daily, report = apply_qc(ds.daily, qc)
+    problems = list(ds.problems) + [f"site {sid}: {msg}" for sid, msg in
+                                    missing_target_problems(ds.daily, daily, report, TARGETS)]
     meta = {**ds.meta, "layout": "demo", "qc_config": qc.to_dict()}
     return FluxDataset(
         sites=ds.sites, daily=daily, name=ds.name, source=ds.source or "demo",
-        synthetic=ds.synthetic, qc=merge_reports(ds.qc, report), problems=list(ds.problems),
+        synthetic=ds.synthetic, qc=merge_reports(ds.qc, report), problems=problems,
         meta=meta,
     )
 
 
 # ------------------------------------------------------------------- helpers
-def _read_table(path: Path, **kw: Any) -> pd.DataFrame:
-    """Read a CSV or Parquet file, turning any reader failure into a DataError."""
+def _read_table(path: Path, problems: list[str] | None = None, **kw: Any) -> pd.DataFrame:
+    """Read a CSV or Parquet file, turning any reader failure into a DataError.
+
+    CSV files are first checked line by line (:func:`fluxcore.validation.scan_csv_lines`): a
+    line with the wrong number of fields raises; a last line cut short (truncated file) is
+    dropped and reported in ``problems`` when a list is given, else raises. A header with
+    semicolons and no commas selects ``sep=";"`` (and ``decimal=","`` when the first data
+    lines have decimal commas).
+    """
     suffixes = "".join(path.suffixes).lower()
     try:
         if suffixes.endswith((".parquet", ".pq")):
             return pd.read_parquet(path, **kw)
-        return pd.read_csv(path, low_memory=False, **kw)
+        if "sep" not in kw:
+            kw["sep"] = sniff_separator(path)
+            if kw["sep"] == ";" and "decimal" not in kw:
+                kw["decimal"] = sniff_decimal(path, ";")
+        scan = scan_csv_lines(path, kw["sep"])
+        if scan is not None and scan.cut_last and problems is None:
+            raise DataError(path, scan.cut_last.replace("; that line is not used", ""))
+        df = pd.read_csv(path, low_memory=False, **kw)
+        if scan is not None and scan.cut_last and len(df):
+            problems.append(f"{path}: {scan.cut_last}")
+            df = df.iloc[:-1].reset_index(drop=True)
+        return df
+    except DataError:
+        raise
     except pd.errors.EmptyDataError:
         raise DataError(path, "the file is empty") from None
     except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -332,7 +363,7 @@ def _finish(
             if lost.any():
                 problems.append(f"{label}column {c}: {int(lost.sum())} non-numeric value(s) set to "
                                 f"missing (e.g. {str(raw_c[lost].iloc[0])!r})")
-        daily[c] = v.where(v > _MISSING)
+        daily[c] = v.mask(np.isfinite(v) & (v <= _MISSING))  # -9999 missing; inf kept for QC
     daily = daily.sort_values(["SITE_ID", "DATE"], kind="mergesort").reset_index(drop=True)
 
     # per-site checks before QC: no target at all, or fluxes on the wrong scale
@@ -351,6 +382,11 @@ def _finish(
             drop.append(sid)
     if drop:
         daily = daily[~daily["SITE_ID"].isin(drop)].reset_index(drop=True)
+    hints = unit_hints(daily)  # drivers in another unit: say so, and do not use them
+    for h in hints:
+        daily.loc[daily["SITE_ID"] == h.site, h.variable] = np.nan
+    problems.extend(group_unit_hints(hints, lambda s: problem_prefix.get(s, "") if isinstance(
+        problem_prefix, dict) else problem_prefix))
     if daily.empty:
         own = f"{source}: "
         raise DataError(source, "nothing could be loaded: " + " | ".join(
@@ -379,7 +415,11 @@ def _finish(
             cat[c] = pd.to_numeric(cat[c], errors="coerce").astype("float64")
     sites_gdf = make_sites_frame(cat)
 
+    before = daily
     daily, report = apply_qc(daily, qc)
+    for sid, msg in missing_target_problems(before, daily, report, TARGETS):
+        prefix = problem_prefix.get(sid, "") if isinstance(problem_prefix, dict) else problem_prefix
+        problems.append(f"{prefix}site {sid}: {msg}")
     meta = {**meta, "qc_config": qc.to_dict(), "float_dtype": "float64"}
     return FluxDataset(sites=sites_gdf, daily=daily, name=name, source=source, synthetic=False,
                        qc=report, problems=problems, meta=meta)
@@ -414,6 +454,7 @@ def read_sites_table(path: str | Path) -> pd.DataFrame:
     dup = out["SITE_ID"].duplicated()
     if dup.any():
         raise DataError(path, f"site {out.loc[dup, 'SITE_ID'].iloc[0]} is listed more than once")
+    check_site_values(out, path)
     return _clean_catalogue(out)
 
 
@@ -488,7 +529,7 @@ def load_prepared(folder: str | Path, *, qc: QCConfig | None = None) -> FluxData
         problems.append(f"{spath}: no row for site(s) {', '.join(no_meta[:10])}; loaded without "
                         "position or aridity")
     if mpath.is_file():
-        monthly = _read_table(mpath)
+        monthly = _read_table(mpath, problems)
         need = [c for c in ("SITE_ID", "YEAR_MONTH") if c not in monthly.columns]
         if need:
             problems.append(f"{mpath}: missing column(s) {', '.join(need)}; monthly data not used")
@@ -557,23 +598,29 @@ def _pick_official(files: list[Path]) -> tuple[dict[str, Path], list[str]]:
     return chosen, problems
 
 
-def read_official_file(path: str | Path, site: str | None = None) -> pd.DataFrame:
+def read_official_file(
+    path: str | Path, site: str | None = None, problems: list[str] | None = None,
+) -> pd.DataFrame:
     """Read one official FLUXNET2015 / ONEFlux daily (DD) file into canonical columns.
 
     ``-9999`` is missing; ``TIMESTAMP`` is ``YYYYMMDD``; columns by :data:`OFFICIAL_DD_MAP`
     (TMIN/TMAX are not in DD files and stay absent). ``NEE_VUT_REF_QC`` (daily fraction of
     measured and good-quality gap-filled half-hours) becomes ``QC_NEE_FRAC``.
 
+    A last line cut short (truncated file) is dropped and reported in ``problems`` when a list
+    is given (else it raises); any other line with the wrong number of fields raises.
+
     Raises
     ------
     DataError
-        Unreadable file, no TIMESTAMP or target column, bad or duplicated dates, no target value.
+        Unreadable file, a malformed line, no TIMESTAMP or target column, bad or duplicated
+        dates, no target value.
     """
     path = Path(path)
     if site is None:
         m = _FLX_RE.match(path.name) or _AMF_RE.match(path.name)
         site = m["site"] if m else path.stem
-    raw = _read_table(path, na_values=["-9999", "-9999.0", "-9999.00"])
+    raw = _read_table(path, problems, na_values=["-9999", "-9999.0", "-9999.00"])
     if "TIMESTAMP" not in raw.columns:
         hint = " (half-hourly/hourly file?)" if "TIMESTAMP_START" in raw.columns else ""
         raise DataError(path, f"missing required column TIMESTAMP{hint}")
@@ -642,7 +689,7 @@ def load_official(
     frames = []
     for site, p in chosen.items():
         try:
-            frames.append(read_official_file(p, site))
+            frames.append(read_official_file(p, site, problems))
         except DataError as exc:
             problems.append(str(exc))
     if not frames:
@@ -730,9 +777,8 @@ def load_tidy(
     qc = qc or QCConfig()
     if path.suffix.lower() not in (".csv", ".parquet", ".pq", ".gz", ".txt"):
         raise DataError(path, "unsupported file type: give a .csv or .parquet file or a data folder")
-    raw = _read_table(path)
-    if raw.shape[1] == 1 and ";" in str(raw.columns[0]):  # semicolon-separated CSV
-        raw = _read_table(path, sep=";")
+    problems: list[str] = []
+    raw = _read_table(path, problems)
     raw.columns = [str(c).strip() for c in raw.columns]
     column_map = parse_column_map(column_map) or {}
     if len(set(column_map.values())) < len(column_map):
@@ -791,6 +837,7 @@ def load_tidy(
     cat_cols = [c for c in CATALOGUE_COLUMNS if c in df.columns]
     sites = None
     if cat_cols:
+        check_site_values(df[["SITE_ID", *cat_cols]], path)
         sites = df[["SITE_ID", *cat_cols]].groupby("SITE_ID", sort=True).first().reset_index()
         sites = _clean_catalogue(sites)
     st_path = Path(sites_table).expanduser() if sites_table is not None else None
@@ -803,7 +850,7 @@ def load_tidy(
             sites = sites[sites["SITE_ID"].isin(df["SITE_ID"].unique())]
     meta = {"layout": "tidy file", "files": [str(path)], "columns": rename,
             "ignored_columns": ignored, "sites_table": None if st_path is None else str(st_path)}
-    return _finish(df, sites, name=path.stem, source=str(path), qc=qc, problems=[], meta=meta,
+    return _finish(df, sites, name=path.stem, source=str(path), qc=qc, problems=problems, meta=meta,
                    problem_prefix=f"{path}: ")
 
 

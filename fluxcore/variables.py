@@ -67,7 +67,7 @@ VARIABLES: dict[str, Variable] = {
                  "precipitation, monthly mean interpolated to days", 0.0, 100.0),
         Variable("WS_MONTHLY", "m s-1", "meteo", "wind speed, monthly mean interpolated to days",
                  0.0, 40.0),
-        Variable("ELEV", "m", "static", "elevation above sea level", -500.0, 6000.0),
+        Variable("ELEV", "m", "static", "elevation above sea level", -500.0, 9000.0),
         Variable("SLOPE", "deg", "static", "terrain slope", 0.0, 90.0),
         Variable("ASPECT", "deg", "static", "terrain aspect (clockwise from north)", 0.0, 360.0),
         Variable("CLAY", "%", "static", "topsoil clay fraction", 0.0, 100.0),
