@@ -16,10 +16,12 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-st.set_page_config(page_title="fluxcore", page_icon=str(ROOT / "assets" / "favicon.png"), layout="wide",
+from fluxcore.resources import asset_path  # noqa: E402
+
+st.set_page_config(page_title="fluxcore", page_icon=str(asset_path("favicon.png")), layout="wide",
                    initial_sidebar_state="expanded")
-st.logo(str(ROOT / "assets" / "logo.svg"))
-st.html(f"<style>{(ROOT / 'assets' / 'style.css').read_text()}</style>")
+st.logo(str(asset_path("logo.svg")))
+st.html(f"<style>{asset_path('style.css').read_text()}</style>")
 
 pages = [
     st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -166,9 +167,9 @@ class RunConfig:
 
                 d = yaml.safe_load(text) or {}
             elif suffix == ".toml":
-                try:
+                if sys.version_info >= (3, 11):
                     import tomllib
-                except ImportError:  # Python 3.10
+                else:  # Python 3.10: the tomli backport (a dependency there)
                     import tomli as tomllib
                 d = tomllib.loads(text)
             elif suffix == ".json":

@@ -28,9 +28,11 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 #: Modules that only present, report or schedule results: they cannot change a computed
 #: number, so editing them does not invalidate stored runs (everything else does).
 PRESENTATION_MODULES = frozenset({
-    "plots.py", "maps.py", "jobs.py", "report.py", "cli.py", "__main__.py", "anchors.py",
-    "skill.py",
+    "plots.py", "maps.py", "jobs.py", "report.py", "__main__.py", "anchors.py",
+    "skill.py", "resources.py", "summary.py",
 })
+#: Sub-packages whose modules cannot change a number (the command line).
+PRESENTATION_PACKAGES = frozenset({"cli"})
 
 
 def package_versions(packages=PACKAGES) -> dict[str, str]:
@@ -72,7 +74,8 @@ def source_hash() -> str:
     """
     h = hashlib.sha256()
     for f in sorted(PACKAGE_DIR.rglob("*.py")):
-        if "__pycache__" in f.parts or f.relative_to(PACKAGE_DIR).as_posix() in PRESENTATION_MODULES:
+        rel = f.relative_to(PACKAGE_DIR).as_posix()
+        if "__pycache__" in f.parts or rel in PRESENTATION_MODULES or rel.split("/")[0] in PRESENTATION_PACKAGES:
             continue
         h.update(str(f.relative_to(PACKAGE_DIR)).encode())
         h.update(b"\0")
