@@ -11,7 +11,8 @@ Suggestions, strongest first: the names :func:`fluxcore.sources.load_tidy` recog
 itself (canonical and FLUXNET names, :data:`fluxcore.sources.ALIASES`); then common
 synonyms (:data:`SYNONYMS`: ``temperature`` -> ``TA``, ``precip`` -> ``P``,
 ``reco`` -> ``ER``...) matched on the whole name, its first word or any longer word; then
-names similar to a synonym (``difflib`` ratio >= 0.8). Each column is suggested at most once.
+names similar to a synonym (``difflib`` ratio >= 0.8). Each column is suggested at most once,
+and only for the name it fits best (a second ``temperature`` column is not offered as ``TMIN``).
 """
 
 from __future__ import annotations
@@ -131,10 +132,15 @@ def suggest_column_map(columns: Iterable[str], fields: Sequence[str] = FIELDS) -
             out[canon] = c
             used.add(c)
     order = {f: i for i, f in enumerate(fields)}
-    cands = [(_score(c, f), -order[f], f, c) for f in fields if f not in out
-             for c in cols if c not in used]
-    for _s, _, f, c in sorted((x for x in cands if x[0] > 0), reverse=True):
-        if f not in out and c not in used:
+    best = []  # each column only for the name it fits best (never a second choice)
+    for c in cols:
+        if c in used:
+            continue
+        score, f = max(((_score(c, f), -order[f]), f) for f in fields)
+        if score[0] > 0:
+            best.append((score, f, c))
+    for _s, f, c in sorted(best, reverse=True):
+        if f not in out:
             out[f] = c
             used.add(c)
     return {f: out[f] for f in fields if f in out}
