@@ -51,6 +51,9 @@ DEFAULT_UPLOAD_MAX_AGE_HOURS = 24.0
 UPLOAD_SUFFIXES: tuple[str, ...] = (".csv", ".parquet")
 _SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 #: An absolute POSIX path inside a message (not preceded by a word character, dot, colon or slash).
+#: The loader's command-line hint for column names (``--columns their=CANON``), with its lead-in.
+_CLI_HINT_RE = re.compile(r"\s*(?:name them in the column map|map yours with)?\s*\(?--columns [^);|]*\)?")
+_WEB_HINT = "match them to fluxcore's names in the column selection of an upload"
 _ABS_PATH_RE = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"`,;:()\[\]]+/)*[^\s/'\"`,;:()\[\]]+")
 
 
@@ -186,17 +189,19 @@ def resolve_server_path(text: str | Path, roots: Iterable[DataRoot] | None = Non
                 cands.append(r.path / raw[len(r.label):].lstrip("/"))
         cands += [r.path / given for r in roots]
     inside: list[Path] = []
+    escapes = False  # a path that exists but leads (by .. or a link) out of the roots
     for c in cands:
         try:
             rc = c.resolve()
         except (OSError, RuntimeError):  # symlink loops
             continue
         if _root_of(rc, roots) is None:
+            escapes = escapes or rc.exists()
             continue
         if rc.exists():
             return rc
         inside.append(rc)
-    if not inside:
+    if escapes or not inside:
         raise outside
     raise DataError(display_path(inside[0], roots), "does not exist")
 
@@ -279,8 +284,9 @@ def public_message(text: str, names: Mapping[str | Path, str] | None = None,
     Returns
     -------
     str
-        The text with each known path replaced, and any other absolute path reduced to its
-        last component.
+        The text with each known path replaced, any other absolute path reduced to its last
+        component, and the loader's command-line hint (``--columns their_name=GPP``)
+        replaced by the web page's way (the column selection of an upload).
     """
     roots = data_roots() if roots is None else list(roots)
     subs: dict[str, str] = {}
@@ -291,6 +297,7 @@ def public_message(text: str, names: Mapping[str | Path, str] | None = None,
         subs.setdefault(str(r.path), r.label)
     for old in sorted(subs, key=len, reverse=True):
         text = text.replace(old, subs[old])
+    text = _CLI_HINT_RE.sub(" " + _WEB_HINT, text)
     return _ABS_PATH_RE.sub(lambda m: Path(m.group(0)).name, text)
 
 

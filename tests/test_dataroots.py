@@ -205,3 +205,11 @@ def test_from_env_limits_and_folder(tmp_path):
     for bad in ("x", "0", "-1", "inf"):
         with pytest.raises(ConfigError, match="FLUXCORE_UPLOAD_MAX_AGE_HOURS must be a"):
             UploadStore.from_env(env={"FLUXCORE_UPLOAD_MAX_AGE_HOURS": bad})
+
+
+def test_public_message_replaces_the_command_line_hint():
+    for text in ("x.csv: no site column; name them in the column map (--columns their_name=SITE_ID,...)",
+                 "x.csv: none of GPP, ER, NEE; map yours with --columns their_name=GPP"):
+        out = public_message(text, {}, [])
+        assert "--columns" not in out and "their_name" not in out
+        assert out.endswith("; match them to fluxcore's names in the column selection of an upload")
