@@ -212,7 +212,8 @@ def list_data_sources(roots: Iterable[DataRoot] | None = None, *, max_depth: int
 
     A folder is offered when it holds the prepared layout (``daily.parquet`` + ``sites.csv``)
     or official FLUXNET daily files (``FLX_*_DD_*.csv`` / ``AMF_*_DD_*.csv``); a ``.csv`` /
-    ``.parquet`` file is offered when its folder is not such a folder. Hidden entries,
+    ``.parquet`` file is offered when its folder is not such a folder (sub-folders of a data
+    folder are searched too). Hidden entries,
     links leading outside the roots and anything deeper than ``max_depth`` are skipped.
 
     Parameters
@@ -247,9 +248,9 @@ def list_data_sources(roots: Iterable[DataRoot] | None = None, *, max_depth: int
                 official = bool(find_official_files(folder))
             except OSError:
                 official = False
-            if {"daily.parquet", "sites.csv"} <= names or official:
+            layout = {"daily.parquet", "sites.csv"} <= names or official
+            if layout:
                 found.append(folder)
-                continue
             for e in entries:
                 try:
                     re_ = e.resolve()
@@ -259,7 +260,7 @@ def list_data_sources(roots: Iterable[DataRoot] | None = None, *, max_depth: int
                     continue
                 if re_.is_dir() and depth < max_depth:
                     stack.append((re_, depth + 1))
-                elif re_.is_file() and re_.suffix.lower() in UPLOAD_SUFFIXES:
+                elif not layout and re_.is_file() and re_.suffix.lower() in UPLOAD_SUFFIXES:
                     found.append(re_)
         found = [f for f in dict.fromkeys(found) if f not in out]
         out += sorted(found, key=lambda p: display_path(p, roots))[: max(0, limit - len(out))]

@@ -278,7 +278,15 @@ def test_data_page_upload_with_column_mapping_and_site_catalogue(runs_dir, data_
 
 
 def test_data_page_rejected_upload_is_removed_and_named_as_given(runs_dir, data_root, tmp_path):
+    import os
+
+    old = tmp_path / "uploads" / "OldSession1234" / "abc" / "x.csv"  # a session of two days ago
+    old.parent.mkdir(parents=True)
+    old.write_text("x")
+    for p in (old, old.parent, old.parent.parent):
+        os.utime(p, (time.time() - 48 * 3600,) * 2)
     at = _app("pages/data.py")
+    assert not old.parent.parent.exists()  # cleaned up when the page was opened
     at.radio(key="data_kind").set_value("upload").run()
     bad = b"SITE_ID,DATE,GPP\nA,2020-01-01,1\nA,2020-01-01,2\n"  # a duplicated day
     at.file_uploader(key="upload").set_value(("Klasse 7b.csv", bad, "text/csv")).run()

@@ -27,6 +27,8 @@ def root(tmp_path) -> DataRoot:
     (r / "towers").mkdir(parents=True)
     (r / "towers" / "daily.parquet").write_bytes(b"x")
     (r / "towers" / "sites.csv").write_text("SITE_ID\nA\n")
+    (r / "towers" / "dd").mkdir()
+    (r / "towers" / "dd" / "FLX_XX-Aaa_FLUXNET2015_SUBSET_DD_2001-2002_1-4.csv").write_text("TIMESTAMP\n")
     (r / "extra").mkdir()
     (r / "extra" / "tidy.csv").write_text("SITE_ID,DATE,GPP\n")
     return DataRoot(r.resolve(), "classdata")
@@ -109,7 +111,8 @@ def test_display_path_and_list_sources(root, tmp_path):
     assert display_path(root.path, [root]) == "classdata"
     assert display_path(tmp_path / "elsewhere" / "f.csv", [root]) == "f.csv"
     found = list_data_sources([root])
-    assert [display_path(p, [root]) for p in found] == ["classdata/extra/tidy.csv", "classdata/towers"]
+    assert [display_path(p, [root]) for p in found] == ["classdata/extra/tidy.csv", "classdata/towers",
+                                                            "classdata/towers/dd"]
     limited = list_data_sources([root], limit=1)
     assert len(limited) == 1 and limited[0] in found
 
