@@ -161,12 +161,16 @@ class ColumnPlan:
         Required names without a suggestion (``"SITE_ID"``, ``"DATE"``, ``"a target"``).
     unused : list of str
         Columns nothing is suggested for.
+    problem : str or None
+        Why no mapping can make the table loadable (fewer than three columns: a site, a date
+        and a flux are needed), None otherwise.
     """
 
     suggested: dict[str, str]
     automatic: bool
     missing: list[str] = field(default_factory=list)
     unused: list[str] = field(default_factory=list)
+    problem: str | None = None
 
 
 def plan_columns(columns: Iterable[str]) -> ColumnPlan:
@@ -178,7 +182,12 @@ def plan_columns(columns: Iterable[str]) -> ColumnPlan:
         missing.append("a target")
     auto = not missing and all(_exact(c) == f for f, c in sugg.items())
     unused = [c for c in cols if c not in sugg.values()]
-    return ColumnPlan(suggested=sugg, automatic=auto, missing=missing, unused=unused)
+    problem = None
+    if len(cols) < 3:
+        problem = (f"the table has {len(cols)} column(s) ({', '.join(cols) or 'none'}); a tidy file "
+                   "needs at least a site column, a date column and a flux column (GPP, ER or NEE)")
+    return ColumnPlan(suggested=sugg, automatic=auto and problem is None, missing=missing,
+                      unused=unused, problem=problem)
 
 
 def mapping_from_choices(choices: Mapping[str, str | None]) -> dict[str, str]:

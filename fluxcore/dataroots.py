@@ -321,6 +321,13 @@ def _env_number(env: Mapping[str, str], key: str, default: float) -> float:
     return value
 
 
+def _size_text(n_bytes: int) -> str:
+    """``"3.2 MB"``, ``"12 kB"`` or ``"850 bytes"``."""
+    if n_bytes >= 2**20:
+        return f"{n_bytes / 2**20:.1f} MB"
+    return f"{n_bytes / 2**10:.0f} kB" if n_bytes >= 2**10 else f"{n_bytes} bytes"
+
+
 def _safe_name(name: str) -> str:
     """The user's file name reduced to a safe last component (letters, digits, ``._-``)."""
     base = Path(str(name).replace("\\", "/")).name
@@ -395,6 +402,18 @@ class UploadStore:
             return False
         return self.base in rp.parents
 
+    def check_size(self, name: str, n_bytes: int) -> None:
+        """Refuse a file larger than the limit.
+
+        Raises
+        ------
+        DataError
+            ``"<name>: the file is 3.2 MB, more than the upload limit of 2 MB"``.
+        """
+        if n_bytes > self.max_bytes:
+            raise DataError(name, f"the file is {_size_text(n_bytes)}, more than the upload limit of "
+                                  f"{self.max_mb:g} MB")
+
     def save(self, session_id: str, name: str, data: bytes) -> Path:
         """Store an uploaded file in the session's folder.
 
@@ -421,9 +440,7 @@ class UploadStore:
             nothing is written).
         """
         shown = Path(str(name).replace("\\", "/")).name or "upload"
-        if len(data) > self.max_bytes:
-            raise DataError(shown, f"the file is {len(data) / 2**20:.1f} MB, more than the upload "
-                                   f"limit of {self.max_mb:g} MB")
+        self.check_size(shown, len(data))
         safe = _safe_name(shown)
         if Path(safe).suffix not in UPLOAD_SUFFIXES:
             raise DataError(shown, "unsupported file type: upload a .csv or .parquet file")

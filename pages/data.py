@@ -26,7 +26,7 @@ from fluxcore.dataroots import (
     public_message,
     resolve_server_path,
 )
-from fluxcore.errors import DataError, FluxcoreError
+from fluxcore.errors import FluxcoreError
 from pages import _common as common
 
 st.title("Data")
@@ -162,9 +162,7 @@ def _upload_choice() -> None:
     rejected: dict = st.session_state.setdefault("upload_rejected", {})
     data_path = sites_path = None
     try:
-        if up.size > store.max_bytes:
-            raise DataError(up.name, f"the file is {up.size / 2**20:.1f} MB, more than the upload limit "
-                                     f"of {store.max_mb:g} MB")
+        store.check_size(up.name, up.size)  # before reading it into memory
         data_path = store.save(session_id, up.name, up.getvalue())
         names[str(data_path)] = up.name
         if cat is not None:
@@ -172,10 +170,14 @@ def _upload_choice() -> None:
             names[str(sites_path)] = cat.name
         columns = read_columns(data_path, up.name)
     except FluxcoreError as exc:
-        st.error(f"This upload cannot be used. {_msg(exc)}", icon=":material/error:")
+        st.error(f"This data cannot be used. {_msg(exc)}", icon=":material/error:")
         store.discard(data_path, sites_path)
         return
     plan = plan_columns(columns)
+    if plan.problem:
+        st.error(f"This data cannot be used. {up.name}: {plan.problem}", icon=":material/error:")
+        store.discard(data_path, sites_path)
+        return
     choices, apply = _column_choices(columns, plan, data_path.parent.name)
     automatic = plan.automatic and all(choices[f] == plan.suggested.get(f) for f in choices)
     if not (automatic or apply):

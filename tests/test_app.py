@@ -299,6 +299,24 @@ def test_data_page_rejected_upload_is_removed_and_named_as_given(runs_dir, data_
     at.run()  # the same file again: the same message, still nothing kept
     assert [e.value for e in at.error] == errors
     assert not [p for p in (tmp_path / "uploads").rglob("*") if p.is_file()]
+    # a table no column choice can rescue, and a file over the size limit
+    at.file_uploader(key="upload").set_value(("two.csv", b"foo,bar\n1,2\n", "text/csv")).run()
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith("This data cannot be used. two.csv: the table has 2 column(s)")
+    assert not [p for p in (tmp_path / "uploads").rglob("*") if p.is_file()]
+
+
+def test_data_page_upload_size_limit(runs_dir, data_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("FLUXCORE_UPLOAD_MAX_MB", "0.0001")  # ~105 bytes
+    at = _app("pages/data.py")
+    at.radio(key="data_kind").set_value("upload").run()
+    at.file_uploader(key="upload").set_value(("big.csv", b"SITE_ID,DATE,GPP\n" + b"A,2020-01-01,1\n" * 20,
+                                              "text/csv")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert errors == ["This data cannot be used. big.csv: the file is 317 bytes, more than the upload limit of "
+                      "0.0001 MB"]
+    assert not [p for p in (tmp_path / "uploads").rglob("*") if p.is_file()]
 
 
 def test_results_page_sets_skill_beside_published_results(runs_dir, demo, tmp_path, monkeypatch):

@@ -39,7 +39,9 @@ def test_plan_says_when_mapping_is_needed():
     p = plan_columns(["tower", "day", "air_temp", "gpp"])
     assert not p.automatic and p.missing == [] and p.suggested["SITE_ID"] == "tower"
     p = plan_columns(["a", "b", "GPP"])
-    assert not p.automatic and p.missing == ["SITE_ID", "DATE"]
+    assert not p.automatic and p.missing == ["SITE_ID", "DATE"] and p.problem is None
+    p = plan_columns(["SITE_ID", "GPP"])  # no mapping can help
+    assert not p.automatic and "the table has 2 column(s) (SITE_ID, GPP)" in p.problem
 
 
 def test_mapping_from_choices_checks_in_plain_words():
