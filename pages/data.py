@@ -179,6 +179,9 @@ def _upload_choice() -> None:
         store.discard(data_path, sites_path)
         return
     choices, apply = _column_choices(columns, plan, data_path.parent.name)
+    prepared: dict = st.session_state.setdefault("upload_prepared", {})  # key -> (file, notes)
+    for note in next((n for f, n in prepared.values() if f == current), []):
+        st.info(note)
     automatic = plan.automatic and all(choices[f] == plan.suggested.get(f) for f in choices)
     if not (automatic or apply):
         return
@@ -196,17 +199,18 @@ def _upload_choice() -> None:
     try:
         if automatic and sites_path is None:
             src = data_path
+        elif key in prepared and Path(prepared[key][0]).is_file():  # prepared at an earlier rerun
+            src = Path(prepared[key][0])
         else:
             src, notes = prepare_upload(data_path, column_map=column_map, sites=sites_path, data_name=up.name,
                                         sites_name=None if cat is None else cat.name)
+            prepared[key] = (str(src), notes)
     except FluxcoreError as exc:
         rejected[key] = _msg(exc)
         st.error(f"This data cannot be used. {rejected[key]}", icon=":material/error:")
         store.discard(data_path, sites_path)
         return
     names[str(src)] = up.name
-    for note in notes:
-        st.info(note)
     if str(src) != current:
         def _reject(text: str) -> None:
             rejected[key] = text

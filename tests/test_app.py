@@ -270,9 +270,18 @@ def test_data_page_upload_with_column_mapping_and_site_catalogue(runs_dir, data_
     assert at.radio(key="data_kind").value == "upload"
     assert {m.label: m.value for m in at.metric}["Sites"] == "2"
     assert "No position" not in _texts(at)  # the catalogue gave positions
+    at.file_uploader(key="upload_sites").set_value(
+        ("catalogue.csv", cat.replace(b"XX-Bbb,50,8,ENF,1.2\n", b""), "text/csv")).run()
+    at.button(key="apply_map").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "1 site(s) of my towers.csv have no row in catalogue.csv (e.g. XX-Bbb)" in _texts(at)
+    assert "XX-Bbb" in _texts(at)  # listed under "No position"
+    at.file_uploader(key="upload_sites").set_value(("catalogue.csv", cat, "text/csv")).run()
+    at.button(key="apply_map").click().run()
+    assert "have no row in" not in _texts(at)
     from pages import _common as common
 
-    ds = common.dataset(src)
+    ds = common.dataset(at.session_state["data_src"])
     assert ds.zone_of("XX-Aaa") == "arid" and ds.zone_of("XX-Bbb") == "humid"
     assert ds.sites.loc["XX-Bbb", "LAT"] == 50
 
