@@ -158,24 +158,174 @@ def test_pages_without_runs_explain_what_to_do(runs_dir):
     assert "No finished run" in _texts(at)
 
 
-def test_data_page_shows_clear_error_for_bad_input(runs_dir, tmp_path):
-    at = _app("pages/data.py")
-    assert "Quality-control report" in "\n".join(e.label for e in at.expander)
+@pytest.fixture()
+def data_root(tmp_path, monkeypatch):
+    """A data root of the test's own (FLUXCORE_DATA_ROOTS) and an upload folder."""
+    root = tmp_path / "lesson_data"
+    root.mkdir()
+    monkeypatch.setenv("FLUXCORE_DATA_ROOTS", str(root))
+    monkeypatch.setenv("FLUXCORE_UPLOADS_DIR", str(tmp_path / "uploads"))
+    return root
+
+
+def _folder_mode(at):
     at.radio(key="data_kind").set_value("folder").run()
-    at.text_input(key="folder").set_value(str(tmp_path / "nope")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_data_page_shows_clear_error_for_bad_input(runs_dir, data_root):
+    at = _folder_mode(_app("pages/data.py"))
+    assert "Quality-control report" in "\n".join(e.label for e in at.expander)
+    at.text_input(key="folder").set_value("lesson_data/nope").run()
     at.button(key="load_folder").click().run()
     assert not at.exception
     errors = [e.value for e in at.error]
-    assert errors and "does not exist" in errors[0] and "Traceback" not in errors[0]
-    bad = tmp_path / "bad.csv"
-    bad.write_text("foo,bar\n1,2\n")
-    at.text_input(key="folder").set_value(str(bad)).run()
+    assert errors == ["This data cannot be used. lesson_data/nope: does not exist"]
+    (data_root / "bad.csv").write_text("foo,bar\n1,2\n")
+    at.text_input(key="folder").set_value("bad.csv").run()
     at.button(key="load_folder").click().run()
     assert not at.exception
     errors = [e.value for e in at.error]
-    assert errors and "bad.csv" in errors[0]
+    assert len(errors) == 1 and errors[0].startswith("This data cannot be used. lesson_data/bad.csv: ")
+    assert "Traceback" not in errors[0] and str(data_root) not in errors[0] and "--columns" not in errors[0]
     # the demo world is still in use
     assert at.session_state["data_src"] == "demo"
+
+
+def test_data_page_refuses_paths_outside_the_data_roots(runs_dir, data_root, tmp_path):
+    outside = tmp_path / "private"
+    outside.mkdir()
+    (outside / "grades.csv").write_text("SITE_ID,DATE,GPP\nA,2020-01-01,1\n")
+    (data_root / "escape").symlink_to(outside)
+    (data_root / "ok.csv").write_text("SITE_ID,DATE,GPP\nA,2020-01-01,1\n")
+    at = _folder_mode(_app("pages/data.py"))
+    for text in (str(outside), "/etc", "../private", "escape/grades.csv"):
+        at.text_input(key="folder").set_value(text).run()
+        at.button(key="load_folder").click().run()
+        assert not at.exception
+        errors = [e.value for e in at.error]
+        assert len(errors) == 1 and "is not below a data folder of this server" in errors[0], errors
+        assert str(tmp_path) not in errors[0] and "/etc" not in errors[0]
+        assert at.session_state["data_src"] == "demo"
+    # only what lies below the roots is offered (the link out of the root is not followed)
+    offered = at.selectbox(key="folder_pick").options
+    assert offered and all(o.startswith(("lesson_data/", "shared/data", "data/")) for o in offered)
+    assert not [o for o in offered if "grades" in o or "escape" in o]
+
+
+def test_data_page_loads_a_folder_under_a_root(runs_dir, data_root):
+    from tests.conftest import write_official_dd
+
+    towers = data_root / "towers"
+    towers.mkdir()
+    for k, site in enumerate(("XX-Aaa", "XX-Bbb")):
+        write_official_dd(towers, site, seed=k)
+    (towers / "sites.csv").write_text("SITE_ID,LAT,LON,ARIDITY_INDEX\nXX-Aaa,40,5,0.1\nXX-Bbb,50,8,1.2\n")
+    at = _folder_mode(_app("pages/data.py"))
+    pick = at.selectbox(key="folder_pick")
+    assert "lesson_data/towers" in pick.options  # offered by its place below the root
+    assert not [o for o in pick.options if o.startswith("/")]
+    pick.set_value(str(towers.resolve())).run()
+    at.button(key="load_pick").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert at.session_state["data_src"] == str(towers.resolve())
+    assert {m.label: m.value for m in at.metric}["Sites"] == "2"
+    assert at.radio(key="data_kind").value == "folder"
+    # the same folder typed relative to its root
+    at.text_input(key="folder").set_value("lesson_data/towers").run()
+    at.button(key="load_folder").click().run()
+    assert not at.exception and not at.error
+
+
+def test_data_page_upload_with_column_mapping_and_site_catalogue(runs_dir, data_root, tmp_path):
+    from tests.conftest import synthetic_daily
+
+    d = synthetic_daily(sites=("XX-Aaa", "XX-Bbb"), n_days=120)
+    import pandas as pd
+
+    raw = pd.DataFrame(
+        {"tower": d["SITE_ID"], "day": d["DATE"].dt.strftime("%Y-%m-%d"), "air_temp": d["TA"],
+         "gross_primary_production": d["GPP"]})
+    csv = raw.to_csv(index=False).encode()
+    cat = b"SITE_ID,LAT,LON,IGBP,ARIDITY_INDEX\nXX-Aaa,40,5,GRA,0.1\nXX-Bbb,50,8,ENF,1.2\n"
+    at = _app("pages/data.py")
+    at.radio(key="data_kind").set_value("upload").run()
+    at.file_uploader(key="upload").set_value(("my towers.csv", csv, "text/csv")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    # not loaded yet: the page asks to check the matched columns
+    assert at.session_state["data_src"] == "demo"
+    assert "check them" in _texts(at)
+    tag = "map_" + next(b.key for b in at.selectbox if b.key and b.key.startswith("map_")).split("_")[1] + "_"
+    chosen = {b.key[len(tag):]: b.value for b in at.selectbox if b.key and b.key.startswith(tag)}
+    assert chosen["SITE_ID"] == "tower" and chosen["DATE"] == "day" and chosen["TA"] == "air_temp"
+    assert chosen["GPP"] == "gross_primary_production" and chosen["ER"] == "(not in the file)"
+    at.file_uploader(key="upload_sites").set_value(("catalogue.csv", cat, "text/csv")).run()
+    at.button(key="apply_map").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    src = at.session_state["data_src"]
+    assert src.endswith("my_towers.parquet") and str(tmp_path / "uploads") in src
+    assert at.radio(key="data_kind").value == "upload"
+    assert {m.label: m.value for m in at.metric}["Sites"] == "2"
+    assert "No position" not in _texts(at)  # the catalogue gave positions
+    at.file_uploader(key="upload_sites").set_value(
+        ("catalogue.csv", cat.replace(b"XX-Bbb,50,8,ENF,1.2\n", b""), "text/csv")).run()
+    at.button(key="apply_map").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "1 site(s) of my towers.csv have no row in catalogue.csv (e.g. XX-Bbb)" in _texts(at)
+    assert "XX-Bbb" in _texts(at)  # listed under "No position"
+    at.file_uploader(key="upload_sites").set_value(("catalogue.csv", cat, "text/csv")).run()
+    at.button(key="apply_map").click().run()
+    assert "have no row in" not in _texts(at)
+    from pages import _common as common
+
+    ds = common.dataset(at.session_state["data_src"])
+    assert ds.zone_of("XX-Aaa") == "arid" and ds.zone_of("XX-Bbb") == "humid"
+    assert ds.sites.loc["XX-Bbb", "LAT"] == 50
+
+
+def test_data_page_rejected_upload_is_removed_and_named_as_given(runs_dir, data_root, tmp_path):
+    import os
+
+    old = tmp_path / "uploads" / "OldSession1234" / "abc" / "x.csv"  # a session of two days ago
+    old.parent.mkdir(parents=True)
+    old.write_text("x")
+    for p in (old, old.parent, old.parent.parent):
+        os.utime(p, (time.time() - 48 * 3600,) * 2)
+    at = _app("pages/data.py")
+    assert not old.parent.parent.exists()  # cleaned up when the page was opened
+    at.radio(key="data_kind").set_value("upload").run()
+    bad = b"SITE_ID,DATE,GPP\nA,2020-01-01,1\nA,2020-01-01,2\n"  # a duplicated day
+    at.file_uploader(key="upload").set_value(("Klasse 7b.csv", bad, "text/csv")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith("This data cannot be used. Klasse 7b.csv: "), errors
+    assert "duplicated" in errors[0] and str(tmp_path) not in errors[0]
+    assert not [p for p in (tmp_path / "uploads").rglob("*") if p.is_file()]
+    assert at.session_state["data_src"] == "demo"
+    at.run()  # the same file again: the same message, still nothing kept
+    assert [e.value for e in at.error] == errors
+    assert not [p for p in (tmp_path / "uploads").rglob("*") if p.is_file()]
+    # a table no column choice can rescue, and a file over the size limit
+    at.file_uploader(key="upload").set_value(("two.csv", b"foo,bar\n1,2\n", "text/csv")).run()
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith("This data cannot be used. two.csv: the table has 2 column(s)")
+    assert not [p for p in (tmp_path / "uploads").rglob("*") if p.is_file()]
+
+
+def test_data_page_upload_size_limit(runs_dir, data_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("FLUXCORE_UPLOAD_MAX_MB", "0.0001")  # ~105 bytes
+    at = _app("pages/data.py")
+    at.radio(key="data_kind").set_value("upload").run()
+    at.file_uploader(key="upload").set_value(("big.csv", b"SITE_ID,DATE,GPP\n" + b"A,2020-01-01,1\n" * 20,
+                                              "text/csv")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert errors == ["This data cannot be used. big.csv: the file is 317 bytes, more than the upload limit of "
+                      "0.0001 MB"]
+    assert not [p for p in (tmp_path / "uploads").rglob("*") if p.is_file()]
 
 
 def test_results_page_sets_skill_beside_published_results(runs_dir, demo, tmp_path, monkeypatch):
