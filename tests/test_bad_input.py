@@ -195,7 +195,7 @@ def test_official_folder_good_sites_load_bad_files_listed(tmp_path, make_dd):
     assert f"{bad2.name}: all values of the targets" in joined
     assert f"{bad3.name}: 1 duplicated site-day" in joined
     r = run_cli("--data", str(folder))
-    assert r.returncode == 0 and r.stdout.count("skipped:") == 3
+    assert r.returncode == 0 and r.stdout.count("problem:") == 3
 
 
 def test_official_folder_all_bad_raises(tmp_path, make_dd):

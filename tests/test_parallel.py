@@ -50,7 +50,7 @@ def test_cancel_check_forms():
 def test_bad_scheduler_address_is_a_config_error():
     pytest.importorskip("distributed")
     with pytest.raises(ConfigError, match="tcp://HOST:PORT"):
-        make_executor({}, scheduler="nonsense")
+        make_executor(print, {}, scheduler="nonsense")
 
 
 @pytest.mark.slow

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if s["sites_without_position"]:
         print(f"no position: {', '.join(s['sites_without_position'])} (give a site table with LAT/LON)")
     for prob in s["problems"]:
-        print(f"{'skipped:' if 'skipped' in prob else 'problem:':<12s}{prob}")
+        print(f"problem:    {prob}")
     if args.qc_report and len(ds.qc):
         print(ds.qc.to_string(index=False))
     return 0
