@@ -202,8 +202,8 @@ def parquet_problem(path: Path, columns: Sequence[str], *, numeric: Sequence[str
     if size == 0:
         return "is empty (0 bytes)", None
     try:
+        schema = pq.read_schema(path)  # the footer: clean messages for cut / foreign files
         table = pq.read_table(path) if deep else None
-        schema = table.schema if deep else pq.read_schema(path)
     except PARQUET_READ_ERRORS as exc:
         return f"cannot be read as parquet (truncated or overwritten: {short_error(exc)})", None
     names = list(schema.names)
