@@ -654,10 +654,14 @@ def _rebuild(store: RunStore, m: dict, problems: dict[str, str]) -> list[str]:
         metrics = pd.read_parquet(p / "metrics.parquet")
         zs = zone_summary(metrics)
     rebuilt = [f for f in RESULT_FILES if f in problems]
+    source = "the fold files" if "predictions.parquet" in problems else "predictions.parquet"
     for f in rebuilt:
         if (p / f).is_file():
-            store.quarantine(p / f, f"{problems[f]}; rebuilt from the fold files")
+            store.quarantine(p / f, f"{problems[f]}; rebuilt from {source}")
     store.write_results(preds, metrics, zs, only=rebuilt)
+    warnings.warn(f"{p}: rebuilt {', '.join(rebuilt)} from {source} ("
+                  + "; ".join(f"{f}: {why}" for f, why in problems.items()) + ")",
+                  DamagedFileWarning, stacklevel=3)
     m.setdefault("repairs", []).append({"time": now_iso(), "rebuilt": rebuilt, "problems": problems})
     m["error"] = None
     store.write_manifest(m)
@@ -719,8 +723,6 @@ def load_run(run_dir: str | Path) -> RunResult:
                                           f"run {_repair_hint(p)}") from None
             if not rebuilt:  # changed between the read and the check: report it as it is
                 raise DataError(exc.path, f"{exc.problem}; repair with {_repair_hint(p)}") from None
-            warnings.warn(f"{p}: rebuilt {', '.join(rebuilt)} from the fold files ({exc})",
-                          DamagedFileWarning, stacklevel=2)
             manifest = _read_json(p / "manifest.json")
             preds, metrics, zs = _read_results(p)
             extra = {"repaired": rebuilt}
