@@ -634,15 +634,18 @@ def _rebuild(store: RunStore, m: dict, problems: dict[str, str]) -> list[str]:
         try:
             preds, metrics, zs = store.build_results(m.get("zones", {}), expect=expect)
             n_folds = int(m.get("n_folds", 0) or 0)
-            if preds.groupby(["learner", "SITE_ID"], observed=True).ngroups < n_folds:
-                raise DataError(p / "folds", f"holds fewer fold files than the run's {n_folds} folds")
+            n_have = len(store.finished_folds())
+            if n_have < n_folds:
+                raise DataError(p / "folds", f"{n_folds - n_have} of the run's {n_folds} fold files are "
+                                             "missing or damaged")
         except DataError as exc:
             name = next(iter(problems))
             for f in problems:
                 if (p / f).is_file():
                     store.quarantine(p / f, f"{problems[f]}; cannot be rebuilt from the fold files")
-            msg = (f"{problems[name]}; it cannot be rebuilt because {exc.problem.split('; re-run')[0]} "
-                   f"({exc.path}); {_rerun_hint(p)} to recompute the missing folds and the results")
+            why = exc.problem.split("; re-run")[0]  # the folds that are missing, without the advice
+            msg = (f"{problems[name]}; it cannot be rebuilt from the fold files ({exc.path}: {why}); "
+                   f"{_rerun_hint(p)} to recompute the missing folds and the results")
             m["status"], m["error"] = "damaged", f"{name}: {msg}"
             store.write_manifest(m)
             raise DataError(p / name, msg) from None
