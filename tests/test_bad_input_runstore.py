@@ -163,8 +163,11 @@ def test_damaged_result_file_is_listed_then_rebuilt_from_the_folds(finished, run
 
 def test_load_run_repairs_by_itself(finished, run):
     (run / "metrics.parquet").write_bytes(b"")
-    with pytest.warns(DamagedFileWarning, match=r"rebuilt metrics\.parquet"):
+    with pytest.warns(DamagedFileWarning) as rec:
         res = load_run(run)
+    texts = [str(w.message) for w in rec]
+    assert any("metrics.parquet: is empty (0 bytes)" in t and "moved aside" in t for t in texts)
+    assert any("rebuilt metrics.parquet from predictions.parquet" in t for t in texts)
     assert res.extra["repaired"] == ["metrics.parquet"]
     pd.testing.assert_frame_equal(res.metrics, load_run(finished).metrics)
 
