@@ -299,7 +299,7 @@ class RunStore(ModelStoreMixin):
         A fold file that cannot be read (truncated, empty, not parquet, another run's
         columns or site) is moved aside to ``<name>.damaged-<UTC time>`` with a
         :class:`DamagedFileWarning` and is not listed, so the runner recomputes the fold.
-        Each file is read once per store object (about 1 ms for a 2650-day fold).
+        Each file is read once per store object (about 2 ms for a 2650-day fold).
         """
         return {fold_id(lrn, site) for lrn, site, f in self._fold_files() if self._check_fold(lrn, site, f)[0]}
 
