@@ -221,7 +221,8 @@ def compute_fold(data: FoldData, task: FoldTask) -> tuple[pd.DataFrame, dict]:
     out = fold_frame(data, task.test_site, task.learner, task.targets, te, pred)
     val: set[str] = set()
     for m in models:
-        val |= {str(s) for s in (getattr(m, "val_sites_", None) or [])}
+        vs = getattr(m, "val_sites_", None)
+        val |= {str(s) for s in ([] if vs is None else vs)}
     info = {"seconds": time.perf_counter() - t0, "n_train_rows": int(len(tr)),
             "n_train_sites": len(task.train_sites), "val_sites": sorted(val)}
     return out, info

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import warnings
 from pathlib import Path
 
 from .config import RunConfig
@@ -22,11 +23,10 @@ from .errors import ConfigError, DataError
 from .fastbatch import ProgressFn, RunCancelled, run_fast_batches
 from .foldrun import FoldData, build_fold_data, compute_fold, make_task, resolve_learners
 from .folds import plan_folds
-from .metrics import site_metrics, zone_summary
 from .parallel import as_cancel_check, check_scheduler, make_executor
 from .pretrain import PretrainConfig, PretrainStage, source_targets
 from .provenance import code_version, environment
-from .runstore import RunStore, atomic_write_bytes, atomic_write_parquet, now_iso, run_key
+from .runstore import RunStore, atomic_write_bytes, now_iso, repair_run, result_problems, run_key
 from .sources import load_dataset
 from .summary import summary_markdown
 
@@ -118,9 +118,14 @@ def run_loso(config, *, dataset=None, runs_dir: str | Path = "runs", jobs: int =
     report = progress or (lambda *a: None)
 
     m = store.read_manifest()
-    if m.get("status") == "done" and (run_dir / "predictions.parquet").is_file():
-        report(total, total, 0.0, f"stored run {run_dir.name}")
-        return run_dir
+    if m.get("status") == "done":
+        try:
+            if result_problems(run_dir):
+                repair_run(run_dir)  # rebuilds damaged result files from the fold files
+            report(total, total, 0.0, f"stored run {run_dir.name}")
+            return run_dir
+        except DataError as exc:  # folds missing too: the run is 'damaged'; compute what is missing
+            warnings.warn(f"{exc}; recomputing the missing folds", stacklevel=2)
 
     tests = plan.tests
     env = environment()
@@ -207,7 +212,7 @@ def run_loso(config, *, dataset=None, runs_dir: str | Path = "runs", jobs: int =
                 elapsed = time.perf_counter() - t_start
                 eta = elapsed / n_session * (total - n_done) if n_session else None
                 report(n_done, total, eta, f"{lrn} {site}")
-        _finalise(store, rc, dataset)
+        _finalise(store, rc, dataset, wanted)
         status = "done"
     except (RunCancelled, KeyboardInterrupt):
         status = "cancelled"
@@ -245,20 +250,18 @@ def run_loso(config, *, dataset=None, runs_dir: str | Path = "runs", jobs: int =
     return run_dir
 
 
-def _finalise(store: RunStore, rc: RunConfig, dataset) -> None:
-    """Assemble predictions / metrics / summaries once every fold is stored (under the lock)."""
+def _finalise(store: RunStore, rc: RunConfig, dataset, expect: list[str]) -> None:
+    """Assemble predictions / metrics / summaries once every fold is stored (under the lock).
+
+    ``expect``: the run's fold ids; a fold file found damaged now stops the run from being
+    marked done with a fold missing (:class:`DataError`, the fold is recomputed on rerun).
+    """
     with store.lock():
         m = store.read_manifest()
         if m.get("status") == "done" and (store.path / "predictions.parquet").is_file():
             return
-        preds = store.read_folds()
-        preds = preds.sort_values(["learner", "target", "SITE_ID", "DATE"], kind="stable").reset_index(drop=True)
-        zones = m.get("zones", {})
-        metrics = site_metrics(preds, zones)
-        zs = zone_summary(metrics)
-        atomic_write_parquet(store.path / "predictions.parquet", preds)
-        atomic_write_parquet(store.path / "metrics.parquet", metrics)
-        atomic_write_bytes(store.path / "zone_summary.csv", zs.to_csv(index=False).encode())
+        preds, metrics, zs = store.build_results(m.get("zones", {}), expect=expect)
+        store.write_results(preds, metrics, zs)
         m["status"] = "done"
         m["finished"] = now_iso()
         m["error"] = None

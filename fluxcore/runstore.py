@@ -59,6 +59,7 @@ except ImportError:  # pragma: no cover - Windows: no locking (single process on
 
 from .config import RunConfig
 from .errors import ConfigError, DataError
+from .folds import fold_id
 from .metrics import site_metrics, zone_summary
 from .modelstore import ModelStoreMixin
 from .storefiles import (
@@ -156,10 +157,6 @@ def _lock_is_free(path: Path) -> bool:
             return False
         fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
         return True
-
-
-def fold_id(learner: str, site: str) -> str:
-    return f"{learner}/{site}"
 
 
 def fold_file_problem(path: Path, learner: str, site: str):

@@ -244,7 +244,8 @@ def _group_job(payload, job) -> tuple[dict[str, np.ndarray], list[str]]:
                             max_windows=int(finetune_windows))
         te = rows_of[f]
         out[f] = np.asarray(model.predict(X.iloc[te], sites=sites[te], dates=dates[te]), dtype=float)
-    return out, sorted(map(str, getattr(base, "val_sites_", None) or []))
+    val = getattr(base, "val_sites_", None)
+    return out, sorted(map(str, [] if val is None else val))
 
 
 class GroupFinetune(Strategy):
