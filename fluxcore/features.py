@@ -95,21 +95,7 @@ import pandas as pd
 from .aridity import extraterrestrial_radiation, hargreaves_pet
 from .dataset import FluxDataset
 from .errors import ConfigError, check_known_keys
-from .variables import EXTRA_DRIVERS, PAPER_VARIABLES, TARGETS
-
-#: Catalogue columns that ``FeatureConfig.site_attributes`` may name.
-SITE_ATTRIBUTES: tuple[str, ...] = ("ARIDITY_INDEX", "WHC_MM", "MAP_MM", "WS_MEAN", "LAT")
-
-
-def is_site_level(name: str) -> bool:
-    """True for derived site-level features (site means, catalogue attributes, IGBP one-hot).
-
-    The paper's static variables (``ELEV``, ``SLOPE`` ...) are not counted: they are inputs of
-    every learner. Learners that extrapolate badly over few sites (``mlr``) leave the derived
-    site-level features out by default.
-    """
-    return name.startswith(("SITE_MEAN_", "IGBP_")) or name in SITE_ATTRIBUTES
-
+from .variables import EXTRA_DRIVERS, PAPER_VARIABLES, SITE_ATTRIBUTES, TARGETS, is_site_level
 
 #: MJ m-2 d-1 -> W m-2 (daily mean)
 MJ_PER_DAY_TO_W = 1e6 / 86400.0

@@ -38,6 +38,7 @@ import pandas as pd
 
 from .aridity import aridity_zone, site_aridity_from_daily
 from .dataset import FluxDataset, make_sites_frame
+from .demo import load_demo
 from .errors import ConfigError, DataError
 from .lai import method_text, monthly_to_daily
 from .qc import QC_HELPER_COLUMNS, QCConfig, apply_qc, merge_reports
@@ -167,14 +168,6 @@ def load_dataset(
 
 
 def _load_demo(qc: QCConfig) -> FluxDataset:
-    try:
-        from .demo import load_demo  # lazy: the demo world is another module's job
-    except ModuleNotFoundError as exc:
-        if exc.name != "fluxcore.demo":
-            raise
-        raise DataError("demo", "the synthetic demo world (fluxcore.demo) is not installed; "
-                                "give a data folder or file with --data") from None
-
     ds = load_demo()
     daily, report = apply_qc(ds.daily, qc)
     problems = list(ds.problems) + [f"site {sid}: {msg}" for sid, msg in

@@ -106,3 +106,17 @@ def label(name: str) -> str:
     """Axis label ``"GPP [gC m-2 d-1]"`` for a canonical variable (name itself if unknown)."""
     v = VARIABLES.get(name)
     return f"{name} [{v.unit}]" if v else name
+
+
+#: Catalogue attributes that may enter as site-level features (``FeatureConfig.site_attributes``).
+SITE_ATTRIBUTES: tuple[str, ...] = ("ARIDITY_INDEX", "WHC_MM", "MAP_MM", "WS_MEAN", "LAT")
+
+
+def is_site_level(name: str) -> bool:
+    """True for derived site-level features (site means, catalogue attributes, IGBP one-hot).
+
+    The paper's static variables (``ELEV``, ``SLOPE`` ...) are not counted: they are inputs of
+    every learner. Learners that extrapolate badly over few sites (``mlr``) leave the derived
+    site-level features out by default.
+    """
+    return name.startswith(("SITE_MEAN_", "IGBP_")) or name in SITE_ATTRIBUTES

@@ -82,22 +82,19 @@ def register(name: str) -> Callable:
 
 
 def available_learners() -> list[str]:
-    """Names of the registered learners."""
-    _import_builtin()
+    """Names of the registered learners.
+
+    The built-in ones register when the package :mod:`fluxcore.learners` is imported, which
+    Python does before any of its modules (this one included) runs.
+    """
     return sorted(_REGISTRY)
 
 
 def make_learner(name: str, **params: Any) -> FluxLearner:
     """Instantiate a registered learner by name with hyperparameters."""
-    _import_builtin()
     if name not in _REGISTRY:
         raise ConfigError(f"unknown learner {name!r}; available: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name](**params)
-
-
-def _import_builtin() -> None:
-    # importing the package registers the built-in learners
-    from .. import learners  # noqa: F401
 
 
 class FluxLearner:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg
 
+from ..variables import is_site_level
 from ._util import tabular_fit_inputs, tabular_predict_inputs
 from .base import Boolean, FluxLearner, Seed, check_params, register
 
@@ -32,7 +33,7 @@ class MLRLearner(FluxLearner):
         Fit an intercept.
     site_level : bool, default False
         Use the derived site-level features (site means, catalogue attributes, IGBP one-hot;
-        :func:`fluxcore.features.is_site_level`). Off by default: with few training sites they
+        :func:`fluxcore.variables.is_site_level`). Off by default: with few training sites they
         are (nearly) collinear and a linear model extrapolates them wildly; their coefficients
         are then 0.
     random_state : int or None, default 0
@@ -98,8 +99,6 @@ class MLRLearner(FluxLearner):
 
 def used_columns(names, site_level: bool) -> np.ndarray:
     """Positions of the feature columns an MLR with ``site_level`` uses."""
-    from ..features import is_site_level
-
     return np.array([i for i, n in enumerate(names) if site_level or not is_site_level(str(n))],
                     dtype=int)
 
