@@ -12,19 +12,14 @@ from sklearn.linear_model import LinearRegression
 from fluxcore.errors import ConfigError, DataError
 from fluxcore.learners import available_learners, make_learner
 
-FAST = {
-    "mlr": {},
-    "rf": {"n_estimators": 20, "max_samples": 0.5, "min_samples_leaf": 3},
-    "svm": {"n_components": 150},
-    "lstm": {"hidden_size": 16, "lr": 1e-2, "max_epochs": 8, "batch_size": 64,
-             "max_windows_per_epoch": 800, "lookback": 10, "patience": 3},
-}
 TARGETS = ["GPP", "ER"]
 TEST_SITES = ["S06", "S07"]
 
 
 def learner(name: str, **kw):
-    return make_learner(name, **{**FAST.get(name, {}), **kw})
+    """The learner with its ``get_test_params("skill")`` set (fast, trained enough) and ``kw``."""
+    cls = type(make_learner(name))
+    return make_learner(name, **{**cls.get_test_params("skill")[0], **kw})
 
 
 @pytest.fixture(scope="module")

@@ -161,8 +161,14 @@ class FluxLearner:
         return bool(self.get_tag("sequence", False))
 
     @classmethod
-    def get_test_params(cls) -> list[dict[str, Any]]:
-        """Small, fast hyperparameter sets for the conformance checks (``fluxcore.testing``)."""
+    def get_test_params(cls, parameter_set: str = "default") -> list[dict[str, Any]]:
+        """Hyperparameter sets for tests (as sktime's ``get_test_params``).
+
+        ``parameter_set="default"``: small and fast, for the conformance checks
+        (:mod:`fluxcore.testing`); ``"skill"``: still fast, but trained enough that the learner
+        beats a mean predictor on the checks' synthetic problem (the default when no learner
+        needs more).
+        """
         return [{}]
 
     # ---------------------------------------------------------- params API

@@ -169,8 +169,11 @@ class LSTMLearner(TorchLearner):
         self.random_state = random_state
 
     @classmethod
-    def get_test_params(cls) -> list[dict[str, Any]]:
-        """Tiny, fast settings (hidden 8, 2 epochs, a few hundred windows)."""
+    def get_test_params(cls, parameter_set: str = "default") -> list[dict[str, Any]]:
+        """Tiny, fast settings (hidden 8, 2 epochs, a few hundred windows); ``"skill"``: 8 epochs."""
+        if parameter_set == "skill":
+            return [{"hidden_size": 16, "lr": 1e-2, "max_epochs": 8, "batch_size": 64,
+                     "max_windows_per_epoch": 800, "lookback": 10, "patience": 3}]
         tiny = {"lookback": 5, "hidden_size": 8, "max_epochs": 2, "batch_size": 64,
                 "max_windows_per_epoch": 200, "max_val_windows": 200, "lr": 1e-2}
         return [tiny, {**tiny, "num_layers": 2, "missing_mask": False, "patience": 0}]

@@ -70,6 +70,11 @@ class MLRLearner(FluxLearner):
         self.site_level = site_level
         self.random_state = random_state
 
+    @classmethod
+    def get_test_params(cls, parameter_set: str = "default") -> list[dict]:
+        """Small, fast settings for the conformance checks (:mod:`fluxcore.testing`)."""
+        return [{}, {"site_level": True}]
+
     def fit(self, X: pd.DataFrame, y: pd.DataFrame, *, sites: np.ndarray, dates: np.ndarray,
             sample_weight: np.ndarray | None = None) -> MLRLearner:
         check_params(self)

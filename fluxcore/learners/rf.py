@@ -88,6 +88,11 @@ class RFLearner(FluxLearner):
         self.n_jobs = n_jobs
         self.random_state = random_state
 
+    @classmethod
+    def get_test_params(cls, parameter_set: str = "default") -> list[dict]:
+        """Small, fast settings for the conformance checks (:mod:`fluxcore.testing`)."""
+        return [{"n_estimators": 20, "max_samples": 0.5, "min_samples_leaf": 3}]
+
     def fit(self, X: pd.DataFrame, y: pd.DataFrame, *, sites: np.ndarray, dates: np.ndarray,
             sample_weight: np.ndarray | None = None) -> RFLearner:
         check_params(self)

@@ -156,6 +156,11 @@ class SVMLearner(FluxLearner):
             return 1.0 / max(p, 1)
         return float(self.gamma)
 
+    @classmethod
+    def get_test_params(cls, parameter_set: str = "default") -> list[dict]:
+        """Small, fast settings for the conformance checks (:mod:`fluxcore.testing`)."""
+        return [{"n_components": 150}]
+
     def fit(self, X: pd.DataFrame, y: pd.DataFrame, *, sites: np.ndarray, dates: np.ndarray,
             sample_weight: np.ndarray | None = None) -> SVMLearner:
         check_params(self)

@@ -347,7 +347,7 @@ class TorchLearner(FluxLearner):
         return names
 
     @classmethod
-    def get_test_params(cls) -> list[dict[str, Any]]:
+    def get_test_params(cls, parameter_set: str = "default") -> list[dict[str, Any]]:
         """Tiny, fast settings (2 epochs, a few hundred windows) for conformance checks."""
         return [{"max_epochs": 2, "max_windows_per_epoch": 200, "max_val_windows": 200,
                  "batch_size": 64, "lr": 1e-2}]
