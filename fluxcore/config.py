@@ -66,6 +66,33 @@ def _list_of_str(value: Any, name: str) -> list[str] | None:
     return [str(v) for v in value]
 
 
+def learner_catalogue() -> list[dict]:
+    """What front ends show of every learner and variant, from the learners' own metadata.
+
+    Returns
+    -------
+    list of dict
+        One per name of :func:`available_learner_names`: ``name``, ``kind`` (``"learner"`` or
+        ``"variant"``), ``base`` (the variant's learner, else the name), ``description`` (the
+        class's ``description`` or the variant's), ``main_params`` (``{parameter: help}`` of
+        the base learner) and ``fast_strategy`` (name or None).
+    """
+    rows = []
+    for name in available_learner_names():
+        is_variant = name not in available_learners()
+        base = PRESETS[name]["base"] if is_variant else name
+        learner = make_learner(base)
+        strategy = strategy_for(learner, weighted=is_variant and PRESETS[name].get("mode") == "sites")
+        if is_variant and PRESETS[name].get("mode") == "zones":
+            strategy = None
+        rows.append({"name": name, "kind": "variant" if is_variant else "learner", "base": base,
+                     "description": (PRESETS[name].get("description", "") if is_variant
+                                     else learner.description or type(learner).__name__),
+                     "main_params": dict(learner.main_params),
+                     "fast_strategy": None if strategy is None else strategy.name})
+    return rows
+
+
 def available_learner_names() -> list[str]:
     """Registered learner names plus the named variants (:data:`fluxcore.variants.PRESETS`)."""
     names = list(available_learners())

@@ -5,29 +5,23 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fluxcore.config import RunConfig, available_learner_names, resolve_learner_params, test_sites
+from fluxcore.config import RunConfig, learner_catalogue, resolve_learner_params, test_sites
 from fluxcore.errors import FluxcoreError
 from fluxcore.jobs import format_seconds
+from fluxcore.learners import make_learner
 from fluxcore.variables import ZONES
 from pages import _common as common
 
-#: Hyperparameters offered per learner (others keep their defaults).
-MAIN_PARAMS = {
-    "mlr": ["fit_intercept"],
-    "rf": ["n_estimators", "min_samples_leaf", "max_features", "max_depth"],
-    "svm": ["C", "epsilon", "n_components"],
-    "lstm": ["lookback", "hidden_size", "max_epochs", "patience"],
-}
-HELP = {
-    "n_estimators": "number of trees", "min_samples_leaf": "minimum days per leaf",
-    "max_features": "fraction of features tried at each split", "max_depth": "0 = unlimited",
-    "C": "regularisation (larger = less)", "epsilon": "insensitive band [gC m-2 d-1]",
-    "n_components": "Nystroem kernel features", "lookback": "days of history per prediction",
-    "hidden_size": "LSTM units", "max_epochs": "upper limit (early stopping on validation sites)",
-    "patience": "epochs without improvement before stopping",
-}
-DESCRIPTIONS = {"mlr": "multiple linear regression (fast)", "rf": "random forest",
-                "svm": "support vector machine", "lstm": "LSTM neural network (slow on CPU)"}
+#: Every learner and variant with its description and main hyperparameters, from the
+#: learners' own metadata (a learner registered by a plug-in appears here too).
+CATALOGUE = {row["name"]: row for row in learner_catalogue()}
+ORDER = ("lstm", "rf", "svm", "mlr")
+
+
+def _label(name: str) -> str:
+    row = CATALOGUE[name]
+    return f"{name}: {row['description']}" if row["kind"] == "learner" else f"{name} (variant): {row['description']}"
+
 
 st.title("Train: leave-one-site-out")
 ds = common.require_dataset()
@@ -35,13 +29,14 @@ src = common.data_src()
 jm = common.job_manager(str(common.runs_dir()))
 
 # ------------------------------------------------------------------ what to run
-names = available_learner_names()
-fuzzy = [n for n in names if n not in MAIN_PARAMS]
+plain = sorted((n for n, r in CATALOGUE.items() if r["kind"] == "learner"),
+               key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+variants = [n for n, r in CATALOGUE.items() if r["kind"] == "variant"]
 left, right = st.columns([3, 2])
 with left:
     learners = st.multiselect(
-        "Learners", [n for n in ("lstm", "rf", "svm", "mlr") if n in names] + fuzzy, default=["mlr", "rf"],
-        key="learners", format_func=lambda n: f"{n}: {DESCRIPTIONS[n]}" if n in DESCRIPTIONS else f"{n} (fuzzy variant)",
+        "Learners", plain + variants, default=[n for n in ("mlr", "rf") if n in CATALOGUE],
+        key="learners", format_func=_label,
         help="Fuzzy variants weight training sites by their similarity to the held-out site.")
     targets = st.multiselect("Targets", ds.targets, default=[t for t in ("GPP", "ER") if t in ds.targets] or ds.targets[:1],
                              key="targets", help="GPP: gross primary production; ER: ecosystem respiration; "
@@ -67,25 +62,26 @@ with right:
                                help="same seed + same settings = same numbers"))
     params: dict = {}
     for lrn in learners:
-        base = lrn if lrn in MAIN_PARAMS else None
-        if base is None:
+        row = CATALOGUE[lrn]
+        if row["kind"] != "learner" or not row["main_params"]:
             continue
-        defaults = resolve_learner_params(base, {}, seed)
+        defaults = resolve_learner_params(lrn, {}, seed)
+        helps = row["main_params"]
         with st.expander(f"{lrn}", expanded=False):
             p = {}
-            for name in MAIN_PARAMS[base]:
+            for name in helps:
                 if name not in defaults:
                     continue
                 d = defaults[name]
                 k = f"hp_{lrn}_{name}"
                 if isinstance(d, bool):
-                    p[name] = st.checkbox(name, value=d, key=k, help=HELP.get(name))
+                    p[name] = st.checkbox(name, value=d, key=k, help=helps.get(name))
                 elif isinstance(d, int) or (d is None and name == "max_depth"):
-                    v = st.number_input(name, min_value=0, value=int(d or 0), step=1, key=k, help=HELP.get(name))
+                    v = st.number_input(name, min_value=0, value=int(d or 0), step=1, key=k, help=helps.get(name))
                     p[name] = None if (name == "max_depth" and v == 0) else int(v)
                 elif isinstance(d, float):
                     p[name] = float(st.number_input(name, min_value=0.0, value=float(d), key=k, format="%.4g",
-                                                    help=HELP.get(name)))
+                                                    help=helps.get(name)))
             params[lrn] = {k2: v for k2, v in p.items() if v != defaults.get(k2)}
     params = {k: v for k, v in params.items() if v}
 
@@ -109,7 +105,8 @@ else:
 if config is not None:
     n_test = len(test_sites(config, ds))
     n_folds = n_test * len(learners)
-    slow = " LSTM folds take minutes each on a CPU." if any(n.startswith("lstm") for n in learners) else ""
+    slow = (" Neural networks take minutes on a CPU." if any(CATALOGUE[n]["base"] in ("lstm",) or
+            make_learner(CATALOGUE[n]["base"]).get_tag("fine_tune", False) for n in learners) else "")
     st.info(f"{n_test} test site(s) × {len(learners)} learner(s) = **{n_folds} folds**; "
             f"each fold trains on the pool without its test site.{slow}", icon=":material/info:")
 else:

@@ -102,6 +102,10 @@ class FluxLearner:
 
     #: registry name, set by subclasses
     name: ClassVar[str] = "base"
+    #: one line for front ends (the Train page's learner list)
+    description: ClassVar[str] = ""
+    #: the hyperparameters front ends offer first, each with a short help text
+    main_params: ClassVar[dict[str, str]] = {}
     #: capability tags (as in sktime): a subclass sets only the keys it changes; they are
     #: merged along the class hierarchy by :meth:`get_class_tags`. Keys:
     #:

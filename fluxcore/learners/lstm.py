@@ -130,6 +130,10 @@ class LSTMLearner(TorchLearner):
     """
 
     name = "lstm"
+    description = "LSTM neural network (minutes on a CPU)"
+    main_params = {"lookback": "days of history per prediction", "hidden_size": "LSTM units",
+                   "max_epochs": "upper limit (early stopping on validation sites)",
+                   "patience": "epochs without improvement before stopping"}
     _tags = {"sequence": True, "fast_strategy": "group_finetune",
              "time_resolution": ("daily", "monthly")}
     #: own hyperparameters; the shared ones come from TorchLearner (merged on subclassing)

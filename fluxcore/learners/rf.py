@@ -64,6 +64,9 @@ class RFLearner(FluxLearner):
     """
 
     name = "rf"
+    description = "random forest"
+    main_params = {"n_estimators": "number of trees", "min_samples_leaf": "minimum days per leaf",
+                   "max_features": "fraction of features tried at each split", "max_depth": "0 = unlimited"}
     _tags = {"multi_target": True, "sample_weight": True, "fast_strategy": "rf_site_oob",
              "time_resolution": ("daily", "monthly")}
     _parameter_constraints = {
