@@ -19,4 +19,11 @@ if importlib.util.find_spec("torch") is not None:  # PyTorch is optional (extra 
 
         return LSTMLearner(**params)
 
+    @register("tamrl")
+    def _make_tamrl(**params):
+        """Import torch only when a TAM-RL learner is made."""
+        from .tamrl import TAMRLLearner  # registers the class itself under "tamrl"
+
+        return TAMRLLearner(**params)
+
 __all__ = ["FluxLearner", "PerTarget", "available_learners", "make_learner", "register"]
