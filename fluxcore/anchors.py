@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import DataError
+from .metrics import skill_summary
 from .resources import anchors_dir
 
 #: Gao et al. (2025): mean R² at US sites, per target.
@@ -144,14 +145,12 @@ def compare_with_carbonfluxbench(
         common = sorted(set(mt["SITE_ID"]) & set(at["SITE_ID"]))
         if not common:
             continue
-        for learner, ml in mt[mt["SITE_ID"].isin(common)].groupby("learner"):
-            rows.append({"target": target, "source": "fluxcore", "model": learner,
-                         "n_sites": int(ml["SITE_ID"].nunique()),
-                         "median_R2": float(ml["R2"].median()), "mean_R2": float(ml["R2"].mean())})
-        for model, am in at[at["SITE_ID"].isin(common)].groupby("model"):
-            rows.append({"target": target, "source": "CarbonFluxBench", "model": model,
-                         "n_sites": int(am["SITE_ID"].nunique()),
-                         "median_R2": float(am["R2"].median()), "mean_R2": float(am["R2"].mean())})
+        for source, frame, by in (("fluxcore", mt, "learner"), ("CarbonFluxBench", at, "model")):
+            part = frame[frame["SITE_ID"].isin(common)]
+            for r in skill_summary(part, by=[by]).sort_values(by).itertuples(index=False):
+                rows.append({"target": target, "source": source, "model": getattr(r, by),
+                             "n_sites": int(part.loc[part[by] == getattr(r, by), "SITE_ID"].nunique()),
+                             "median_R2": r.R2_median, "mean_R2": r.R2_mean})
     return pd.DataFrame(rows, columns=["target", "source", "model", "n_sites", "median_R2", "mean_R2"])
 
 

@@ -226,6 +226,7 @@ def skill_summary(metrics: pd.DataFrame, by: Sequence[str] = ("learner", "target
         ``*by, n_sites, R2_median, R2_mean, r2_median, r2_mean, RMSE_mean``: medians and means
         over sites of R² (1 - SSE/SST) and r² (squared Pearson correlation), mean RMSE
         [gC m-2 d-1]; ``n_sites`` counts sites with a finite R². Groups in first-seen order.
+        A missing ``r2`` or ``RMSE`` column gives NaN in its summaries.
     """
     m = metrics
     if sites is not None:
@@ -233,7 +234,8 @@ def skill_summary(metrics: pd.DataFrame, by: Sequence[str] = ("learner", "target
     by = list(by)
 
     def block(g: pd.DataFrame) -> dict:
-        r2, pr2, rm = (g[c].astype(float) for c in ("R2", "r2", "RMSE"))
+        # a column a table lacks (published scores may have R2 only) summarises to NaN
+        r2, pr2, rm = (g[c].astype(float) if c in g else pd.Series(np.nan, index=g.index) for c in ("R2", "r2", "RMSE"))
         return {"n_sites": int(r2.notna().sum()), "R2_median": float(r2.median()), "R2_mean": float(r2.mean()),
                 "r2_median": float(pr2.median()), "r2_mean": float(pr2.mean()), "RMSE_mean": float(rm.mean())}
 

@@ -46,6 +46,7 @@ from .anchors import (
     common_site_comparison,
 )
 from .errors import ConfigError, FluxcoreError
+from .metrics import skill_summary
 from .runner import load_config_dataset
 from .variables import ZONES
 
@@ -85,16 +86,12 @@ def table3(metrics: pd.DataFrame, ddof: int = RMSE_VAR_DDOF) -> pd.DataFrame:
 
 def us_skill(metrics: pd.DataFrame) -> pd.DataFrame:
     """Mean R² and r² of the US sites (``US-*``) per learner and target, with the paper's 0.72."""
-    us = metrics[metrics["SITE_ID"].astype(str).str.startswith("US-")]
-    rows = []
-    for (learner, target), g in us.groupby(["learner", "target"], sort=True):
-        rows.append({"learner": learner, "target": target, "n_sites": int(g["SITE_ID"].nunique()),
-                     "R2_mean": float(g["R2"].astype(float).mean()),
-                     "R2_median": float(g["R2"].astype(float).median()),
-                     "r2_mean": float(g["r2"].astype(float).mean()),
-                     "paper_R2": PAPER_US_MEAN_R2.get(str(target), np.nan)})
-    return pd.DataFrame(rows, columns=["learner", "target", "n_sites", "R2_mean", "R2_median", "r2_mean",
-                                       "paper_R2"])
+    us = [s for s in metrics["SITE_ID"].astype(str).unique() if s.startswith("US-")]
+    sk = skill_summary(metrics, sites=us).sort_values(["learner", "target"]).reset_index(drop=True)
+    sk["n_sites"] = [int(metrics.loc[(metrics["learner"] == r.learner) & (metrics["target"] == r.target)
+                                     & metrics["SITE_ID"].isin(us), "SITE_ID"].nunique()) for r in sk.itertuples()]
+    sk["paper_R2"] = [PAPER_US_MEAN_R2.get(str(t), np.nan) for t in sk["target"]]
+    return sk[["learner", "target", "n_sites", "R2_mean", "R2_median", "r2_mean", "paper_R2"]]
 
 
 def published_skill(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -107,15 +104,12 @@ def published_skill(metrics: pd.DataFrame) -> pd.DataFrame:
         CarbonFluxBench TAM-RL median per-site R² and FLUXCOM's site-level R² (lower bound)
         for the target, NaN where there is none (:mod:`fluxcore.anchors`).
     """
-    rows = []
-    for (learner, target), g in metrics.groupby(["learner", "target"], sort=True):
-        rows.append({"learner": learner, "target": target, "n_sites": int(g["SITE_ID"].nunique()),
-                     "R2_median": float(g["R2"].astype(float).median()),
-                     "r2_median": float(g["r2"].astype(float).median()),
-                     "tamrl_R2_median": CFB_TAMRL_MEDIAN_R2.get(str(target), np.nan),
-                     "fluxcom_R2": FLUXCOM_SITE_R2.get(str(target), np.nan)})
-    return pd.DataFrame(rows, columns=["learner", "target", "n_sites", "R2_median", "r2_median",
-                                       "tamrl_R2_median", "fluxcom_R2"])
+    sk = skill_summary(metrics).sort_values(["learner", "target"]).reset_index(drop=True)
+    sk["n_sites"] = [int(metrics.loc[(metrics["learner"] == r.learner) & (metrics["target"] == r.target),
+                                     "SITE_ID"].nunique()) for r in sk.itertuples()]
+    sk["tamrl_R2_median"] = [CFB_TAMRL_MEDIAN_R2.get(str(t), np.nan) for t in sk["target"]]
+    sk["fluxcom_R2"] = [FLUXCOM_SITE_R2.get(str(t), np.nan) for t in sk["target"]]
+    return sk[["learner", "target", "n_sites", "R2_median", "r2_median", "tamrl_R2_median", "fluxcom_R2"]]
 
 
 def fuzzy_pairs(metrics: pd.DataFrame) -> pd.DataFrame:
