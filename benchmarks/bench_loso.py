@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from fluxcore.cli.loso import parse_param  # noqa: E402
 from fluxcore.config import RunConfig  # noqa: E402
 from fluxcore.loso import load_run, run_loso  # noqa: E402
+from fluxcore.metrics import skill_summary as fluxcore_skill_summary  # noqa: E402
 from fluxcore.provenance import environment  # noqa: E402
 from fluxcore.variables import ZONES  # noqa: E402
 
@@ -56,12 +57,8 @@ def _maxrss_mb(who) -> float:
 def skill_summary(metrics) -> dict:
     """Median / mean R² and r² (and mean RMSE) over sites of one (learner, target)."""
     def block(m):
-        return {
-            "n_sites": int(m["R2"].notna().sum()),
-            "R2_median": _f(m["R2"].median()), "R2_mean": _f(m["R2"].mean()),
-            "r2_median": _f(m["r2"].median()), "r2_mean": _f(m["r2"].mean()),
-            "RMSE_mean": _f(m["RMSE"].mean()),
-        }
+        row = fluxcore_skill_summary(m, by=()).iloc[0]
+        return {k: (int(row[k]) if k == "n_sites" else _f(row[k])) for k in row.index}
 
     out = {"overall": block(metrics), "zones": {}}
     for z in ZONES:
