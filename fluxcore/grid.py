@@ -432,7 +432,7 @@ def cell_zones(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
         ai = np.asarray(ds["ARIDITY_INDEX"].values, dtype=float)
     elif all(v in ds for v in ("P", "TMIN", "TMAX")):
         t = pd.DatetimeIndex(ds["time"].values)
-        mid = (t.dayofyear + t.days_in_month // 2 - 1).to_numpy(dtype=float)
+        mid = (t.day_of_year + t.days_in_month // 2 - 1).to_numpy(dtype=float)
         nd = t.days_in_month.to_numpy(dtype=float)
         tmin = np.asarray(ds["TMIN"].values, float)
         tmax = np.asarray(ds["TMAX"].values, float)
