@@ -6,8 +6,8 @@ the upscaling alone: reading the drivers, building features per block, predictin
 * ``demo1``: the SYNTHETIC 1° North-American demo grid (``fluxcore.demogrid``), one year
   (2013), ``(time, lat, lon)`` layout, with an ``rf`` (60 trees) and an ``mlr`` final model
   trained on the demo grid's SYNTHETIC inversion (target: within 10 s);
-* ``global025``: a SYNTHETIC global-size grid in the cell layout, 1,000,000 cells on a 0.25°
-  lattice x 12 months, drivers ``TA, TMIN, TMAX, P, WS, VPD, SW_IN, LAI`` from smooth
+* ``global025``: a SYNTHETIC global-size grid in the cell layout, every cell of the global 0.25°
+  lattice (1440 x 720 = 1,036,800 cells, all treated as land) x 12 months, drivers ``TA, TMIN, TMAX, P, WS, VPD, SW_IN, LAI`` from smooth
   functions of latitude and month plus noise; ``mlr`` model (target: within 5 minutes and
   4 GB peak memory on 2 cores). The models use drivers-only features (no statics).
 
@@ -75,7 +75,7 @@ def demo_one_year(folder: Path) -> Path:
     return p
 
 
-def global_grid(folder: Path, n_cells: int = 1_000_000, seed: int = 0) -> Path:
+def global_grid(folder: Path, n_cells: int = 1440 * 720, seed: int = 0) -> Path:
     """SYNTHETIC global-size cell grid (written block by block; float32)."""
     import h5py  # noqa: F401  (h5netcdf backend)
     import pandas as pd
@@ -87,7 +87,7 @@ def global_grid(folder: Path, n_cells: int = 1_000_000, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     nlon = 1440
     k = np.arange(n_cells)
-    lat = -56.0 + 0.125 + 0.25 * (k // nlon)
+    lat = -90.0 + 0.125 + 0.25 * (k // nlon)
     lon = -180.0 + 0.125 + 0.25 * (k % nlon)
     t = pd.date_range("2013-01-01", periods=12, freq="MS")
     season = np.cos(2 * np.pi * (t.month.to_numpy() - 7) / 12.0)[:, None] * np.sign(lat + 1e-9)[None, :]

@@ -109,6 +109,9 @@ def _open(path: Path, chunks: Any) -> xr.Dataset:
                               "give a .nc file in the layout of docs/regional.md)")
     try:
         return xr.open_dataset(path, engine=engine, chunks=chunks)
+    except ImportError as exc:
+        raise DataError(path, f"cannot be read: a Python package is missing ({exc}); NetCDF-4 files need "
+                              "h5netcdf and h5py (pip install h5py)") from None
     except Exception as exc:  # noqa: BLE001 - xarray/h5py raise many types for damaged files
         raise DataError(path, f"cannot be read as NetCDF ({type(exc).__name__}: {str(exc)[:160]})") from None
 
