@@ -1,4 +1,4 @@
-"""Command-line interface: ``fluxcore data | loso | runs | report`` (one module per subcommand).
+"""Command-line interface: ``fluxcore data | loso | runs | report | upscale`` (one module per subcommand).
 
 Errors about input (:class:`fluxcore.errors.FluxcoreError`) are printed as one line on
 stderr and the command exits with status 2, without a traceback.
@@ -12,12 +12,12 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import FluxcoreError
-from . import data, loso, report, runs
+from . import data, loso, report, runs, upscale
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: The subcommand modules, each with ``add_parser(subparsers)`` (in help order).
-COMMANDS = (data, loso, runs, report)
+COMMANDS = (data, loso, runs, report, upscale)
 
 
 def build_parser() -> argparse.ArgumentParser:
