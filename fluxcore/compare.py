@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .anchors import common_site_comparison
+from .anchors import CFB_CAVEAT, common_site_comparison, default_anchor_dir
 from .errors import ConfigError
 from .heterogeneity import _load_run_parts
 from .plots import TEMPLATE, ZONE_COLORS
@@ -434,6 +434,6 @@ def zone_difference_figure(cmp: Comparison, target: str) -> go.Figure:
     return fig
 
 
-__all__ = ["N_BOOT", "Comparison", "paired_scores", "bootstrap_mean_ci", "unpaired_mean_diff_ci",
+__all__ = ["CFB_CAVEAT", "default_anchor_dir", "N_BOOT", "Comparison", "paired_scores", "bootstrap_mean_ci", "unpaired_mean_diff_ci",
            "summarize_pairs", "seed_spread", "benchmark_scores", "compare", "paired_difference_figure",
            "zone_difference_figure"]

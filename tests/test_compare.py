@@ -143,3 +143,34 @@ def test_figures():
     assert min(band.y) == pytest.approx(c.summary.loc[0, "ci_lo"])
     zfig = compare.zone_difference_figure(c, "GPP")
     assert list(zfig.data[0].x) == ["all", *ZONES4]
+
+
+@pytest.mark.slow
+def test_compare_page_on_a_stored_run(tmp_path, monkeypatch):
+    """The Compare page (AppTest): two learners of one run, sentence, figures and tables."""
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+
+    from fluxcore.sources import load_dataset
+    from tests.factories_dashboard import write_fake_run
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    monkeypatch.setenv("FLUXCORE_RUNS_DIR", str(runs))
+    monkeypatch.delenv("FLUXCORE_DATA", raising=False)
+    demo = load_dataset("demo")
+    sites = [s for s in demo.site_ids if demo.zone_of(s) == "arid"][:3] + \
+        [s for s in demo.site_ids if demo.zone_of(s) == "humid"][:3]
+    write_fake_run(runs, demo, sites)
+    from pathlib import Path
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=90)
+    at.run()
+    at.switch_page("pages/compare.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="cmp_learner_a").value != at.selectbox(key="cmp_learner_b").value
+    assert len(at.get("plotly_chart")) == 2
+    info = " ".join(str(i.value) for i in at.info)
+    assert "minus" in info and "interval" in info
+    assert any("synthetic" in str(c.value) for c in at.caption)  # no CarbonFluxBench on synthetic sites
