@@ -804,6 +804,28 @@ def paper_comparison_sentence(row: Mapping[str, Any], alpha: float = 0.05) -> st
             f"{agree}{small}.")
 
 
+def readable_table(table: pd.DataFrame, distance: str | None = None) -> pd.DataFrame:
+    """A :func:`distance_skill` table in words for a page or report (no NaN, no "None").
+
+    Returns
+    -------
+    pandas.DataFrame
+        The grouping columns present (``learner, target``) and ``zone, n, Spearman,
+        Pearson, fit, compared with the paper`` as strings (:func:`format_correlation`,
+        :func:`fit_formula`, :func:`paper_comparison_sentence`).
+    """
+    recs = table.to_dict("records")
+    keep = [c for c in ("learner", "target") if c in table.columns]
+    out = table[keep + ["zone", "n"]].copy()
+    out["n"] = out["n"].astype(int)
+    out["Spearman"] = [format_correlation(r, "spearman") for r in recs]
+    out["Pearson"] = [format_correlation(r, "pearson") for r in recs]
+    out["fit"] = [fit_formula(r["intercept"], r["slope"], distance or str(r.get("distance", "D")),
+                              str(r.get("metric", "R2"))) if r["n"] >= 3 else "n/a" for r in recs]
+    out["compared with the paper"] = [paper_comparison_sentence(r) for r in recs]
+    return out.reset_index(drop=True)
+
+
 def relation_sentences(table: pd.DataFrame, learner: str | None = None, target: str | None = None,
                        alpha: float = 0.05) -> list[str]:
     """:func:`paper_comparison_sentence` for each zone of a :func:`distance_skill` table."""
@@ -880,5 +902,5 @@ __all__ = [
     "comprehensive_distance", "aoa_threshold", "dissimilarity_index", "fold_train_sites",
     "run_distances", "distance_skill", "sites_with_targets", "EXACT_MAX_N", "SMALL_SAMPLE_N",
     "PAPER_SIGN", "exact_permutation_p", "correlation_test", "format_p", "format_correlation",
-    "fit_formula", "paper_comparison_sentence", "relation_sentences",
+    "fit_formula", "paper_comparison_sentence", "relation_sentences", "readable_table",
 ]

@@ -29,8 +29,7 @@ from .errors import ConfigError, FluxcoreError
 from .heterogeneity import (
     _load_run_parts,
     distance_skill,
-    fit_formula,
-    format_correlation,
+    readable_table,
     relation_sentences,
     run_distances,
 )
@@ -243,11 +242,7 @@ def write_html_report(run_dir, dataset=None, out=None) -> Path:
                     parts.append(figs.html(fig))
                     sents = relation_sentences(tab, lrn, t)
                     parts.append("".join(f"<p class='sentence'>{html.escape(s)}</p>" for s in sents))
-            show = tab.assign(
-                Spearman=[format_correlation(r, "spearman") for r in tab.to_dict("records")],
-                Pearson=[format_correlation(r, "pearson") for r in tab.to_dict("records")],
-                fit=[fit_formula(r["intercept"], r["slope"], "D_mean") if r["n"] >= 3 else "n/a"
-                     for r in tab.to_dict("records")])
+            show = readable_table(tab)
             parts.append("<h3>Correlations by learner, target and zone</h3>"
                          + _table_html(show[["learner", "target", "zone", "n", "Spearman", "Pearson", "fit"]]))
             parts.append("<h2>Predicted skill map</h2><p class='note'>Expected R² of every site from the "

@@ -295,6 +295,13 @@ def test_distance_skill_small_samples_and_words():
     assert s[1].startswith("In the arid zone, skill falls with distance") and "same sign" in s[1]
     assert "small sample" in s[1] and "not significant" in s[1]
     assert "too few" in s[2]
+    rt = het.readable_table(het.distance_skill(met, dist))
+    assert list(rt.columns) == ["learner", "target", "zone", "n", "Spearman", "Pearson", "fit",
+                                "compared with the paper"]
+    assert rt.loc[rt.zone == "humid", "Spearman"].item() == "n/a (1 site)"
+    assert rt.loc[rt.zone == "humid", "fit"].item() == "n/a"
+    assert not rt.isna().any().any() and "None" not in rt.to_string()
+    assert rt.loc[rt.zone == "all", "fit"].item().startswith("R² ≈ ")
     pos = het.paper_comparison_sentence({"zone": "arid", "n": 12, "spearman_rho": 0.47, "spearman_p": 0.12})
     assert "rises" in pos and "opposite sign" in pos and "moderate" in pos
     flat = het.paper_comparison_sentence({"zone": "all", "n": 40, "spearman_rho": 0.02, "spearman_p": 0.9})
