@@ -29,6 +29,7 @@ pages = [
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/results.py", title="Results", icon=":material/scatter_plot:"),
     st.Page("pages/heterogeneity.py", title="Heterogeneity", icon=":material/hub:"),
+    st.Page("pages/compare.py", title="Compare methods", icon=":material/compare_arrows:"),
     st.Page("pages/regional.py", title="Regional maps", icon=":material/public:"),
     st.Page("pages/data.py", title="Data", icon=":material/database:"),
 ]

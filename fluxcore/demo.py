@@ -14,6 +14,11 @@ download. See ``docs/demo_world.md`` for the full description.
   CLAY, SAND, SILT in the catalogue (plus ``WHC_MM``, the bucket size the model used).
 * Targets GPP, ER, NEE from :func:`fluxcore.processmodel.run_process_model` with per-site
   parameter perturbations, then measurement noise and gaps.
+* Hidden ecophysiology (:func:`climate_novelty`, :data:`TRAIT_SD`): light-use efficiency and
+  the temperature sensitivity of respiration deviate from their defaults by a site-specific
+  amount the drivers do not show, and the deviations grow with how unusual a site's climate
+  is among all sites. Towers unlike the others are therefore harder to predict from the
+  others, as Gao et al. (2025) found on real networks (a negative distance-R² correlation).
 
 Public API: :func:`generate_demo`, :func:`load_demo` (cached on disk), :func:`simulate_world`
 (the same plus the noise-free truth and the complete drivers, for teaching and tests).
@@ -52,7 +57,19 @@ from .processmodel import (
 from .variables import ZONES
 
 #: Version of the generator; part of the cache key. Bump it whenever output changes.
-GENERATOR_VERSION = "demo-1.0"
+GENERATOR_VERSION = "demo-1.1"
+
+#: Standard deviation [-] of the hidden log-deviation of light-use efficiency (``eps_max``)
+#: at the most unusual climate (it grows as ``TRAIT_SD * q**TRAIT_POWER`` with the climate
+#: novelty quantile q in [0, 1], and is capped at :data:`TRAIT_MAX`); respiration
+#: sensitivity (``e0``) gets
+#: ``TRAIT_RESP_SHARE`` of it. See docs/demo_world.md ("Hidden ecophysiology").
+TRAIT_SD = 0.5
+TRAIT_POWER = 1.5
+TRAIT_RESP_SHARE = 0.5
+#: Largest hidden log-deviation [-] (a factor of about 1.8): keeps R² of the most unusual
+#: towers low but not absurd.
+TRAIT_MAX = 0.6
 
 #: Number of sites per aridity zone (the paper's proportions).
 ZONE_COUNTS: dict[str, int] = {"arid": 15, "semi-arid": 44, "semi-humid": 20, "humid": 111}
@@ -280,6 +297,32 @@ def _draw_sites(rng: np.random.Generator) -> pd.DataFrame:
     return df
 
 
+def climate_novelty(site_ids, series: dict[str, np.ndarray]) -> pd.Series:
+    """How unusual each site's climate is among all sites [-].
+
+    Each site is described by the mean and the standard deviation over its days of each
+    driver in ``series`` (arrays ``(n_sites, n_days)``); the descriptors are z-scored over the
+    sites and the novelty of a site is its mean Euclidean distance to all other sites (the
+    same idea as fluxcore's comprehensive distance ``D_mean``, here over the whole world).
+
+    Returns
+    -------
+    pandas.Series
+        Novelty per site (larger = more unusual).
+    """
+    cols = []
+    for arr in series.values():
+        cols.append(np.nanmean(arr, axis=1))
+        cols.append(np.nanstd(arr, axis=1))
+    x = np.column_stack(cols)
+    sd = x.std(axis=0, ddof=1)
+    z = (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    d = np.sqrt(((z[:, None, :] - z[None, :, :]) ** 2).sum(axis=2))
+    n = len(z)
+    nov = d.sum(axis=1) / max(n - 1, 1)
+    return pd.Series(nov, index=list(site_ids), name="novelty")
+
+
 # --------------------------------------------------------------------------- generator
 def simulate_world(seed: int = 0, n_years: int = 2, start_year: int = 2013) -> DemoWorld:
     """Generate the SYNTHETIC demo world and keep the truth behind it.
@@ -302,7 +345,9 @@ def simulate_world(seed: int = 0, n_years: int = 2, start_year: int = 2013) -> D
     if n_years < 1:
         raise ValueError("n_years must be >= 1")
     ss = np.random.SeedSequence([seed, 7919])
-    r_sites, r_weather, r_lai, r_params, r_noise, r_gaps = (np.random.default_rng(s) for s in ss.spawn(6))
+    # the seventh stream (hidden traits) leaves the first six, and all they draw, unchanged
+    r_sites, r_weather, r_lai, r_params, r_noise, r_gaps, r_traits = (
+        np.random.default_rng(s) for s in ss.spawn(7))
 
     st = _draw_sites(r_sites)
     n = len(st)
@@ -397,13 +442,21 @@ def simulate_world(seed: int = 0, n_years: int = 2, start_year: int = 2013) -> D
                       ("VPD", vpd), ("SW_IN", sw_in), ("LAI", lai)):
         drivers[name] = arr.reshape(-1).astype(np.float64)
 
+    # --- hidden ecophysiology: deviations that grow with the novelty of the site's climate
+    novelty = climate_novelty(site_ids, {"TA": ta, "VPD": vpd, "SW_IN": sw_in, "LAI": lai, "P": p})
+    q = (novelty.rank(method="average").to_numpy() - 1.0) / max(n - 1, 1)  # 0: typical .. 1: most unusual
+    trait_sd = TRAIT_SD * q ** TRAIT_POWER
+    h_eps = np.clip(r_traits.standard_normal(n) * trait_sd, -TRAIT_MAX, TRAIT_MAX)
+    h_resp = np.clip(r_traits.standard_normal(n) * trait_sd, -TRAIT_MAX, TRAIT_MAX) * TRAIT_RESP_SHARE
+
     # --- per-site process-model parameters
     params: dict[str, ProcessModelParams] = {}
     for i, s in enumerate(site_ids):
         d = default_params(igbp[i])
         params[s] = replace(
             d,
-            eps_max=float(d.eps_max * np.exp(np.clip(r_params.normal(0.0, 0.08), -0.2, 0.2))),
+            eps_max=float(d.eps_max * np.exp(np.clip(r_params.normal(0.0, 0.08), -0.2, 0.2) + h_eps[i])),
+            e0=float(d.e0 * np.exp(h_resp[i])),
             t_opt=float(d.t_opt + r_params.normal(0.0, 2.0)),
             vpd_close=float(d.vpd_close * r_params.uniform(0.85, 1.15)),
             w_crit=float(d.w_crit + r_params.uniform(-0.08, 0.08)),
@@ -469,6 +522,9 @@ def simulate_world(seed: int = 0, n_years: int = 2, start_year: int = 2013) -> D
     })
     meta = _meta(seed, n_years, start_year)
     meta["process_params"] = {s: p.to_dict() for s, p in params.items()}
+    meta["hidden_traits"] = {s: {"novelty": float(novelty[s]), "novelty_quantile": float(q[i]),
+                                 "log_eps_deviation": float(h_eps[i]), "log_e0_deviation": float(h_resp[i])}
+                             for i, s in enumerate(site_ids)}
     ds = _make_dataset(sites_plain, daily, meta)
     return DemoWorld(dataset=ds, drivers=drivers, truth=truth, params=params)
 
@@ -591,5 +647,6 @@ def load_demo(seed: int = 0, n_years: int = 2, cache_dir: str | Path | None = No
 
 __all__ = [
     "GENERATOR_VERSION", "ZONE_COUNTS", "AI_TARGET_RANGES", "REGIONS", "DemoWorld",
-    "simulate_world", "generate_demo", "load_demo", "default_cache_dir", "ZONES",
+    "simulate_world", "generate_demo", "load_demo", "default_cache_dir", "ZONES", "climate_novelty",
+    "TRAIT_SD", "TRAIT_POWER", "TRAIT_RESP_SHARE", "TRAIT_MAX",
 ]

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -579,25 +580,261 @@ def run_distances(run, dataset, k: int = 5, weights: Mapping[str, float] | None 
 
 
 # ------------------------------------------------------------------- distance versus skill
-def _line_stats(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+#: Largest sample for which correlation p-values are exact (all n! pairings enumerated).
+EXACT_MAX_N = 10
+
+#: Below this many sites a correlation is flagged as a small sample.
+SMALL_SAMPLE_N = 8
+
+#: Sign of the distance-R² relation reported by Gao et al. (2025): negative.
+PAPER_SIGN = -1
+
+
+@lru_cache(maxsize=EXACT_MAX_N + 1)
+def _permutations(n: int) -> np.ndarray:
+    """All n! permutations of ``range(n)`` as an ``(n!, n)`` int8 array (built by insertion)."""
+    perms = np.zeros((1, 0), dtype=np.int8)
+    for k in range(n):
+        m = perms.shape[0]
+        out = np.empty((m * (k + 1), k + 1), dtype=np.int8)
+        for pos in range(k + 1):
+            block = out[pos * m:(pos + 1) * m]
+            block[:, :pos] = perms[:, :pos]
+            block[:, pos] = k
+            block[:, pos + 1:] = perms[:, pos:]
+        perms = out
+    perms.setflags(write=False)
+    return perms
+
+
+def exact_permutation_p(x: np.ndarray, y: np.ndarray, chunk: int = 400_000) -> float:
+    """Exact two-sided permutation p-value of the Pearson correlation of ``x`` and ``y``.
+
+    Every one of the n! pairings of ``y`` with ``x`` is equally likely under the null
+    hypothesis of no association (exchangeability); the p-value is the share of pairings
+    whose ``|r|`` is at least the observed ``|r|`` (the observed pairing included, so
+    ``p >= 1/n!``). Applied to ranks it is the exact p-value of Spearman's rho (ties keep
+    their mid-ranks). With n = 3 and a perfect rank correlation, p = 2/6 = 0.33.
+
+    Parameters
+    ----------
+    x, y : numpy.ndarray
+        Finite values, same length n (2 <= n <= :data:`EXACT_MAX_N`).
+    chunk : int
+        Pairings evaluated at a time (memory bound).
+
+    Returns
+    -------
+    float
+        p in (0, 1]; NaN when x or y is constant.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    n = x.size
+    if n != y.size or n < 2:
+        raise ConfigError(f"exact permutation p needs two samples of equal length >= 2, got {x.size} and {y.size}")
+    if n > EXACT_MAX_N:
+        raise ConfigError(f"exact permutation p enumerates n! pairings; n = {n} > {EXACT_MAX_N}")
+    xc = x - x.mean()
+    yc = y - y.mean()
+    if not (np.any(xc) and np.any(yc)):
+        return float("nan")
+    obs = abs(float(xc @ yc))
+    tol = 1e-9 * float(np.sqrt((xc @ xc) * (yc @ yc)))
+    perms = _permutations(n)
+    hits = 0
+    for s0 in range(0, perms.shape[0], chunk):
+        sums = yc[perms[s0:s0 + chunk]] @ xc
+        hits += int(np.count_nonzero(np.abs(sums) >= obs - tol))
+    return hits / perms.shape[0]
+
+
+def correlation_test(x, y, method: str = "spearman", exact_max_n: int = EXACT_MAX_N) -> tuple[float, float, str]:
+    """Correlation coefficient with an honest two-sided p-value.
+
+    Parameters
+    ----------
+    x, y : array-like
+        Paired values; pairs with a non-finite value are dropped.
+    method : {"spearman", "pearson"}
+    exact_max_n : int
+        Up to this many pairs the p-value is exact (:func:`exact_permutation_p`); above it,
+        scipy's asymptotic p-value (t distribution).
+
+    Returns
+    -------
+    (statistic, p, p_method) : tuple
+        ``p_method`` is ``"exact"`` or ``"asymptotic"``; ``(nan, nan, "n/a")`` with fewer than
+        three pairs or a constant variable.
+    """
+    from scipy import stats
+
+    if method not in ("spearman", "pearson"):
+        raise ConfigError(f"unknown correlation {method!r}; use 'spearman' or 'pearson'")
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    n = x.size
+    if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan"), float("nan"), "n/a"
+    if method == "spearman":
+        x, y = stats.rankdata(x), stats.rankdata(y)
+    r = float(np.clip(np.corrcoef(x, y)[0, 1], -1.0, 1.0))
+    if n <= exact_max_n:
+        return r, exact_permutation_p(x, y), "exact"
+    return r, float(stats.pearsonr(x, y).pvalue), "asymptotic"
+
+
+def _line_stats(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     from scipy import stats
 
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
     n = int(x.size)
-    out = {"n": n, "pearson_r": np.nan, "pearson_p": np.nan, "spearman_rho": np.nan,
-           "spearman_p": np.nan, "slope": np.nan, "intercept": np.nan}
+    out: dict[str, Any] = {"n": n, "pearson_r": np.nan, "pearson_p": np.nan, "spearman_rho": np.nan,
+                           "spearman_p": np.nan, "p_method": "n/a", "small_sample": n < SMALL_SAMPLE_N,
+                           "slope": np.nan, "intercept": np.nan, "x_min": np.nan, "x_max": np.nan}
+    if n:
+        out.update(x_min=float(x.min()), x_max=float(x.max()))
     if n >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
-        pr = stats.pearsonr(x, y)
-        sr = stats.spearmanr(x, y)
+        pr, pp, how = correlation_test(x, y, "pearson")
+        sr, sp, _ = correlation_test(x, y, "spearman")
         lr = stats.linregress(x, y)
-        out.update(pearson_r=float(pr.statistic), pearson_p=float(pr.pvalue),
-                   spearman_rho=float(sr.statistic), spearman_p=float(sr.pvalue),
+        out.update(pearson_r=pr, pearson_p=pp, spearman_rho=sr, spearman_p=sp, p_method=how,
                    slope=float(lr.slope), intercept=float(lr.intercept))
     elif n >= 2 and np.ptp(x) > 0:
         lr = np.polyfit(x, y, 1)
         out.update(slope=float(lr[0]), intercept=float(lr[1]))
     return out
+
+
+# ------------------------------------------------------------------- words for people
+def _sig(v: float, digits: int = 2) -> str:
+    """``v`` rounded to ``digits`` significant digits (at least 2 decimals below 1), no sign."""
+    v = abs(float(v))
+    if v == 0:
+        return "0"
+    mag = int(np.floor(np.log10(v)))
+    decimals = max(digits - 1 - mag, 0)
+    if v < 1:
+        decimals = max(decimals, 2)
+    return f"{v:.{decimals}f}"
+
+
+def format_p(p: float, p_method: str = "asymptotic") -> str:
+    """A p-value as a person reads it: ``"exact p = 0.33"``, ``"p < 0.001"``, ``"p n/a"``."""
+    if p is None or not np.isfinite(p):
+        return "p n/a"
+    tag = "exact p" if p_method == "exact" else "p"
+    if p < 0.001:
+        return f"{tag} < 0.001"
+    return f"{tag} = {p:.2g}" if p < 0.1 else f"{tag} = {p:.2f}"
+
+
+def format_correlation(row: Mapping[str, Any], method: str = "spearman") -> str:
+    """One correlation of a :func:`distance_skill` row in words and numbers.
+
+    ``"ρ = -1.00 (exact p = 0.33, n = 3, small sample)"``; ``"n/a (1 site)"`` when there
+    are fewer than three sites (no correlation is defined).
+    """
+    n = int(row.get("n", 0) or 0)
+    key, sym = ("spearman_rho", "ρ") if method == "spearman" else ("pearson_r", "r")
+    val = row.get(key, np.nan)
+    if n < 3 or val is None or not np.isfinite(val):
+        return f"n/a ({n} site{'s' if n != 1 else ''})"
+    p = row.get("spearman_p" if method == "spearman" else "pearson_p", np.nan)
+    small = ", small sample" if n < SMALL_SAMPLE_N else ""
+    return f"{sym} = {val:+.2f} ({format_p(p, str(row.get('p_method', 'asymptotic')))}, n = {n}{small})"
+
+
+def fit_formula(intercept: float, slope: float, distance: str = "D", metric: str = "R2") -> str:
+    """The fitted line as a person reads it.
+
+    ``fit_formula(0.712, -0.268, "D_mean")`` gives ``"R² ≈ 0.71 − 0.27 × D_mean (per unit of
+    distance)"``: two significant digits, the sign written once (``−`` for a negative slope).
+    """
+    if intercept is None or slope is None or not (np.isfinite(intercept) and np.isfinite(slope)):
+        return "no line (fewer than two sites with distinct distances)"
+    name = {"R2": "R²", "r2": "r²"}.get(metric, metric)
+    a = ("−" if intercept < 0 else "") + _sig(intercept)
+    op = "−" if slope < 0 else "+"
+    return f"{name} ≈ {a} {op} {_sig(slope)} × {distance} (per unit of distance)"
+
+
+def _strength(r: float) -> str:
+    a = abs(r)
+    return "no" if a < 0.1 else "a weak" if a < 0.3 else "a moderate" if a < 0.5 else "a strong"
+
+
+def paper_comparison_sentence(row: Mapping[str, Any], alpha: float = 0.05) -> str:
+    """One plain sentence comparing an observed distance-skill relation with the paper's.
+
+    Gao et al. (2025) report a significant *negative* correlation: towers unlike their
+    training towers are predicted worse. The sentence uses Spearman's rho (robust to a few
+    very negative R²), names the zone, the strength, the significance and whether the sign
+    agrees with the paper.
+
+    Parameters
+    ----------
+    row : mapping
+        A row of :func:`distance_skill` (``zone, n, spearman_rho, spearman_p, p_method``).
+    alpha : float
+        Significance level.
+    """
+    zone = row.get("zone", "all")
+    where = "Across all zones" if zone in (None, "all") else f"In the {zone} zone"
+    n = int(row.get("n", 0) or 0)
+    rho = row.get("spearman_rho", np.nan)
+    if n < 3 or rho is None or not np.isfinite(rho):
+        return (f"{where} there are {n} site{'s' if n != 1 else ''} with scores: too few to compare with "
+                "the paper's negative relation.")
+    p = float(row.get("spearman_p", np.nan))
+    sig = np.isfinite(p) and p < alpha
+    direction = "falls" if rho < 0 else "rises"
+    small = " (a small sample: read with care)" if n < SMALL_SAMPLE_N else ""
+    stat = f"Spearman ρ = {rho:+.2f}, {format_p(p, str(row.get('p_method', 'asymptotic')))}, n = {n}"
+    if abs(rho) < 0.1:
+        verdict = "no relation, where the paper found a negative one"
+        return f"{where}, skill shows {verdict} ({stat}){small}."
+    agree = ("the same sign as the paper's negative relation" if np.sign(rho) == PAPER_SIGN
+             else "the opposite sign to the paper's negative relation")
+    sig_word = "significant" if sig else "not significant"
+    return (f"{where}, skill {direction} with distance: {_strength(rho)}, {sig_word} relation ({stat}), "
+            f"{agree}{small}.")
+
+
+def readable_table(table: pd.DataFrame, distance: str | None = None) -> pd.DataFrame:
+    """A :func:`distance_skill` table in words for a page or report (no NaN, no "None").
+
+    Returns
+    -------
+    pandas.DataFrame
+        The grouping columns present (``learner, target``) and ``zone, n, Spearman,
+        Pearson, fit, compared with the paper`` as strings (:func:`format_correlation`,
+        :func:`fit_formula`, :func:`paper_comparison_sentence`).
+    """
+    recs = table.to_dict("records")
+    keep = [c for c in ("learner", "target") if c in table.columns]
+    out = table[keep + ["zone", "n"]].copy()
+    out["n"] = out["n"].astype(int)
+    out["Spearman"] = [format_correlation(r, "spearman") for r in recs]
+    out["Pearson"] = [format_correlation(r, "pearson") for r in recs]
+    out["fit"] = [fit_formula(r["intercept"], r["slope"], distance or str(r.get("distance", "D")),
+                              str(r.get("metric", "R2"))) if r["n"] >= 3 else "n/a" for r in recs]
+    out["compared with the paper"] = [paper_comparison_sentence(r) for r in recs]
+    return out.reset_index(drop=True)
+
+
+def relation_sentences(table: pd.DataFrame, learner: str | None = None, target: str | None = None,
+                       alpha: float = 0.05) -> list[str]:
+    """:func:`paper_comparison_sentence` for each zone of a :func:`distance_skill` table."""
+    t = table
+    if learner is not None and "learner" in t.columns:
+        t = t[t["learner"] == learner]
+    if target is not None and "target" in t.columns:
+        t = t[t["target"] == target]
+    return [paper_comparison_sentence(r, alpha) for r in t.to_dict("records")]
 
 
 def distance_skill(metrics: pd.DataFrame, distances: pd.DataFrame,
@@ -608,7 +845,9 @@ def distance_skill(metrics: pd.DataFrame, distances: pd.DataFrame,
     For every group of ``by`` and every aridity zone (plus ``zone="all"``): number of sites,
     Pearson r and two-sided p-value, Spearman rho and p-value, and the least-squares line
     ``metric = intercept + slope * distance``. Statistics need at least three sites with
-    finite values (NaN otherwise).
+    finite values (NaN otherwise). Up to :data:`EXACT_MAX_N` sites the p-values are exact
+    permutation p-values (:func:`correlation_test`), above it asymptotic; ``p_method`` says
+    which, and ``small_sample`` flags fewer than :data:`SMALL_SAMPLE_N` sites.
 
     Parameters
     ----------
@@ -627,7 +866,8 @@ def distance_skill(metrics: pd.DataFrame, distances: pd.DataFrame,
     -------
     pandas.DataFrame
         ``*by, zone, distance, metric, n, pearson_r, pearson_p, spearman_rho, spearman_p,
-        slope, intercept``.
+        p_method, small_sample, slope, intercept, x_min, x_max`` (``x_min``/``x_max``: range of
+        the fitted distances).
     """
     by = list(by)
     for c in [*by, metric, "SITE_ID"]:
@@ -660,5 +900,7 @@ __all__ = [
     "GROUPS", "DISTANCE_COLUMNS", "site_descriptors", "descriptor_group", "descriptor_groups",
     "training_scaler", "standardize", "pairwise_distances", "site_distances",
     "comprehensive_distance", "aoa_threshold", "dissimilarity_index", "fold_train_sites",
-    "run_distances", "distance_skill", "sites_with_targets",
+    "run_distances", "distance_skill", "sites_with_targets", "EXACT_MAX_N", "SMALL_SAMPLE_N",
+    "PAPER_SIGN", "exact_permutation_p", "correlation_test", "format_p", "format_correlation",
+    "fit_formula", "paper_comparison_sentence", "relation_sentences", "readable_table",
 ]

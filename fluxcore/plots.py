@@ -15,6 +15,7 @@ distance and skill come from :func:`fluxcore.heterogeneity.distance_skill`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -301,7 +302,7 @@ def distance_skill_figure(
         One marker trace per zone, a ``"fit"`` line trace, and an annotation with n, Pearson r
         (p) and Spearman ρ (p) for all shown sites.
     """
-    from .heterogeneity import distance_skill
+    from .heterogeneity import SMALL_SAMPLE_N, distance_skill, fit_formula, format_correlation
 
     m = metrics[(metrics["learner"] == learner) & (metrics["target"] == target)]
     if zones:
@@ -320,26 +321,147 @@ def distance_skill_figure(
                                  customdata=g["SITE_ID"],
                                  hovertemplate="%{customdata}<br>" + distance + " %{x:.3f}<br>" + metric + " %{y:.3f}<extra></extra>"))
     st = distance_skill(d, d[["SITE_ID", distance]], by=[], distance=distance, metric=metric) if len(d) else pd.DataFrame()
-    row = st[st["zone"] == "all"].iloc[0] if len(st) else None
-
-    def f(v, fmt=".3f"):
-        return "n/a" if v is None or not np.isfinite(v) else format(v, fmt)
-
+    row = st[st["zone"] == "all"].iloc[0].to_dict() if len(st) else None
     if row is not None and np.isfinite(row["slope"]):
         xs = np.linspace(float(d[distance].min()), float(d[distance].max()), 50)
         fig.add_trace(go.Scatter(x=xs, y=row["intercept"] + row["slope"] * xs, mode="lines", name="fit",
                                  line={"color": "#333", "width": 1.5}, hoverinfo="skip"))
-    text = ("n = 0" if row is None else
-            f"n = {int(row['n'])}<br>Pearson r = {f(row['pearson_r'])} (p = {f(row['pearson_p'], '.3g')})"
-            f"<br>Spearman ρ = {f(row['spearman_rho'])} (p = {f(row['spearman_p'], '.3g')})"
-            f"<br>{metric} = {f(row['intercept'])} + {f(row['slope'])} × {distance}")
-    fig.add_annotation(x=0.98, y=0.98, xref="paper", yref="paper", xanchor="right", yanchor="top", text=text,
+    if row is None:
+        text = "n = 0 sites"
+    else:
+        text = (f"Pearson {format_correlation(row, 'pearson')}<br>Spearman {format_correlation(row, 'spearman')}"
+                f"<br>{fit_formula(row['intercept'], row['slope'], distance, metric)}")
+        if row["n"] < SMALL_SAMPLE_N:
+            text += (f"<br><b>Small sample</b> ({int(row['n'])} sites, fewer than {SMALL_SAMPLE_N}): "
+                     "a correlation this small can easily arise by chance.")
+    # below the plotting area, so that it never hides points or the line
+    fig.add_annotation(x=0.0, y=-0.2, xref="paper", yref="paper", xanchor="left", yanchor="top", text=text,
                        showarrow=False, align="left", bgcolor="rgba(255,255,255,0.85)", bordercolor="#bbb",
                        borderwidth=1, font={"size": 12}, name="correlation")
     fig.update_layout(template=TEMPLATE, title=f"{learner}, {target}: heterogeneity {distance} vs {metric}",
                       xaxis_title=f"{distance} (comprehensive Euclidean distance, standardised)",
-                      yaxis_title=f"{metric} of the held-out site", height=440,
-                      margin={"l": 60, "r": 20, "t": 50, "b": 50}, legend={"title": {"text": "zone"}})
+                      yaxis_title=f"{metric} of the held-out site", height=540,
+                      margin={"l": 60, "r": 20, "t": 50, "b": 160}, legend={"title": {"text": "zone"}})
+    return fig
+
+
+#: Fixed colour scale of skill maps [R²]: comparable between runs; lower values are clipped.
+SKILL_RANGE: tuple[float, float] = (-0.5, 1.0)
+OUTSIDE_COLOR = "#bdbdbd"
+
+
+@lru_cache(maxsize=1)
+def _country_lines() -> tuple[list, list]:
+    """Longitudes and latitudes of country outlines (None between rings), from the bundled
+    Natural-Earth-derived basemap (no network)."""
+    import json
+
+    from .resources import asset_path
+
+    gj = json.loads(asset_path("basemap", "countries.geojson").read_text(encoding="utf-8"))
+    xs: list = []
+    ys: list = []
+    for f in gj.get("features", []):
+        geom = f.get("geometry") or {}
+        polys = geom.get("coordinates", [])
+        if geom.get("type") == "Polygon":
+            polys = [polys]
+        for poly in polys:
+            for ring in poly:
+                xs.extend([p[0] for p in ring] + [None])
+                ys.extend([p[1] for p in ring] + [None])
+    return xs, ys
+
+
+def skill_map_figure(
+    predicted: pd.DataFrame,
+    sites: pd.DataFrame,
+    *,
+    title: str | None = None,
+    r2_range: tuple[float, float] = SKILL_RANGE,
+    outlines: bool = True,
+) -> go.Figure:
+    """Map of predicted skill on a fixed R² scale, with its uncertainty and no extrapolation.
+
+    Parameters
+    ----------
+    predicted : pandas.DataFrame
+        :func:`fluxcore.skill.predicted_skill` output (``SITE_ID, R2_pred, R2_lo, R2_hi,
+        inside, outside_reason, distance``; ``R2_observed`` optional).
+    sites : pandas.DataFrame
+        ``SITE_ID, LAT, LON`` of the sites.
+    title : str, optional
+    r2_range : tuple of float
+        Fixed colour range [R²] (default -0.5..1): the same colour means the same R² in every
+        map. Predictions below the lower end are drawn at it and counted in the note.
+    outlines : bool
+        Draw country outlines from the bundled basemap.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Longitude/latitude axes (works offline, no map tiles); traces ``"predicted R²"``
+        (colour = prediction, hover = interval), ``"outside the fit"`` (grey: distance or zone
+        outside what the line was fitted on, no prediction) and ``"no distance"``; an
+        annotation (name ``"skill_note"``) with the interval level, its typical width and the
+        number of clipped and outside sites.
+    """
+    lo, hi = r2_range
+    p = predicted.merge(sites[["SITE_ID", "LAT", "LON"]].drop_duplicates("SITE_ID"), on="SITE_ID", how="left")
+    p = p[np.isfinite(p["LAT"].astype(float)) & np.isfinite(p["LON"].astype(float))]
+    fig = go.Figure()
+    if outlines:
+        xs, ys = _country_lines()
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="countries", hoverinfo="skip", showlegend=False,
+                                 line={"color": "#c8cdd2", "width": 0.6}))
+    has_pred = np.isfinite(p["R2_pred"].astype(float))
+    inside = p["inside"].astype(bool) if "inside" in p.columns else has_pred
+    ok = p[has_pred & inside]
+    val = ok["R2_pred"].astype(float)
+    clipped = int((val < lo).sum())
+    obs = ok["R2_observed"] if "R2_observed" in ok.columns else pd.Series(np.nan, index=ok.index)
+    hover = [f"{s}<br>predicted R² {v:.2f}<br>interval {a:.2f} .. {b:.2f}" + (
+        f"<br>observed R² {o:.2f}" if np.isfinite(o) else "")
+        for s, v, a, b, o in zip(ok["SITE_ID"], val, ok["R2_lo"].astype(float), ok["R2_hi"].astype(float),
+                                 obs.astype(float), strict=True)]
+    fig.add_trace(go.Scatter(
+        x=ok["LON"], y=ok["LAT"], mode="markers", name="predicted R²", text=hover, hoverinfo="text",
+        marker={"color": np.clip(val, lo, hi), "cmin": lo, "cmax": hi, "colorscale": "Viridis", "size": 9,
+                "line": {"color": "#333", "width": 0.6},
+                "colorbar": {"title": {"text": "predicted R²"}, "tickvals": list(np.round(np.linspace(lo, hi, 4), 2)),
+                             "ticktext": [f"≤ {lo:g}"] + [f"{t:.2f}" for t in np.linspace(lo, hi, 4)[1:]]}}))
+    out = p[~(has_pred & inside)]
+    reason = out["outside_reason"].astype(str) if "outside_reason" in out.columns else pd.Series("", index=out.index)
+    nodist = reason == "no distance"
+    for name, g, sym in (("outside the fit", out[~nodist], "x"), ("no distance", out[nodist], "circle-open")):
+        if len(g):
+            why = reason[g.index]
+            fig.add_trace(go.Scatter(
+                x=g["LON"], y=g["LAT"], mode="markers", name=name, hoverinfo="text",
+                text=[f"{s}<br>no prediction: {w or 'outside the fit'}" for s, w in zip(g["SITE_ID"], why, strict=True)],
+                marker={"color": OUTSIDE_COLOR, "size": 8, "symbol": sym, "line": {"color": "#777", "width": 1}}))
+    width = (ok["R2_hi"].astype(float) - ok["R2_lo"].astype(float)).median() if len(ok) else np.nan
+    meta = predicted.attrs.get("skill_model", {}) if hasattr(predicted, "attrs") else {}
+    level = meta.get("level", 0.9)
+    note = [f"Colour scale fixed at {lo:g}..{hi:g} R²."]
+    if np.isfinite(width):
+        note.append(f"Typical {level:.0%} prediction interval: ±{width / 2:.2f} R².")
+    if clipped:
+        note.append(f"{clipped} site{'s' if clipped != 1 else ''} predicted below {lo:g} drawn at {lo:g}.")
+    n_out = int((~nodist).sum())
+    if n_out:
+        rng = ""
+        if np.isfinite(meta.get("x_min", np.nan)):
+            rng = f" (fitted distances {meta['x_min']:.2f}..{meta['x_max']:.2f})"
+        note.append(f"{n_out} site{'s' if n_out != 1 else ''} outside the fit{rng}: grey, no prediction.")
+    fig.add_annotation(x=0.0, y=-0.12, xref="paper", yref="paper", xanchor="left", yanchor="top",
+                       text=" ".join(note), showarrow=False, align="left", font={"size": 12}, name="skill_note")
+    fig.update_layout(template=TEMPLATE, title=title or "Predicted skill (R²) from heterogeneity distance",
+                      xaxis={"title": "longitude [°]", "range": [-180, 180], "showgrid": False, "zeroline": False},
+                      yaxis={"title": "latitude [°]", "range": [-60, 85], "showgrid": False, "zeroline": False,
+                             "scaleanchor": "x", "scaleratio": 1},
+                      height=520, margin={"l": 50, "r": 20, "t": 50, "b": 90},
+                      legend={"orientation": "h", "y": 1.02, "x": 0, "yanchor": "bottom"})
     return fig
 
 

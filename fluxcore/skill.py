@@ -18,6 +18,12 @@ and prediction and bounds are clipped to [-1, 1]. ``method="isotonic"`` fits a
 non-increasing isotonic regression instead (Barlow et al. 1972) with an interval from the
 empirical residual quantiles (a rough, distribution-free band).
 
+Extrapolation is refused: the line is only trusted between the smallest and the largest
+distance it was fitted on (``SkillModel.x_range``), and only for the aridity zones of the
+fitted sites. :func:`predicted_skill` marks every other site ``inside = False`` with the
+reason (``"beyond the fitted distances"``, ``"below the fitted distances"``, ``"zone not in
+the fit"``, ``"no distance"``) and gives no prediction for it unless ``extrapolate=True``.
+
 The distance of a site to "the" training set is measured against the full training set of
 a model trained on every run site with observations of the target (all of them for
 ``pool="all"``, those of the site's zone for ``pool="zone"``), excluding the site itself, so
@@ -72,6 +78,8 @@ class SkillModel:
         Mean and sum of squared deviations of the distances.
     clip : tuple of float
         Range of the metric (R²: [-1, 1]).
+    zones : tuple of str
+        Aridity zones of the fitted sites (empty when unknown).
     """
 
     learner: str
@@ -89,6 +97,21 @@ class SkillModel:
     x: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
     y: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
     _iso: Any = field(default=None, repr=False)
+    zones: tuple[str, ...] = ()
+
+    @property
+    def x_range(self) -> tuple[float, float]:
+        """Smallest and largest fitted distance [-]: the line is not used outside them."""
+        if self.x.size == 0:
+            return float("nan"), float("nan")
+        return float(self.x.min()), float(self.x.max())
+
+    def inside(self, d) -> np.ndarray:
+        """True where distance ``d`` lies within :attr:`x_range` (NaN: False)."""
+        d = np.atleast_1d(np.asarray(d, dtype=float))
+        lo, hi = self.x_range
+        with np.errstate(invalid="ignore"):
+            return np.isfinite(d) & (d >= lo) & (d <= hi)
 
     def predict(self, d, level: float = 0.9) -> pd.DataFrame:
         """Expected metric and prediction interval at distance(s) ``d``.
@@ -121,9 +144,11 @@ class SkillModel:
 
     def summary(self) -> dict:
         """Plain dict of the fit (for tables and JSON)."""
+        lo, hi = self.x_range
         return {"learner": self.learner, "target": self.target, "distance": self.distance,
                 "metric": self.metric, "method": self.method, "n": self.n, "slope": self.slope,
-                "intercept": self.intercept, "resid_sd": self.resid_sd}
+                "intercept": self.intercept, "resid_sd": self.resid_sd, "x_min": lo, "x_max": hi,
+                "zones": ",".join(self.zones)}
 
 
 def fit_skill_model(metrics: pd.DataFrame, distances: pd.DataFrame, learner: str, target: str,
@@ -160,10 +185,12 @@ def fit_skill_model(metrics: pd.DataFrame, distances: pd.DataFrame, learner: str
                           f"targets: {sorted(metrics['target'].unique())}")
     if distance not in distances.columns:
         raise ConfigError(f"distance table has no column {distance!r}")
-    j = m[["SITE_ID", metric]].merge(distances[["SITE_ID", distance]], on="SITE_ID")
+    j = m[["SITE_ID", metric, *(["zone"] if "zone" in m.columns else [])]].merge(
+        distances[["SITE_ID", distance]], on="SITE_ID")
     x = j[distance].to_numpy(dtype=float)
     y = j[metric].to_numpy(dtype=float)
     ok = np.isfinite(x) & np.isfinite(y)
+    zones = tuple(sorted(map(str, j.loc[ok, "zone"].dropna().unique()))) if "zone" in j.columns else ()
     x, y = x[ok], np.clip(y[ok], *clip)
     n = int(x.size)
     if n < 3 or np.ptp(x) == 0:
@@ -181,7 +208,7 @@ def fit_skill_model(metrics: pd.DataFrame, distances: pd.DataFrame, learner: str
     return SkillModel(learner=learner, target=target, distance=distance, metric=metric,
                       method=method, n=n, slope=float(slope), intercept=float(intercept),
                       resid_sd=resid_sd, x_mean=float(x.mean()), sxx=float(np.sum((x - x.mean()) ** 2)),
-                      clip=clip, x=x, y=y, _iso=iso)
+                      clip=clip, x=x, y=y, _iso=iso, zones=zones)
 
 
 def _data_sites(dataset, target: str) -> list[str]:
@@ -208,7 +235,8 @@ def predicted_skill(run, dataset, learner: str, target: str, distance: str = "D_
                     method: str = "ols", level: float = 0.9, k: int = 5, weights=None,
                     distances: pd.DataFrame | None = None,
                     descriptors: pd.DataFrame | None = None,
-                    train_sites: Sequence[str] | None = None) -> pd.DataFrame:
+                    train_sites: Sequence[str] | None = None,
+                    extrapolate: bool = False) -> pd.DataFrame:
     """Expected R² (with prediction interval) of every site of the catalogue.
 
     Parameters
@@ -231,12 +259,16 @@ def predicted_skill(run, dataset, learner: str, target: str, distance: str = "D_
         The full training set (default: every site of ``dataset`` with observations of
         ``target``). Give it when ``dataset`` holds more sites than the run was trained on,
         e.g. the whole catalogue for a run made on a subset.
+    extrapolate : bool
+        Also predict outside the fitted distance range and zones (default False: those
+        sites get NaN predictions and ``inside = False``).
 
     Returns
     -------
     pandas.DataFrame
-        ``SITE_ID, zone, has_flux, in_run, distance, R2_pred, R2_lo, R2_hi, R2_observed``
-        (columns named after ``metric`` R2), one row per site.
+        ``SITE_ID, zone, has_flux, in_run, distance, inside, outside_reason, R2_pred, R2_lo,
+        R2_hi, R2_observed``, one row per site. ``attrs["skill_model"]`` holds the fit
+        (:meth:`SkillModel.summary`, with ``x_min``/``x_max`` and ``level``).
     """
     config, metrics, _ = _load_run_parts(run)
     desc = site_descriptors(dataset) if descriptors is None else descriptors
@@ -255,12 +287,30 @@ def predicted_skill(run, dataset, learner: str, target: str, distance: str = "D_
         rows.append({"SITE_ID": s, "zone": zone, "has_flux": s in pool_sites, "in_run": s in obs.index,
                      "distance": d})
     out = pd.DataFrame(rows)
-    p = model.predict(out["distance"].to_numpy(dtype=float), level=level)
-    out["R2_pred"] = p["pred"].to_numpy()
-    out["R2_lo"] = p["lo"].to_numpy()
-    out["R2_hi"] = p["hi"].to_numpy()
+    dvals = out["distance"].to_numpy(dtype=float)
+    reason = _outside_reasons(model, dvals, out["zone"].to_numpy(dtype=object))
+    out["inside"] = reason == ""
+    out["outside_reason"] = reason
+    p = model.predict(dvals, level=level)
+    keep = np.ones(len(out), dtype=bool) if extrapolate else out["inside"].to_numpy()
+    for col, src in (("R2_pred", "pred"), ("R2_lo", "lo"), ("R2_hi", "hi")):
+        out[col] = np.where(keep, p[src].to_numpy(), np.nan)
     out["R2_observed"] = out["SITE_ID"].map(obs).astype(float)
-    out.attrs["skill_model"] = model.summary()
+    out.attrs["skill_model"] = {**model.summary(), "level": level}
+    return out
+
+
+def _outside_reasons(model: SkillModel, d: np.ndarray, zones: np.ndarray) -> np.ndarray:
+    """Why each distance / zone is outside what the model was fitted on ("" = inside)."""
+    lo, hi = model.x_range
+    out = np.full(d.size, "", dtype=object)
+    with np.errstate(invalid="ignore"):
+        out[d > hi] = "beyond the fitted distances"
+        out[d < lo] = "below the fitted distances"
+    if model.zones:
+        bad_zone = np.array([z is not None and str(z) not in model.zones for z in zones], dtype=bool)
+        out[bad_zone & (out == "")] = "zone not in the fit"
+    out[~np.isfinite(d)] = "no distance"
     return out
 
 
@@ -297,7 +347,8 @@ def predict_skill_for_descriptor(run, dataset, learner: str, target: str, values
                                  zone: str | None = None, k: int = 5, weights=None,
                                  distances: pd.DataFrame | None = None,
                                  descriptors: pd.DataFrame | None = None,
-                                 train_sites: Sequence[str] | None = None) -> dict:
+                                 train_sites: Sequence[str] | None = None,
+                                 extrapolate: bool = False) -> dict:
     """Expected R² of a new site described by its descriptor values.
 
     Parameters
@@ -309,11 +360,14 @@ def predict_skill_for_descriptor(run, dataset, learner: str, target: str, values
         ``{"TA": 12.0, "P": 2.1, "VPD": 6.0, "ELEV": 350}``.
     zone : str, optional
         The new site's aridity zone (used only for ``pool="zone"`` runs).
+    extrapolate : bool
+        Predict even outside the fitted distance range (default False: NaN there).
 
     Returns
     -------
     dict
-        ``distance, R2_pred, R2_lo, R2_hi, n_descriptors`` (descriptors given), ``n_train``.
+        ``distance, R2_pred, R2_lo, R2_hi, inside, outside_reason, n_descriptors``
+        (descriptors given), ``n_train``.
     """
     config, metrics, _ = _load_run_parts(run)
     desc = site_descriptors(dataset) if descriptors is None else descriptors
@@ -331,7 +385,11 @@ def predict_skill_for_descriptor(run, dataset, learner: str, target: str, values
         train = [t for t in train if dataset.zone_of(t) == zone]
     d = _distance_to(full, train, new_id, distance, k, weights)
     p = model.predict([d], level=level).iloc[0]
-    return {"distance": d, "R2_pred": float(p["pred"]), "R2_lo": float(p["lo"]), "R2_hi": float(p["hi"]),
+    why = str(_outside_reasons(model, np.array([d], dtype=float), np.array([zone], dtype=object))[0])
+    keep = extrapolate or why == ""
+    val = {k: (float(p[c]) if keep else float("nan")) for k, c in (("R2_pred", "pred"), ("R2_lo", "lo"),
+                                                                      ("R2_hi", "hi"))}
+    return {"distance": d, **val, "inside": why == "", "outside_reason": why,
             "n_descriptors": int(row.notna().sum()), "n_train": len(train)}
 
 

@@ -176,3 +176,8 @@ d3.download_button("Metrics CSV", _csv(metrics), f"{key}_metrics.csv", "text/csv
 d4.download_button("Metrics Parquet", _parquet(metrics), f"{key}_metrics.parquet", "application/octet-stream",
                    key="dl_met_pq", on_click="ignore")
 
+from fluxcore.report_html import html_report_bytes  # noqa: E402
+
+st.download_button("Download report (HTML)", lambda: html_report_bytes(run.path), f"{key}_report.html", "text/html",
+                   key="dl_report_html", on_click="ignore", icon=":material/description:",
+                   help="One self-contained HTML file (figures inline, works offline) to hand to a review.")

@@ -202,3 +202,45 @@ def test_cached_default_world_equals_generated(tmp_path, ds):
     """load_demo() of the default world has the fingerprint of generate_demo()."""
     demo._write_cache(demo._cache_path(tmp_path, 0, 2, 2013), ds)
     assert demo.load_demo(cache_dir=tmp_path).fingerprint() == ds.fingerprint()
+
+
+# ------------------------------------------------------------------ hidden ecophysiology
+def test_hidden_traits_grow_with_climate_novelty(world):
+    tr = pd.DataFrame(world.dataset.meta["hidden_traits"]).T.astype(float)
+    assert len(tr) == 190 and tr["novelty_quantile"].between(0, 1).all()
+    assert tr["log_eps_deviation"].abs().max() <= demo.TRAIT_MAX + 1e-12
+    typical = tr[tr["novelty_quantile"] < 0.3]["log_eps_deviation"].abs().mean()
+    unusual = tr[tr["novelty_quantile"] > 0.7]["log_eps_deviation"].abs().mean()
+    assert unusual > 4 * typical  # unusual climates carry the large hidden deviations
+    # the deviations are in the parameters the process model used
+    e0 = pd.Series({s: p.e0 for s, p in world.params.items()})
+    ratio = np.log(e0 / demo.default_params("GRA").e0)
+    np.testing.assert_allclose(ratio.reindex(tr.index), tr["log_e0_deviation"], atol=1e-12)
+
+
+def test_climate_novelty_of_an_outlier():
+    rng = np.random.default_rng(0)
+    ta = rng.normal(10, 1, (5, 50))
+    ta[4] += 15  # one site much warmer than the others
+    nov = demo.climate_novelty([f"s{i}" for i in range(5)], {"TA": ta})
+    assert nov.idxmax() == "s4"
+
+
+@pytest.mark.slow
+def test_demo_world_teaches_negative_distance_r2_correlation(ds, tmp_path):
+    """LOSO with the fast default learners mlr and rf on 50 demo sites: towers far from their
+    training towers are predicted worse (negative Spearman correlation of D_mean with R²)."""
+    from threadpoolctl import threadpool_limits
+
+    from fluxcore.config import RunConfig
+    from fluxcore.heterogeneity import distance_skill, run_distances
+    from fluxcore.loso import load_run, run_loso
+
+    rng = np.random.default_rng(0)
+    sub = ds.subset(sites=sorted(rng.choice(ds.site_ids, 50, replace=False).tolist()))
+    cfg = RunConfig(learners=["mlr", "rf"], targets=["GPP"], params={"rf": {"n_estimators": 30}})
+    with threadpool_limits(1):
+        run = load_run(run_loso(cfg, dataset=sub, runs_dir=tmp_path))
+    t = distance_skill(run.metrics, run_distances(run, sub)).set_index(["learner", "zone"])
+    assert t.loc[("mlr", "all"), "spearman_rho"] < -0.3 and t.loc[("mlr", "all"), "spearman_p"] < 0.05
+    assert t.loc[("rf", "all"), "spearman_rho"] < -0.2 and t.loc[("rf", "all"), "spearman_p"] < 0.05

@@ -245,6 +245,69 @@ def test_distance_skill_matches_scipy():
         het.distance_skill(met, dist, distance="DI")
 
 
+def _brute_p(x, y):
+    import itertools
+
+    xc, yc = x - x.mean(), y - y.mean()
+    obs = abs(xc @ yc)
+    sums = [abs(xc @ yc[list(p)]) for p in itertools.permutations(range(len(x)))]
+    return float(np.mean(np.array(sums) >= obs - 1e-9))
+
+
+def test_exact_p_values_for_small_samples():
+    # n = 3 and a perfect rank correlation: 2 of the 6 pairings are as extreme
+    rho, p, how = het.correlation_test([1.0, 2.0, 3.0], [0.9, 0.5, 0.1], "spearman")
+    assert rho == pytest.approx(-1.0) and p == pytest.approx(1 / 3) and how == "exact"
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=6), rng.normal(size=6)
+    r, p, _ = het.correlation_test(x, y, "pearson")
+    assert r == pytest.approx(stats.pearsonr(x, y).statistic)
+    assert p == pytest.approx(_brute_p(x, y))
+    rho, p, _ = het.correlation_test(x, y, "spearman")
+    assert p == pytest.approx(_brute_p(stats.rankdata(x), stats.rankdata(y)))
+    # the permutation p differs from the asymptotic one at small n
+    assert p != pytest.approx(stats.spearmanr(x, y).pvalue)
+    # above the exact limit: scipy's asymptotic p
+    x, y = rng.normal(size=11), rng.normal(size=11)
+    r, p, how = het.correlation_test(x, y, "pearson")
+    assert how == "asymptotic" and p == pytest.approx(stats.pearsonr(x, y).pvalue)
+    assert het.correlation_test([1, 2], [2, 1])[2] == "n/a"
+    assert len(het._permutations(5)) == 120 and len({tuple(r) for r in het._permutations(5)}) == 120
+
+
+def test_distance_skill_small_samples_and_words():
+    dist = pd.DataFrame({"SITE_ID": list("abcd"), "D_mean": [1.0, 2.0, 3.0, 4.0]})
+    met = pd.DataFrame({"SITE_ID": list("abcd"), "learner": "rf", "target": "GPP",
+                        "zone": ["arid", "arid", "arid", "humid"], "R2": [0.9, 0.5, 0.1, 0.3]})
+    t = het.distance_skill(met, dist).set_index("zone")
+    assert t.loc["arid", "spearman_p"] == pytest.approx(1 / 3) and t.loc["arid", "p_method"] == "exact"
+    assert bool(t.loc["arid", "small_sample"]) and t.loc["humid", "n"] == 1
+    assert t.loc["all", "x_min"] == 1.0 and t.loc["all", "x_max"] == 4.0
+    assert het.format_correlation(t.loc["humid"].to_dict() | {"zone": "humid"}) == "n/a (1 site)"
+    txt = het.format_correlation(t.loc["arid"].to_dict())
+    assert txt.startswith("ρ = -1.00") and "exact p = 0.33" in txt and "small sample" in txt
+    assert het.fit_formula(36.032, -27.469, "D_mean") == "R² ≈ 36 − 27 × D_mean (per unit of distance)"
+    assert het.fit_formula(0.712, -0.268, "D") == "R² ≈ 0.71 − 0.27 × D (per unit of distance)"
+    assert het.fit_formula(-0.05, 0.0031, "D").startswith("R² ≈ −0.050 + 0.0031 × D")
+    assert het.fit_formula(np.nan, 1.0).startswith("no line")
+    s = het.relation_sentences(het.distance_skill(met, dist), "rf", "GPP")
+    assert len(s) == 3
+    assert s[1].startswith("In the arid zone, skill falls with distance") and "same sign" in s[1]
+    assert "small sample" in s[1] and "not significant" in s[1]
+    assert "too few" in s[2]
+    rt = het.readable_table(het.distance_skill(met, dist))
+    assert list(rt.columns) == ["learner", "target", "zone", "n", "Spearman", "Pearson", "fit",
+                                "compared with the paper"]
+    assert rt.loc[rt.zone == "humid", "Spearman"].item() == "n/a (1 site)"
+    assert rt.loc[rt.zone == "humid", "fit"].item() == "n/a"
+    assert not rt.isna().any().any() and "None" not in rt.to_string()
+    assert rt.loc[rt.zone == "all", "fit"].item().startswith("R² ≈ ")
+    pos = het.paper_comparison_sentence({"zone": "arid", "n": 12, "spearman_rho": 0.47, "spearman_p": 0.12})
+    assert "rises" in pos and "opposite sign" in pos and "moderate" in pos
+    flat = het.paper_comparison_sentence({"zone": "all", "n": 40, "spearman_rho": 0.02, "spearman_p": 0.9})
+    assert "no relation" in flat
+
+
 # ------------------------------------------------------------------ real data
 @pytest.mark.realdata
 @pytest.mark.slow

@@ -112,7 +112,55 @@ def test_distance_skill_figure_fit_and_correlations():
     from scipy.stats import pearsonr
 
     r = pearsonr(d.D_mean, metrics.R2).statistic
-    assert f"Pearson r = {r:.3f}" in text and "Spearman" in text and "p = " in text
+    assert f"Pearson r = {r:+.2f}" in text and "Spearman ρ = " in text and "p < 0.001" in text
+    assert "R² ≈ " in text and " − " in text and "× D_mean" in text  # negative slope written once
+    assert "Small sample" not in text
+    # the statistics sit below the plotting area (never over the points or the line)
+    assert fig.layout.annotations[0].y < 0
+
+
+def test_distance_skill_figure_small_sample_is_honest():
+    d = pd.DataFrame({"SITE_ID": ["a", "b", "c"], "D_mean": [1.0, 2.0, 3.0]})
+    metrics = pd.DataFrame({"SITE_ID": ["a", "b", "c"], "learner": "rf", "target": "GPP", "zone": "arid",
+                            "R2": [0.9, 0.5, 0.1]})
+    text = plots.distance_skill_figure(metrics, d, learner="rf", target="GPP").layout.annotations[0].text
+    assert "ρ = -1.00" in text and "exact p = 0.33" in text and "p = 0 " not in text
+    assert "Small sample" in text
+    one = plots.distance_skill_figure(metrics.iloc[:1], d, learner="rf", target="GPP").layout.annotations[0].text
+    assert "n/a (1 site)" in one and "None" not in one
+
+
+def _skill_table():
+    sites = make_sites(6)
+    pred = pd.DataFrame({"SITE_ID": sites.SITE_ID, "distance": [1.0, 1.5, 2.0, 2.5, 9.0, np.nan],
+                         "inside": [True, True, True, True, False, False],
+                         "outside_reason": ["", "", "", "", "beyond the fitted distances", "no distance"],
+                         "R2_pred": [0.72, 0.715, -0.9, 0.71, np.nan, np.nan],
+                         "R2_lo": [0.5, 0.5, -1.0, 0.4, np.nan, np.nan],
+                         "R2_hi": [0.9, 0.9, -0.6, 0.95, np.nan, np.nan],
+                         "R2_observed": [0.7, np.nan, np.nan, np.nan, np.nan, np.nan]})
+    pred.attrs["skill_model"] = {"x_min": 1.0, "x_max": 2.5, "level": 0.9}
+    return sites, pred
+
+
+def test_skill_map_fixed_scale_clipping_and_outside_markers():
+    sites, pred = _skill_table()
+    fig = plots.skill_map_figure(pred, sites)
+    names = [t.name for t in fig.data]
+    main = fig.data[names.index("predicted R²")]
+    # fixed colour scale, not stretched over 0.71-0.72
+    assert (main.marker.cmin, main.marker.cmax) == plots.SKILL_RANGE
+    assert min(main.marker.color) == plots.SKILL_RANGE[0]  # -0.9 clipped to -0.5
+    assert len(main.x) == 4
+    out = fig.data[names.index("outside the fit")]
+    assert len(out.x) == 1 and out.marker.color == plots.OUTSIDE_COLOR
+    assert "beyond the fitted distances" in out.text[0]
+    assert len(fig.data[names.index("no distance")].x) == 1
+    note = next(a.text for a in fig.layout.annotations if a.name == "skill_note")
+    assert "1 site predicted below -0.5" in note and "1 site outside the fit" in note and "1.00..2.50" in note
+    assert "±" in note and "interval" in main.text[0] and "observed R² 0.70" in main.text[0]
+    html = plots.figure_html(fig)
+    assert "cdn.plot.ly" not in html.split("<script")[0]
 
 
 def test_figure_html_embeds_plotlyjs():

@@ -78,7 +78,7 @@ def test_isotonic_model_is_non_increasing(setup):
 
 def test_predicted_skill_every_site(setup):
     world, run, desc, dist, met = setup
-    out = skill.predicted_skill(run, world, "rf", "GPP", distances=dist, descriptors=desc)
+    out = skill.predicted_skill(run, world, "rf", "GPP", distances=dist, descriptors=desc, extrapolate=True)
     assert sorted(out["SITE_ID"]) == sorted(world.sites.index)
     assert not out.set_index("SITE_ID").loc[NO_FLUX, "has_flux"].any()
     assert out["R2_pred"].notna().all()
@@ -99,16 +99,23 @@ def test_predicted_skill_every_site(setup):
 
 def test_predict_skill_for_descriptor(setup):
     world, run, desc, dist, _ = setup
-    out = skill.predicted_skill(run, world, "rf", "GPP", distances=dist, descriptors=desc).set_index("SITE_ID")
+    out = skill.predicted_skill(run, world, "rf", "GPP", distances=dist, descriptors=desc,
+                                extrapolate=True).set_index("SITE_ID")
     target = NO_FLUX[1]  # not a training site, so a copy of it is at the same distance
     values = desc.loc[target].dropna().to_dict()
-    res = skill.predict_skill_for_descriptor(run, world, "rf", "GPP", values, distances=dist, descriptors=desc)
+    res = skill.predict_skill_for_descriptor(run, world, "rf", "GPP", values, distances=dist, descriptors=desc,
+                                             extrapolate=True)
     assert res["distance"] == pytest.approx(out.loc[target, "distance"])
     assert res["R2_pred"] == pytest.approx(out.loc[target, "R2_pred"])
     assert res["n_descriptors"] == len(values)
     few = skill.predict_skill_for_descriptor(run, world, "rf", "GPP", {"TA": 30.0, "P": 0.1, "ASPECT": 90},
-                                             distances=dist, descriptors=desc)
+                                             distances=dist, descriptors=desc, extrapolate=True)
     assert few["n_descriptors"] == 4 and np.isfinite(few["R2_pred"])
+    # a site far from every training site is refused unless extrapolation is asked for
+    far = skill.predict_skill_for_descriptor(run, world, "rf", "GPP", {"TA": 80.0, "P": 40.0},
+                                             distances=dist, descriptors=desc)
+    assert not far["inside"] and far["outside_reason"] == "beyond the fitted distances"
+    assert np.isnan(far["R2_pred"])
     with pytest.raises(ConfigError):
         skill.descriptor_row(desc, {"SOC": 3.0})
     with pytest.raises(ConfigError):
@@ -123,3 +130,27 @@ def test_predicted_skill_with_explicit_training_set(setup):
     expect = [t for t in train[:-1] if t != "S09"]
     assert out.loc["S09", "distance"] == pytest.approx(het.comprehensive_distance(desc, expect, "S09"))
     assert out.loc["S01", "distance"] == pytest.approx(het.comprehensive_distance(desc, expect[1:], "S01"))
+
+
+def test_predicted_skill_refuses_to_extrapolate(setup):
+    world, run, desc, dist, met = setup
+    out = skill.predicted_skill(run, world, "rf", "GPP", distances=dist, descriptors=desc)
+    model = skill.fit_skill_model(met, dist, "rf", "GPP")
+    lo, hi = model.x_range
+    assert (lo, hi) == (pytest.approx(dist["D_mean"].min()), pytest.approx(dist["D_mean"].max()))
+    inside = out["distance"].between(lo, hi)
+    assert (out["inside"] == inside).all()
+    assert out.loc[inside, "R2_pred"].notna().all()
+    assert out.loc[~inside, ["R2_pred", "R2_lo", "R2_hi"]].isna().all().all()
+    assert set(out.loc[~inside, "outside_reason"]) <= {"beyond the fitted distances", "below the fitted distances"}
+    assert out.attrs["skill_model"]["x_max"] == pytest.approx(hi)
+
+
+def test_line_fitted_on_one_zone_is_not_used_for_other_zones(setup):
+    world, run, desc, dist, met = setup
+    z = met["zone"].value_counts().index[0]
+    one = met[met["zone"] == z]
+    model = skill.fit_skill_model(one, dist, "rf", "GPP")
+    assert model.zones == (z,)
+    why = skill._outside_reasons(model, np.full(2, np.mean(model.x_range)), np.array([z, "other"], dtype=object))
+    assert list(why) == ["", "zone not in the fit"]
