@@ -242,9 +242,9 @@ class PretrainConfig:
         check_constraints(d, constraints, label)
         d = dict(d)
         for key in ("synthetic", "learners"):
-            v = d.get(key)
-            if v is None and key == "learners":
+            if key not in d or (key == "learners" and d[key] is None):
                 continue
+            v = d[key]
             if isinstance(v, str) or not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
                 raise ConfigError(f"{label}: {key} must be a list of names, got {v!r}")
             d[key] = list(v)
