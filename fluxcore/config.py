@@ -118,6 +118,12 @@ class RunConfig:
         Test-site aridity zones (None: all zones).
     pool : {"all", "zone"}
         Training pool of a fold: every other site, or every other site of the test site's zone.
+    pool_fraction : float
+        Fraction of the dataset's sites that may train (default 1: all). Below 1, a fixed
+        sample of ``round(pool_fraction * n_sites)`` sites drawn with ``seed``
+        (:func:`fluxcore.folds.pool_sample`) is the only set of training sites: a fold's pool is
+        that sample (minus its test site, intersected with the ``pool`` rule); test sites
+        are not affected. For "towers are scarce" comparisons.
     features : dict
         Keyword arguments of ``fluxcore.features.FeatureConfig``.
     params : dict
@@ -150,6 +156,7 @@ class RunConfig:
     sites: list[str] | None = None
     zones: list[str] | None = None
     pool: str = "all"
+    pool_fraction: float = 1.0
     features: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)
     seed: int = 0
@@ -212,7 +219,10 @@ class RunConfig:
     # ------------------------------------------------------------ writing
     def to_dict(self) -> dict:
         """Plain JSON-compatible dict (tuples become lists)."""
-        return _jsonable(asdict(self))
+        d = _jsonable(asdict(self))
+        if d.get("pool_fraction") == 1.0:  # the default keeps the keys of runs made before the option
+            del d["pool_fraction"]
+        return d
 
     def to_json(self, path: str | Path | None = None) -> str:
         """JSON text (sorted keys); also written to ``path`` when given."""
@@ -255,6 +265,9 @@ class RunConfig:
             raise ConfigError(f"unknown target(s) {bad}; choose from {list(TARGETS)}")
         if self.pool not in POOLS:
             raise ConfigError(f"unknown pool {self.pool!r}; choose 'all' or 'zone'")
+        pf = self.pool_fraction
+        if isinstance(pf, bool) or not isinstance(pf, (int, float)) or not 0 < pf <= 1:
+            raise ConfigError(f"pool_fraction must be a number in (0, 1], got {pf!r}")
         if self.zones is not None:
             bad = [z for z in self.zones if z not in ZONES]
             if bad:
@@ -331,6 +344,13 @@ class RunConfig:
             cfg.pretrain = PretrainConfig.from_dict(cfg.pretrain).to_dict()
             tunable = [n for n in cfg.learners if n in available_learners()
                        and make_learner(n).get_tag("fine_tune", False)]
+            named = cfg.pretrain.get("learners")
+            if named is not None:
+                bad = [n for n in named if n not in tunable]
+                if bad:
+                    raise ConfigError(f"pretrain.learners: {bad} are not fine-tunable learners of this run "
+                                      f"(fine-tunable: {tunable})")
+                tunable = [n for n in tunable if n in named]
             if not tunable:
                 raise ConfigError(f"pretrain: none of the learners {cfg.learners} can be fine-tuned "
                                   "(tag fine_tune), so nothing would be pre-trained")

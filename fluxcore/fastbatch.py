@@ -26,6 +26,14 @@ class RunCancelled(FluxcoreError):
     """Raised inside the runner when the caller asked to stop (the run can be resumed)."""
 
 
+def _stage_for(data: FoldData, strategy: Strategy, learner: str, store: RunStore):
+    """The run's pre-training stage for ``learner`` (bound to the tower fluxes), or None."""
+    stage = data.pretrain
+    if stage is None or not strategy.pretrain or not stage.applies_to(learner):
+        return None
+    return stage.bound(data.y, store.path / "pretrain")
+
+
 def fast_strategy_of(rc: RunConfig, templates: dict, learner: str) -> Strategy | None:
     """The fast strategy that computes ``learner``'s folds in this run (None: fold by fold)."""
     if rc.strategy != "fast":
@@ -78,7 +86,7 @@ def run_fast_batches(store: RunStore, rc: RunConfig, data: FoldData, templates: 
 
         context = StrategyContext(n_jobs=max(jobs, os.cpu_count() or 1), n_processes=jobs,
                                   progress=progress, info={}, models=store, learner_name=lrn,
-                                  site_weights=weights, pretrain=data.pretrain if strategy.pretrain else None)
+                                  site_weights=weights, pretrain=_stage_for(data, strategy, lrn, store))
         written: set[str] = set()
         try:
             preds = strategy.run(template, data.X, data.y[list(rc.targets)], data.sites, data.dates, pools,

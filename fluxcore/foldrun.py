@@ -128,8 +128,9 @@ def _fit_one(template, data: FoldData, task: FoldTask, tr: np.ndarray, ytr: pd.D
     X, sites, dates = data.X, data.sites, data.dates
     kw = {"sites": sites[tr], "dates": dates[tr]}
     stage = data.pretrain
-    if stage is None or not template.get_tag("fine_tune", False):
+    if stage is None or not template.get_tag("fine_tune", False) or not stage.applies_to(task.learner):
         return template.clone().fit(X.iloc[tr], ytr, **kw, sample_weight=sw)
+    stage = stage.bound(data.y, None if task.models is None else task.models.path / "pretrain")
     name = "pretrain-" + task.test_site
     model = None
     if task.models is not None:
@@ -138,7 +139,7 @@ def _fit_one(template, data: FoldData, task: FoldTask, tr: np.ndarray, ytr: pd.D
             model = template.clone().set_state(state)
     if model is None:
         pre_rows = tr if not stage.config.transductive else np.union1d(tr, data.test_rows(task.test_site))
-        model = stage.pretrain(template.clone(), X, rows=pre_rows, sites=sites, dates=dates)
+        model = stage.pretrain(template.clone(), X, rows=pre_rows, sites=sites, dates=dates, fit_rows=tr)
         if task.models is not None:
             task.models.save_model(task.learner, name, model.get_state())
     return stage.finetune(model, X.iloc[tr], ytr, **kw)

@@ -11,9 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .errors import ConfigError
 
-__all__ = ["POOLS", "test_sites", "fold_train_sites", "fold_id", "FoldPlan", "plan_folds"]
+__all__ = ["POOLS", "test_sites", "fold_train_sites", "fold_id", "FoldPlan", "plan_folds", "pool_sample"]
 
 #: Training-pool rules (``RunConfig.pool``).
 POOLS = ("all", "zone")
@@ -49,12 +51,17 @@ def fold_train_sites(config: Any, dataset, test_site: str) -> list[str]:
     """Training sites of the fold that holds out ``test_site``.
 
     ``pool="all"`` (default): every other site of the dataset; ``pool="zone"``: every other
-    site in the test site's aridity zone (none when the test site's zone is unknown). Sites
+    site in the test site's aridity zone (none when the test site's zone is unknown). With
+    ``pool_fraction < 1`` only the sites of :func:`pool_sample` can train. Sites
     are training sites whether or not they are test sites themselves. Sorted as the dataset.
     ``config`` is a :class:`~fluxcore.config.RunConfig` or a mapping with ``pool``.
     """
     test_site = str(test_site)
     sites = dataset.site_ids
+    fraction = float(_get(config, "pool_fraction", 1.0) or 1.0)
+    if fraction < 1.0:
+        allowed = set(pool_sample(sites, fraction, int(_get(config, "seed", 0) or 0)))
+        sites = [s for s in sites if s in allowed]
     pool = _get(config, "pool", "all") or "all"
     if pool == "all":
         return [s for s in sites if s != test_site]
@@ -66,6 +73,19 @@ def fold_train_sites(config: Any, dataset, test_site: str) -> list[str]:
         return []
     same = set(zones.index[zones == zone].astype(str))
     return [s for s in sites if s != test_site and s in same]
+
+
+def pool_sample(sites, fraction: float, seed: int = 0) -> list[str]:
+    """The fixed sample of training sites of ``RunConfig.pool_fraction`` (in dataset order).
+
+    ``max(2, round(fraction * n))`` sites drawn without replacement with
+    ``numpy.random.default_rng(seed)`` from the sorted site ids: the same sample for every
+    fold and learner of a run.
+    """
+    ids = sorted(map(str, sites))
+    k = min(len(ids), max(2, int(round(float(fraction) * len(ids)))))
+    pick = set(np.asarray(ids)[np.random.default_rng(seed).choice(len(ids), size=k, replace=False)].tolist())
+    return [str(s) for s in sites if str(s) in pick]
 
 
 def fold_id(learner: str, site: str) -> str:

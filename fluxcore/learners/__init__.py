@@ -26,4 +26,11 @@ if importlib.util.find_spec("torch") is not None:  # PyTorch is optional (extra 
 
         return TAMRLLearner(**params)
 
+    @register("pmtl")
+    def _make_pmtl(**params):
+        """Import torch only when a pmtl learner (the LSTM under its own name) is made."""
+        from .pmtl import PMTLLearner  # registers the class itself under "pmtl"
+
+        return PMTLLearner(**params)
+
 __all__ = ["FluxLearner", "PerTarget", "available_learners", "make_learner", "register"]
