@@ -214,7 +214,7 @@ def _group_model(payload, k: int, seed, train: list[str], group: list[str]):
         base = _stored(models, learner_name, "pretrain-" + name, template, seed)
         if base is None:
             pre_rows = rows_for(rows_of, train + group) if pretrain.config.transductive else fit_rows
-            base = pretrain.pretrain(model, X, rows=pre_rows, sites=sites, dates=dates)
+            base = pretrain.pretrain(model, X, rows=pre_rows, sites=sites, dates=dates, fit_rows=fit_rows)
             _store(models, learner_name, "pretrain-" + name, base)
         base = pretrain.finetune(base, X.iloc[fit_rows], Y.iloc[fit_rows], sites=sites[fit_rows],
                                  dates=dates[fit_rows])
