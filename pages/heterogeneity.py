@@ -46,6 +46,10 @@ except Exception as exc:  # noqa: BLE001
     st.stop()
 if ds.synthetic:
     st.warning("**SYNTHETIC** data (demo world).", icon=":material/science:")
+common.dataset_attribution(ds)
+# choices made for one run never carry over to another
+common.reset_on_change("heterogeneity", str(path), ["het_learner", "het_target", "het_distance", "het_metric",
+                                                    "het_zones"])
 stamp = (Path(path) / "manifest.json").stat().st_mtime
 try:
     dist = common.distances(path, stamp, src)

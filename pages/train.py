@@ -7,7 +7,8 @@ import streamlit as st
 
 from fluxcore.config import RunConfig, available_learner_names, resolve_learner_params, test_sites
 from fluxcore.errors import FluxcoreError
-from fluxcore.jobs import format_seconds
+from fluxcore.jobs import format_seconds, plain_learner_name
+from fluxcore.presets import QUICK, apply_preset, expected_duration
 from fluxcore.variables import ZONES
 from pages import _common as common
 
@@ -26,8 +27,9 @@ HELP = {
     "hidden_size": "LSTM units", "max_epochs": "upper limit (early stopping on validation sites)",
     "patience": "epochs without improvement before stopping",
 }
-DESCRIPTIONS = {"mlr": "multiple linear regression (fast)", "rf": "random forest",
-                "svm": "support vector machine", "lstm": "LSTM neural network (slow on CPU)"}
+DESCRIPTIONS = {"mlr": "linear regression", "rf": "random forest",
+                "svm": "support vector machine", "lstm": "LSTM network"}
+PACES = {"quick": QUICK.label, "full": "Full settings (the paper's; minutes to hours)"}
 
 st.title("Train: leave-one-site-out")
 ds = common.require_dataset()
@@ -39,6 +41,9 @@ names = available_learner_names()
 fuzzy = [n for n in names if n not in MAIN_PARAMS]
 left, right = st.columns([3, 2])
 with left:
+    pace = st.radio("Pace", list(PACES), format_func=PACES.get, key="preset", horizontal=True,
+                    help=QUICK.description)
+    quick = pace == "quick"
     learners = st.multiselect(
         "Learners", [n for n in ("lstm", "rf", "svm", "mlr") if n in names] + fuzzy, default=["mlr", "rf"],
         key="learners", format_func=lambda n: f"{n}: {DESCRIPTIONS[n]}" if n in DESCRIPTIONS else f"{n} (fuzzy variant)",
@@ -59,16 +64,22 @@ with left:
     elif scope == "zones":
         present = [z for z, n in ds.zone_counts().items() if n and z in ZONES]
         zones = st.multiselect("Aridity zones", present, default=present[:1], key="train_zones")
-    pool = st.radio("Training pool of each fold", ["all", "zone"], key="pool", horizontal=True,
-                    format_func={"all": "all other sites", "zone": "other sites of the same zone"}.get)
+    if quick:
+        pool = "zone"
+        st.caption("Training pool of each fold: **other sites of the same zone** (quick preset).")
+    else:
+        pool = st.radio("Training pool of each fold", ["all", "zone"], key="pool", horizontal=True,
+                        format_func={"all": "all other sites", "zone": "other sites of the same zone"}.get)
 with right:
     st.markdown("**Main hyperparameters**")
+    if quick:
+        st.caption(QUICK.description)
     seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key="seed",
                                help="same seed + same settings = same numbers"))
     params: dict = {}
     for lrn in learners:
         base = lrn if lrn in MAIN_PARAMS else None
-        if base is None:
+        if base is None or quick:
             continue
         defaults = resolve_learner_params(base, {}, seed)
         with st.expander(f"{lrn}", expanded=False):
@@ -100,20 +111,36 @@ elif scope == "zones" and not zones:
 else:
     config = RunConfig(data=src, learners=list(learners), targets=list(targets), sites=sites, zones=zones,
                        pool=pool, params=params, seed=seed)
+    if quick:
+        config = apply_preset(config, QUICK)
     try:
         config.validate(ds)
     except FluxcoreError as exc:
         problem = str(exc)
         config = None
 
+expected = None
 if config is not None:
     n_test = len(test_sites(config, ds))
     n_folds = n_test * len(learners)
-    slow = " LSTM folds take minutes each on a CPU." if any(n.startswith("lstm") for n in learners) else ""
+    expected = expected_duration(learners, n_test, preset="quick" if quick else None, data_name=ds.name,
+                                 history=common.fold_history(str(common.runs_dir())))
     st.info(f"{n_test} test site(s) × {len(learners)} learner(s) = **{n_folds} folds**; "
-            f"each fold trains on the pool without its test site.{slow}", icon=":material/info:")
+            f"each fold trains on the pool without its test site. **Expected duration: about "
+            f"{format_seconds(expected.seconds)}** ({expected.source}).", icon=":material/info:")
 else:
     st.warning(problem, icon=":material/warning:")
+
+auto_name = None
+if config is not None:
+    where = ", ".join(zones) if zones else (f"{len(sites)} selected sites" if sites else "all sites")
+    auto_name = f"{'QUICK · ' if quick else ''}{', '.join(learners)} · {', '.join(targets)} · {where}"
+given = st.text_input("Run name (optional)", key="run_name", max_chars=80, placeholder=auto_name or "",
+                      help="Runs are listed by name on Results and Heterogeneity; the name is not part of the "
+                           "run's settings.")
+run_name = (given or "").strip() or auto_name
+if quick and run_name and "quick" not in run_name.lower():
+    run_name = f"QUICK · {run_name}"
 
 stored = None
 run_dir = None
@@ -131,7 +158,7 @@ if config is not None:
         st.success(f"This run is already in the store (`{stored['key']}`): starting it shows the stored results "
                    "at once.", icon=":material/inventory_2:")
         if st.button("Show stored results", key="show_stored"):
-            st.session_state["run_path"] = stored["path"]
+            common.request_run(stored["path"])
             st.switch_page("pages/results.py")
     elif stored is not None:
         st.caption(f"A run with these settings is in the store with status **{stored['status']}** "
@@ -141,7 +168,9 @@ if config is not None:
 if st.button("Start run", type="primary", disabled=config is None, key="start",
              help="The run goes on in the background; you can use the other pages meanwhile."):
     # submitted from this script run, i.e. with the widget values shown on the page
-    job = jm.submit(config, ds, run_dir=run_dir)
+    job = jm.submit(config, ds, run_dir=run_dir, name=run_name,
+                    expected_seconds=None if expected is None else expected.seconds,
+                    learner_seconds=None if expected is None else expected.per_fold)
     st.session_state["job_keys"] = [k for k in st.session_state.get("job_keys", []) if k != job.key] + [job.key]
 
 
@@ -150,21 +179,27 @@ def _job_panel(job) -> None:
     snap = job.snapshot()
     status = snap["status"]
     name = job.run_dir.name if job.run_dir is not None else job.key
-    title = f"Run `{name}`: {', '.join(job.config.learners)} · {', '.join(job.config.targets)}"
+    what = f"{', '.join(plain_learner_name(x) for x in job.learners)} · {', '.join(job.config.targets)}"
+    title = f"**{snap['name']}** (`{name[:8]}`): {what}" if snap["name"] else f"Run `{name}`: {what}"
     with st.container(border=True):
         st.markdown(title)
         if status in ("queued", "running"):
             total = snap["total"] or 0
-            text = (f"{snap['done']} / {total} folds · time left {format_seconds(snap['eta_seconds'])} · "
-                    f"{snap['message']}") if total else snap["message"]
-            st.progress(snap["fraction"], text=text)
+            left = snap["eta_seconds"]
+            left_text = "estimating" if left is None else f"about {format_seconds(left)} left"
+            text = f"{snap['progress_text']} · {left_text}"
+            if total:
+                text += f" · {snap['done']} of {total} folds"
+            st.progress(job.weighted_fraction, text=text)
             st.button("Cancel run", key=f"cancel_{job.key}", on_click=jm.cancel, args=(job.key,))
         elif status == "done":
             st.success(f"Finished in {format_seconds(snap['elapsed'])}: {snap['total']} folds.",
                        icon=":material/check_circle:")
-            if snap["run_dir"]:
-                st.session_state["run_path"] = snap["run_dir"]
-            st.page_link("pages/results.py", label="Show results", icon=":material/scatter_plot:")
+            if snap["warning"]:
+                st.warning(snap["warning"], icon=":material/warning:")
+            if snap["run_dir"] and st.button("Show results", key=f"show_{job.key}", icon=":material/scatter_plot:"):
+                common.request_run(snap["run_dir"])
+                st.switch_page("pages/results.py")
         elif status == "cancelled":
             st.info("Cancelled. Finished folds are kept; starting the same run again resumes it.")
         else:
@@ -202,7 +237,7 @@ if others:
 with st.expander("Runs in the store"):
     table = common.runs_table(str(common.runs_dir()))
     if len(table):
-        st.dataframe(table[["key", "status", "data", "learners", "targets", "n_sites", "folds_done", "n_folds",
-                            "created"]], hide_index=True, width="stretch")
+        st.dataframe(table[["name", "key", "status", "data", "learners", "targets", "n_sites", "folds_done",
+                            "n_folds", "created"]], hide_index=True, width="stretch")
     else:
         st.caption("none yet")
