@@ -304,7 +304,8 @@ def run_label(row: pd.Series) -> str:
     created = str(row.get("created") or "")[:16].replace("T", " ")
     name = row.get("name") if isinstance(row.get("name"), str) and row.get("name") else None
     head = f"{name} ({str(row['key'])[:8]})" if name else str(row["key"])
-    return (f"{head} · {row['status']} · {row['data']} · {row['learners']} · {row['targets']} · "
+    status = "nothing computed" if row.get("n_folds") == 0 else row["status"]
+    return (f"{head} · {status} · {row['data']} · {row['learners']} · {row['targets']} · "
             f"{row['n_sites']} sites · {created}")
 
 
@@ -322,7 +323,8 @@ def pick_run(label: str = "Run", done_only: bool = True, key: str = "run_pick") 
     """
     table = runs_table(str(runs_dir()))
     if done_only and len(table):
-        table = table[table["status"] == "done"]
+        # runs that computed nothing (every fold skipped) stay listed: Results says why
+        table = table[(table["status"] == "done") | (table["n_folds"] == 0)]
     if not len(table):
         st.info("No finished run in the store yet. Start one on the **Train** page.")
         st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")

@@ -31,6 +31,7 @@ def _predicted_skill(run_path: str, stamp: float, src: str, learner: str, target
 
 
 st.title("Heterogeneity and skill")
+common.sync_url()  # the address keeps data source, selection and run (reload-safe)
 st.markdown("Is a tower predicted badly because it is **unlike the towers the model learned from**? "
             "Each point is one held-out site: its distance from the training sites (standardised "
             "meteorology, remote sensing and site variables) against its score.")

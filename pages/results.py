@@ -25,6 +25,7 @@ from pages import _common as common
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 st.title("Results")
+common.sync_url()  # the address keeps data source, selection and run (reload-safe)
 path = common.pick_run()
 if path is None:
     st.stop()

@@ -11,6 +11,7 @@ from fluxcore.variables import ZONES
 from pages import _common as common
 
 st.title("Sites map")
+common.sync_url()  # the address keeps data source, selection and run (reload-safe)
 ds = common.require_dataset()
 src = common.data_src()
 sites = common.site_table(src)

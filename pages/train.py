@@ -32,6 +32,7 @@ DESCRIPTIONS = {"mlr": "linear regression", "rf": "random forest",
 PACES = {"quick": QUICK.label, "full": "Full settings (the paper's; minutes to hours)"}
 
 st.title("Train: leave-one-site-out")
+common.sync_url()  # the address keeps data source, selection and run (reload-safe)
 ds = common.require_dataset()
 src = common.data_src()
 jm = common.job_manager(str(common.runs_dir()))
@@ -41,7 +42,7 @@ names = available_learner_names()
 fuzzy = [n for n in names if n not in MAIN_PARAMS]
 left, right = st.columns([3, 2])
 with left:
-    pace = st.radio("Pace", list(PACES), format_func=PACES.get, key="preset", horizontal=True,
+    pace = st.radio("Pace", list(PACES), index=1, format_func=PACES.get, key="preset", horizontal=True,
                     help=QUICK.description)
     quick = pace == "quick"
     learners = st.multiselect(
