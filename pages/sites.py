@@ -56,8 +56,7 @@ def _clear() -> None:
     st.session_state["map_mount"] = st.session_state.get("map_mount", 0) + 1
 
 
-b3.button("Clear", key="sel_clear", width="stretch", on_click=_clear,
-          help="Unselect every site and remove the drawn shapes")
+b3.button("Clear", key="sel_clear", width="stretch", on_click=_clear)
 b4.caption("Click a marker to add/remove it; draw a rectangle or polygon (tools at the top left) "
            "to add every site inside.")
 
