@@ -37,16 +37,20 @@ nav = st.navigation(pages)
 
 from pages import _common as common  # noqa: E402
 
+common.restore_from_url()  # a reload keeps the data source, the selection and the run
 common.dataset_future(common.data_src())  # start loading the data in the background
 
 with st.sidebar:
     src = common.data_src()
     st.caption("Data: **SYNTHETIC demo world**" if src == "demo" else f"Data: `{Path(src).name}`")
+    if st.session_state.get("_url_problem"):
+        st.caption(st.session_state["_url_problem"])
     n_sel = len(common.selected_sites())
     st.caption(f"Selected sites: **{n_sel}**" if n_sel else "Selected sites: none (all)")
     active = common.job_manager(str(common.runs_dir())).active()
     if active:
         j = active[0]
-        st.caption(f"Run in progress: {j.done}/{j.total or '?'} folds")
+        st.caption(f"Run in progress: {j.progress_text()}")
 
+common.sync_url()
 nav.run()

@@ -50,6 +50,8 @@ STATIC_URL = "/app/static"
 ONLINE_TILES = "OpenStreetMap"
 
 SELECTED_COLOR = "#111111"
+#: Width of the map legend [px]; the fitted view keeps this much room on the right.
+LEGEND_WIDTH_PX = 150
 
 
 # --------------------------------------------------------------------------- assets
@@ -157,6 +159,7 @@ def _legend(title: str, items: Sequence[tuple[str, str]], position: str = "botto
         for lab, c in items
     )
     box = (f'<div class="fluxcore-legend" style="position:absolute;{vert}:24px;{horiz}:10px;z-index:9999;'
+           f'max-width:{LEGEND_WIDTH_PX}px;box-sizing:border-box;overflow-wrap:anywhere;'
            f'background:rgba(255,255,255,0.92);padding:6px 9px;border:1px solid #bbb;border-radius:4px;'
            f'font:12px/1.5 sans-serif;color:#222"><b>{_html.escape(title)}</b>{rows}</div>')
     return folium.Element(box)
@@ -296,11 +299,17 @@ def selection_layer(sites: pd.DataFrame, selected: Iterable[str], name: str = "S
 
 
 def _fit(m: folium.Map, pos: pd.DataFrame) -> None:
+    """Fit the map to the sites, keeping a column free on the right for the legend.
+
+    The legend sits at the bottom right: without the padding the easternmost sites (eastern
+    Australia, New Zealand on a world map) would lie under it.
+    """
     lat0, lat1 = float(pos["LAT"].min()), float(pos["LAT"].max())
     lon0, lon1 = float(pos["LON"].min()), float(pos["LON"].max())
     pad_lat = max(2.0, 0.1 * (lat1 - lat0))
     pad_lon = max(2.0, 0.1 * (lon1 - lon0))
-    m.fit_bounds([[lat0 - pad_lat, lon0 - pad_lon], [lat1 + pad_lat, lon1 + pad_lon]])
+    m.fit_bounds([[lat0 - pad_lat, lon0 - pad_lon], [lat1 + pad_lat, lon1 + pad_lon]],
+                 padding_bottom_right=(LEGEND_WIDTH_PX + 20, 0))
 
 
 #: Sequential colour ramp (viridis, 5 stops) used for continuous values such as skill.
@@ -519,6 +528,11 @@ def merge_selection(current: Iterable[str], *, add: Iterable[str] = (), remove: 
 def selection_from_map_state(state: Mapping | None, sites: pd.DataFrame) -> dict:
     """What a ``st_folium`` return value asks for: a clicked site and sites in drawings.
 
+    Only a click with a position (``last_object_clicked`` with ``lat``/``lng``) counts as a
+    click: streamlit-folium also counts a finished drawing as a click (the counter grows, the
+    position is null) but keeps the tooltip of the marker clicked before, which must not
+    toggle that marker again.
+
     Returns
     -------
     dict
@@ -529,9 +543,53 @@ def selection_from_map_state(state: Mapping | None, sites: pd.DataFrame) -> dict
         return {"clicked": None, "drawn": [], "click_key": None}
     obj = state.get("last_object_clicked") or {}
     clicked = None
-    if obj or state.get("last_object_clicked_tooltip"):
+    if isinstance(obj, Mapping) and obj.get("lat") is not None and obj.get("lng") is not None:
         clicked = site_from_click(sites, obj.get("lat"), obj.get("lng"),
                                   state.get("last_object_clicked_tooltip"))
-    key = (clicked, obj.get("lat"), obj.get("lng"), state.get("last_object_clicked_count"))
+    key = (clicked, obj.get("lat") if obj else None, obj.get("lng") if obj else None,
+           state.get("last_object_clicked_count"))
     return {"clicked": clicked, "drawn": sites_in_drawings(sites, state.get("all_drawings")),
             "click_key": key if clicked else None}
+
+
+def apply_map_state(state: Mapping | None, sites: pd.DataFrame, current: Iterable[str],
+                    seen: tuple | None, map_id) -> tuple[list[str], tuple]:
+    """New selection after a ``st_folium`` change, acting on each click and drawing once.
+
+    streamlit-folium repeats its last click and its drawings in every value: a click is new
+    when its counter grew on the same map (a map mounted anew starts at 0), a drawing when
+    the number of drawings grew.
+
+    Parameters
+    ----------
+    state : mapping or None
+        The ``st_folium`` value (``last_object_clicked``, ``last_object_clicked_tooltip``,
+        ``last_object_clicked_count``, ``all_drawings``).
+    sites : pandas.DataFrame
+        The sites on the map (``SITE_ID, LAT, LON``).
+    current : iterable of str
+        The selection before the change.
+    seen : tuple or None
+        What the previous call returned as its second value (None at first).
+    map_id : hashable
+        Identifies the map (filters, mount); a new id resets the counters.
+
+    Returns
+    -------
+    (list of str, tuple)
+        The new selection (sorted) and the ``seen`` value to pass next time.
+    """
+    state = state or {}
+    seen = seen or (None, 0, 0)
+    same_map = seen[0] == map_id
+    new = sorted({str(s) for s in current})
+    event = selection_from_map_state(state, sites)
+    count = int(state.get("last_object_clicked_count") or 0)
+    prev_count = seen[1] if same_map and count else 0
+    if event["clicked"] is not None and count > prev_count:
+        new = merge_selection(new, toggle=event["clicked"])
+    drawings = list(state.get("all_drawings") or [])
+    prev_draw = min(seen[2], len(drawings)) if same_map else 0
+    if len(drawings) > prev_draw:
+        new = merge_selection(new, add=sites_in_drawings(sites, drawings[prev_draw:]))
+    return new, (map_id, count, len(drawings))

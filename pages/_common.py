@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:  # `streamlit run app.py` from another folder
     sys.path.insert(0, str(ROOT))
 
 from fluxcore.errors import FluxcoreError  # noqa: E402
-from fluxcore.jobs import JobManager  # noqa: E402
+from fluxcore.jobs import JobManager, read_run_name  # noqa: E402
 
 
 def _ensure_navigation() -> None:
@@ -161,14 +161,32 @@ def _runs_table(path: str, stamp: tuple) -> pd.DataFrame:
     return list_runs(path)
 
 
-def runs_table(path: str) -> pd.DataFrame:
-    """``fluxcore.loso.list_runs``, re-read whenever a run folder or manifest changes."""
+def _store_stamp(path: str) -> tuple:
     d = Path(path)
-    stamp: tuple = ()
-    if d.is_dir():
-        stamp = (d.stat().st_mtime_ns,) + tuple(sorted(
-            (m.parent.name, m.stat().st_mtime_ns) for m in d.glob("*/manifest.json")))
-    return _runs_table(path, stamp)
+    if not d.is_dir():
+        return ()
+    files = list(d.glob("*/manifest.json")) + list(d.glob("*/name.txt"))
+    return (d.stat().st_mtime_ns,) + tuple(sorted((str(m.relative_to(d)), m.stat().st_mtime_ns) for m in files))
+
+
+def runs_table(path: str) -> pd.DataFrame:
+    """``fluxcore.loso.list_runs`` plus each run's ``name`` (None if unnamed), re-read whenever
+    a run folder, manifest or name changes."""
+    table = _runs_table(path, _store_stamp(path)).copy()
+    table["name"] = [read_run_name(p) for p in table["path"]] if len(table) else []
+    return table
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _fold_history(path: str, stamp: tuple) -> dict:
+    from fluxcore.presets import fold_seconds_history
+
+    return fold_seconds_history(path)
+
+
+def fold_history(path: str) -> dict:
+    """Seconds per fold measured by the store's finished runs (:mod:`fluxcore.presets`)."""
+    return _fold_history(path, _store_stamp(path))
 
 
 @st.cache_resource(show_spinner="Loading run…", max_entries=6)
@@ -235,8 +253,33 @@ def set_selected_sites(ids) -> None:
     st.session_state["selected_sites"] = sorted({str(s) for s in ids})
 
 
+#: Attribution required by the FLUXNET2015 CC-BY-4.0 licence.
+FLUXNET_ATTRIBUTION = (
+    "FLUXNET2015 data, licence CC-BY-4.0: Pastorello, G. et al. (2020) The FLUXNET2015 dataset and the "
+    "ONEFlux processing pipeline for eddy covariance data. *Scientific Data* 7, 225 "
+    "(doi:10.1038/s41597-020-0534-3). Data of the FLUXNET network's site teams.")
+
+
+def is_fluxnet(name: str | None, source: str | None, layout: str | None = None) -> bool:
+    """Whether data come from FLUXNET (by its folder/file names or its layout)."""
+    text = " ".join(str(x or "") for x in (name, source, layout)).lower()
+    return "fluxnet" in text or "flx_" in text or "amf_" in text
+
+
+def attribution(synthetic: bool, name: str | None, source: str | None, layout: str | None = None) -> None:
+    """The FLUXNET CC-BY-4.0 attribution under pages that show real FLUXNET data."""
+    if not synthetic and is_fluxnet(name, source, layout):
+        st.caption(FLUXNET_ATTRIBUTION)
+
+
+def dataset_attribution(ds) -> None:
+    if ds is not None:
+        attribution(bool(ds.synthetic), ds.name, str(ds.source),
+                    str((getattr(ds, "meta", None) or {}).get("layout", "")))
+
+
 def dataset_banner(ds) -> None:
-    """One line naming the data in use; synthetic data is always flagged."""
+    """One line naming the data in use; synthetic data is always flagged, FLUXNET attributed."""
     if ds is None:
         return
     if ds.synthetic:
@@ -244,6 +287,7 @@ def dataset_banner(ds) -> None:
                    "not observations. Choose real data on the **Data** page.", icon=":material/science:")
     else:
         st.caption(f"Data: **{ds.name}** from `{ds.source}`: {ds.n_sites} sites, {ds.n_site_days:,} site-days.")
+        dataset_attribution(ds)
 
 
 def require_dataset():
@@ -256,27 +300,144 @@ def require_dataset():
 
 
 def run_label(row: pd.Series) -> str:
+    """How a run is listed: its name first (else its key), then what it computed."""
     created = str(row.get("created") or "")[:16].replace("T", " ")
-    return (f"{row['key']} · {row['status']} · {row['data']} · {row['learners']} · {row['targets']} · "
+    name = row.get("name") if isinstance(row.get("name"), str) and row.get("name") else None
+    head = f"{name} ({str(row['key'])[:8]})" if name else str(row["key"])
+    status = "nothing computed" if row.get("n_folds") == 0 else row["status"]
+    return (f"{head} · {status} · {row['data']} · {row['learners']} · {row['targets']} · "
             f"{row['n_sites']} sites · {created}")
 
 
+def request_run(path: str | Path) -> None:
+    """Ask the next Results/Heterogeneity page to open this run (e.g. a *Show results* button)."""
+    st.session_state["run_path"] = str(path)
+    st.session_state["_run_request"] = str(path)
+
+
 def pick_run(label: str = "Run", done_only: bool = True, key: str = "run_pick") -> str | None:
-    """Select box of stored runs; remembers the choice in ``session_state['run_path']``."""
+    """Select box of stored runs; remembers the choice in ``session_state['run_path']``.
+
+    A run asked for with :func:`request_run` (or restored from the URL) is selected even when
+    the select box still holds an earlier choice.
+    """
     table = runs_table(str(runs_dir()))
     if done_only and len(table):
-        table = table[table["status"] == "done"]
+        # runs that computed nothing (every fold skipped) stay listed: Results says why
+        table = table[(table["status"] == "done") | (table["n_folds"] == 0)]
     if not len(table):
         st.info("No finished run in the store yet. Start one on the **Train** page.")
         st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
         return None
     paths = table["path"].tolist()
     want = st.session_state.get("run_path")
+    asked = st.session_state.pop("_run_request", None)
+    if asked in paths:
+        st.session_state[key] = asked
+    elif st.session_state.get(key) not in paths:
+        st.session_state.pop(key, None)
     index = paths.index(want) if want in paths else 0
     labels = {r["path"]: run_label(r) for _, r in table.iterrows()}
     path = st.selectbox(label, paths, index=index, format_func=lambda p: labels.get(p, p), key=key)
     st.session_state["run_path"] = path
     return path
+
+
+def reset_on_change(scope: str, token: str, keys) -> None:
+    """Forget the widget values ``keys`` when ``token`` (e.g. the run shown) changed since the
+    last call with this ``scope``: filters chosen for one run do not carry over to another."""
+    marker = f"_shown_{scope}"
+    if st.session_state.get(marker) != token:
+        for k in keys:
+            st.session_state.pop(k, None)
+        st.session_state[marker] = token
+
+
+# ---------------------------------------------------------------------------- URL state
+def source_to_url(src: str) -> str | None:
+    """How a data source is written in the page's URL (no absolute server path), or None."""
+    from fluxcore.dataroots import data_roots, display_path, resolve_server_path
+
+    if src == "demo":
+        return "demo"
+    p = Path(src)
+    try:
+        up = uploads_dir().resolve()
+        rp = p.resolve()
+    except OSError:
+        return None
+    if up in rp.parents:
+        return "upload:" + rp.relative_to(up).as_posix()
+    roots = data_roots()
+    shown = display_path(rp, roots)
+    try:  # only a path the server resolves back to the same place (i.e. below a data root)
+        return shown if resolve_server_path(shown, roots) == rp else None
+    except FluxcoreError:
+        return None
+
+
+def source_from_url(text: str) -> str | None:
+    """The data source named in a URL, or None when it is not one this server offers."""
+    from fluxcore.dataroots import resolve_server_path
+
+    text = str(text or "").strip()
+    if not text:
+        return None
+    if text == "demo":
+        return "demo"
+    if text.startswith("upload:"):
+        up = uploads_dir().resolve()
+        cand = (up / text[len("upload:"):]).resolve()
+        return str(cand) if up in cand.parents and cand.is_file() else None
+    try:
+        return str(resolve_server_path(text))
+    except FluxcoreError:
+        return None
+
+
+def restore_from_url() -> None:
+    """Once per browser session: take the data source, selected sites and run from the URL
+    (``?data=...&sites=A,B&run=KEY``), so that a page reload keeps them."""
+    if st.session_state.get("_url_restored"):
+        return
+    st.session_state["_url_restored"] = True
+    qp = st.query_params
+    if "data" in qp:
+        src = source_from_url(qp.get("data"))
+        if src is None:
+            st.session_state["_url_problem"] = (f"The data source in the address ({qp.get('data')}) is not "
+                                                "offered by this server; the default data are shown.")
+        else:
+            st.session_state["data_src"] = src
+    if qp.get("sites"):
+        set_selected_sites(s for s in str(qp.get("sites")).split(",") if s.strip())
+    run = str(qp.get("run") or "")
+    if run and run.replace("-", "").replace("_", "").isalnum():
+        p = runs_dir() / run
+        if (p / "manifest.json").is_file():
+            request_run(p)
+
+
+def sync_url() -> None:
+    """Write the session's data source, selected sites and run into the page's URL."""
+    want: dict[str, str] = {}
+    src = source_to_url(data_src())
+    if src:
+        want["data"] = src
+    sel = selected_sites()
+    if sel:
+        want["sites"] = ",".join(sel)
+    run = st.session_state.get("run_path")
+    if run:
+        want["run"] = Path(run).name
+    qp = st.query_params
+    current = {k: qp.get(k) for k in ("data", "sites", "run") if k in qp}
+    if current != want:
+        for k in ("data", "sites", "run"):
+            if k in want:
+                qp[k] = want[k]
+            elif k in qp:
+                del qp[k]
 
 
 def show_error(exc: BaseException, what: str) -> None:

@@ -31,6 +31,7 @@ def _predicted_skill(run_path: str, stamp: float, src: str, learner: str, target
 
 
 st.title("Heterogeneity and skill")
+common.sync_url()  # the address keeps data source, selection and run (reload-safe)
 st.markdown("Is a tower predicted badly because it is **unlike the towers the model learned from**? "
             "Each point is one held-out site: its distance from the training sites (standardised "
             "meteorology, remote sensing and site variables) against its score.")
@@ -46,6 +47,10 @@ except Exception as exc:  # noqa: BLE001
     st.stop()
 if ds.synthetic:
     st.warning("**SYNTHETIC** data (demo world).", icon=":material/science:")
+common.dataset_attribution(ds)
+# choices made for one run never carry over to another
+common.reset_on_change("heterogeneity", str(path), ["het_learner", "het_target", "het_distance", "het_metric",
+                                                    "het_zones"])
 stamp = (Path(path) / "manifest.json").stat().st_mtime
 try:
     dist = common.distances(path, stamp, src)

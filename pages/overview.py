@@ -7,6 +7,7 @@ import streamlit as st
 from pages import _common as common
 
 st.title("fluxcore: carbon fluxes from weather, satellites and site data")
+common.sync_url()  # the address keeps data source, selection and run (reload-safe)
 st.markdown(
     """
 **What it does.** Eddy-covariance towers measure how much carbon an ecosystem takes up

@@ -16,12 +16,16 @@ from fluxcore.anchors import (
     common_site_comparison,
     default_anchor_dir,
 )
+from fluxcore.jobs import read_run_name, skipped_problem
+from fluxcore.presets import preset_of
 from fluxcore.variables import ZONES
+from fluxcore.viewrange import robust_range, score_range
 from pages import _common as common
 
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 st.title("Results")
+common.sync_url()  # the address keeps data source, selection and run (reload-safe)
 path = common.pick_run()
 if path is None:
     st.stop()
@@ -33,14 +37,31 @@ except Exception as exc:  # noqa: BLE001 - shown, the app stays usable
 
 m = run.manifest
 data = m.get("data", {})
+# filters chosen for one run never carry over to another
+common.reset_on_change("results", str(path), ["res_target", "res_learners", "res_color", "res_zones", "res_view",
+                                              "box_metric", "ts_site", "res_published"])
+name = read_run_name(path)
+if name:
+    st.subheader(name)
 if data.get("synthetic"):
     st.warning("**SYNTHETIC** data (demo world): illustrates the method, not observations.",
                icon=":material/science:")
+preset = preset_of(run.config)
+if preset is not None:
+    st.info(preset.description, icon=":material/speed:")
 st.caption(f"Data `{data.get('name')}` ({data.get('source')}) · {m.get('n_test_sites')} test sites · "
            f"{m.get('n_folds')} folds · pool: {run.config.pool} · seed {run.config.seed} · "
            f"code {m.get('code_version', '')[:12]} · finished {str(m.get('finished') or '')[:19]}")
-if m.get("skipped"):
-    st.caption(f"{len(m['skipped'])} fold(s) skipped (too few training sites).")
+if not data.get("synthetic") and common.data_src() == "demo":
+    st.caption("This run used real data; the data source chosen for new runs is the demo world.")
+common.attribution(bool(data.get("synthetic")), data.get("name"), data.get("source"))
+nothing, some_skipped = skipped_problem(m)
+if nothing is not None or run.metrics.empty:
+    st.error(f"This run has no results: {nothing or 'no test site has scores'}", icon=":material/error:")
+    st.page_link("pages/train.py", label="Back to Train", icon=":material/model_training:")
+    st.stop()
+if some_skipped:
+    st.warning(some_skipped, icon=":material/warning:")
 
 pred = run.predictions
 metrics = run.metrics
@@ -56,7 +77,18 @@ NUM3 = {c: st.column_config.NumberColumn(format="%.3f")
 
 
 def published(mt: pd.DataFrame) -> None:
-    """Median and US skill beside the published figures; CarbonFluxBench on the common sites."""
+    """Median and US skill beside the published figures; CarbonFluxBench on the common sites.
+
+    Beside synthetic results the published figures (real towers) are hidden unless asked for,
+    and then marked as not comparable.
+    """
+    if data.get("synthetic"):
+        st.info("The published figures (Gao et al. 2025, CarbonFluxBench TAM-RL, FLUXCOM) come from real "
+                "towers; this run used the SYNTHETIC demo world, so they are **not comparable** and hidden.",
+                icon=":material/block:")
+        if not st.checkbox("Show them anyway (not comparable)", key="res_published"):
+            return
+        st.caption("NOT COMPARABLE: synthetic skill beside skill published for real towers.")
     st.dataframe(report.published_skill(mt), hide_index=True, width="stretch", column_config=NUM3)
     st.caption("Median over test sites of the per-site R² and r². `tamrl_R2_median`: CarbonFluxBench "
                f"TAM-RL; `fluxcom_R2`: FLUXCOM site-level R² (lower bound). {PUBLISHED_CAVEAT}")
@@ -93,21 +125,30 @@ def analysis() -> None:
         mt = mt[mt["zone"].isin(zones)]
 
     st.subheader(f"{target}: predicted vs observed")
+    # the axes follow the data (0.5-99.5 % of observed and predicted), not one wild prediction
+    rng = robust_range(pd.concat([p["observed"], p["predicted"]]))
+
+    def _fit_axes(f):
+        f.update_xaxes(range=[rng.lo, rng.hi])
+        f.update_yaxes(range=[rng.lo, rng.hi])
+        return f
+
     if color_by == "learner":
-        fig = plots.scatter_pred_obs(p, target=target, color_by="learner", zones=zone_map)
+        fig = _fit_axes(plots.scatter_pred_obs(p, target=target, color_by="learner", zones=zone_map))
         figs_first = fig
         st.plotly_chart(fig, width="stretch", key="scatter_all", config=PLOTLY_CONFIG)
     else:
         cols = st.columns(min(2, len(learners)))
         for i, lrn in enumerate(learners):
-            fig = plots.scatter_pred_obs(p, target=target, learners=[lrn], color_by="zone", zones=zone_map,
-                                         title=f"{lrn}: {target} predicted vs observed")
+            fig = _fit_axes(plots.scatter_pred_obs(p, target=target, learners=[lrn], color_by="zone",
+                                                   zones=zone_map, title=f"{lrn}: {target} predicted vs observed"))
             if i == 0:
                 figs_first = fig
             with cols[i % len(cols)]:
                 st.plotly_chart(fig, width="stretch", key=f"scatter_{lrn}", config=PLOTLY_CONFIG)
     st.caption("Each point is one day of a held-out site. R² = 1 − SSE/SST (can be negative); r² = squared "
-               "Pearson correlation. Above 20,000 points the plot shows point density.")
+               "Pearson correlation. Above 20,000 points the plot shows point density."
+               + (" " + rng.note("value") if rng.n_outside else ""))
     first = figs_first
     st.download_button("Download this scatter plot (HTML, works offline)", lambda: plots.figure_html(first).encode(),
                        f"{run.key}_{target}_scatter.html", "text/html", key="dl_fig", on_click="ignore",
@@ -135,7 +176,12 @@ def analysis() -> None:
                        f"[{plots.FLUX_UNIT}] (layout of Table 3 in Gao et al. 2025); 'all' = every test site.")
     elif view == VIEWS[2]:
         metric = st.radio("Score", ["R2", "r2", "RMSE"], horizontal=True, key="box_metric")
-        st.plotly_chart(plots.metric_box(mt, target, metric), width="stretch", key="box", config=PLOTLY_CONFIG)
+        box = plots.metric_box(mt, target, metric)
+        rng = score_range(mt[metric], metric)
+        box.update_yaxes(range=[rng.lo, rng.hi])
+        st.plotly_chart(box, width="stretch", key="box", config=PLOTLY_CONFIG)
+        if rng.n_outside:
+            st.caption(f"Axis clipped at {rng.lo:.2f}–{rng.hi:.2f}: " + rng.note("site"))
     elif view == VIEWS[3]:
         published(mt)
     else:

@@ -11,6 +11,7 @@ from fluxcore.variables import ZONES
 from pages import _common as common
 
 st.title("Sites map")
+common.sync_url()  # the address keeps data source, selection and run (reload-safe)
 ds = common.require_dataset()
 src = common.data_src()
 sites = common.site_table(src)
@@ -49,43 +50,36 @@ b1.button(f"Select shown ({len(shown_ids)})", key="sel_shown", width="stretch",
           on_click=lambda: _set(maps.merge_selection(common.selected_sites(), add=shown_ids)))
 b2.button("Unselect shown", key="unsel_shown", width="stretch",
           on_click=lambda: _set(maps.merge_selection(common.selected_sites(), remove=shown_ids)))
-b3.button("Clear", key="sel_clear", width="stretch", on_click=lambda: _set([]))
+def _clear() -> None:
+    """Empty the selection and remove the drawn shapes (the map is mounted anew)."""
+    _set([])
+    st.session_state["map_mount"] = st.session_state.get("map_mount", 0) + 1
+
+
+b3.button("Clear", key="sel_clear", width="stretch", on_click=_clear)
 b4.caption("Click a marker to add/remove it; draw a rectangle or polygon (tools at the top left) "
            "to add every site inside.")
 
 # The base map depends on the filters only; the selection is a separate layer that
 # streamlit-folium updates in place (no redraw: zoom, position and drawings are kept).
-map_id = (tuple(zones), tuple(igbp), tiles)
+# *Clear* mounts the map anew (new key) so that the drawn shapes go too.
+mount = st.session_state.get("map_mount", 0)
+map_key = f"sites_map_{mount}" if mount else "sites_map"
+map_id = (tuple(zones), tuple(igbp), tiles, mount)
 
 
 def _on_map_change() -> None:
-    """Clicks and drawings, handled before the rerun (so the page runs once per click).
-
-    st_folium repeats its last click and drawings in every value: act on each click once (its
-    counter grows per click on one map; a map mounted anew starts at 0) and on new drawings.
-    """
-    state = st.session_state.get("sites_map") or {}
-    seen = st.session_state.get("_map_seen") or (None, 0, 0)
-    same_map = seen[0] == map_id
+    """Clicks and drawings, handled before the rerun (so the page runs once per click)."""
     current = common.selected_sites()
-    new = current
-    event = maps.selection_from_map_state(state, shown)
-    count = int(state.get("last_object_clicked_count") or 0)
-    prev_count = seen[1] if same_map and count else 0
-    if event["clicked"] is not None and count > prev_count:
-        new = maps.merge_selection(new, toggle=event["clicked"])
-    drawings = list(state.get("all_drawings") or [])
-    prev_draw = min(seen[2], len(drawings)) if same_map else 0
-    if len(drawings) > prev_draw:
-        new = maps.merge_selection(new, add=maps.sites_in_drawings(shown, drawings[prev_draw:]))
-    st.session_state["_map_seen"] = (map_id, count, len(drawings))
+    new, st.session_state["_map_seen"] = maps.apply_map_state(
+        st.session_state.get(map_key), shown, current, st.session_state.get("_map_seen"), map_id)
     if new != current:
         _set(new)
 
 
 m = maps.sites_map(shown, years=shown.set_index("SITE_ID")["YEARS"], tiles=tiles, asset_url=common.asset_url(),
                    selection_legend=True, embed_basemap=False)
-st_folium(m, key="sites_map", height=520, use_container_width=True,
+st_folium(m, key=map_key, height=520, use_container_width=True,
           feature_group_to_add=maps.selection_layer(shown, selection), on_change=_on_map_change,
           returned_objects=["last_object_clicked", "last_object_clicked_tooltip", "last_object_clicked_count",
                             "all_drawings"])

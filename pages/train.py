@@ -7,8 +7,8 @@ import streamlit as st
 
 from fluxcore.config import RunConfig, learner_catalogue, resolve_learner_params, test_sites
 from fluxcore.errors import FluxcoreError
-from fluxcore.jobs import format_seconds
-from fluxcore.learners import make_learner
+from fluxcore.jobs import format_seconds, plain_learner_name
+from fluxcore.presets import QUICK, apply_preset, expected_duration
 from fluxcore.variables import ZONES
 from pages import _common as common
 
@@ -16,14 +16,16 @@ from pages import _common as common
 #: learners' own metadata (a learner registered by a plug-in appears here too).
 CATALOGUE = {row["name"]: row for row in learner_catalogue()}
 ORDER = ("lstm", "rf", "svm", "mlr")
+PACES = {"quick": QUICK.label, "full": "Full settings (the paper's; minutes to hours)"}
 
 
 def _label(name: str) -> str:
     row = CATALOGUE[name]
-    return f"{name}: {row['description']}" if row["kind"] == "learner" else f"{name} (variant): {row['description']}"
+    return f"{name}: {row['description']}" if row["kind"] == "learner" else f"{name} (variant)"
 
 
 st.title("Train: leave-one-site-out")
+common.sync_url()  # the address keeps data source, selection and run (reload-safe)
 ds = common.require_dataset()
 src = common.data_src()
 jm = common.job_manager(str(common.runs_dir()))
@@ -34,6 +36,9 @@ plain = sorted((n for n, r in CATALOGUE.items() if r["kind"] == "learner"),
 variants = [n for n, r in CATALOGUE.items() if r["kind"] == "variant"]
 left, right = st.columns([3, 2])
 with left:
+    pace = st.radio("Pace", list(PACES), index=1, format_func=PACES.get, key="preset", horizontal=True,
+                    help=QUICK.description)
+    quick = pace == "quick"
     learners = st.multiselect(
         "Learners", plain + variants, default=[n for n in ("mlr", "rf") if n in CATALOGUE],
         key="learners", format_func=_label,
@@ -54,16 +59,22 @@ with left:
     elif scope == "zones":
         present = [z for z, n in ds.zone_counts().items() if n and z in ZONES]
         zones = st.multiselect("Aridity zones", present, default=present[:1], key="train_zones")
-    pool = st.radio("Training pool of each fold", ["all", "zone"], key="pool", horizontal=True,
-                    format_func={"all": "all other sites", "zone": "other sites of the same zone"}.get)
+    if quick:
+        pool = "zone"
+        st.caption("Training pool of each fold: **other sites of the same zone** (quick preset).")
+    else:
+        pool = st.radio("Training pool of each fold", ["all", "zone"], key="pool", horizontal=True,
+                        format_func={"all": "all other sites", "zone": "other sites of the same zone"}.get)
 with right:
     st.markdown("**Main hyperparameters**")
+    if quick:
+        st.caption(QUICK.description)
     seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key="seed",
                                help="same seed + same settings = same numbers"))
     params: dict = {}
     for lrn in learners:
         row = CATALOGUE[lrn]
-        if row["kind"] != "learner" or not row["main_params"]:
+        if row["kind"] != "learner" or not row["main_params"] or quick:
             continue
         defaults = resolve_learner_params(lrn, {}, seed)
         helps = row["main_params"]
@@ -96,21 +107,36 @@ elif scope == "zones" and not zones:
 else:
     config = RunConfig(data=src, learners=list(learners), targets=list(targets), sites=sites, zones=zones,
                        pool=pool, params=params, seed=seed)
+    if quick:
+        config = apply_preset(config, QUICK)
     try:
         config.validate(ds)
     except FluxcoreError as exc:
         problem = str(exc)
         config = None
 
+expected = None
 if config is not None:
     n_test = len(test_sites(config, ds))
     n_folds = n_test * len(learners)
-    slow = (" Neural networks take minutes on a CPU." if any(CATALOGUE[n]["base"] in ("lstm",) or
-            make_learner(CATALOGUE[n]["base"]).get_tag("fine_tune", False) for n in learners) else "")
+    expected = expected_duration(learners, n_test, preset="quick" if quick else None, data_name=ds.name,
+                                 history=common.fold_history(str(common.runs_dir())))
     st.info(f"{n_test} test site(s) × {len(learners)} learner(s) = **{n_folds} folds**; "
-            f"each fold trains on the pool without its test site.{slow}", icon=":material/info:")
+            f"each fold trains on the pool without its test site. **Expected duration: about "
+            f"{format_seconds(expected.seconds)}** ({expected.source}).", icon=":material/info:")
 else:
     st.warning(problem, icon=":material/warning:")
+
+auto_name = None
+if config is not None:
+    where = ", ".join(zones) if zones else (f"{len(sites)} selected sites" if sites else "all sites")
+    auto_name = f"{'QUICK · ' if quick else ''}{', '.join(learners)} · {', '.join(targets)} · {where}"
+given = st.text_input("Run name (optional)", key="run_name", max_chars=80, placeholder=auto_name or "",
+                      help="Runs are listed by name on Results and Heterogeneity; the name is not part of the "
+                           "run's settings.")
+run_name = (given or "").strip() or auto_name
+if quick and run_name and "quick" not in run_name.lower():
+    run_name = f"QUICK · {run_name}"
 
 stored = None
 run_dir = None
@@ -128,7 +154,7 @@ if config is not None:
         st.success(f"This run is already in the store (`{stored['key']}`): starting it shows the stored results "
                    "at once.", icon=":material/inventory_2:")
         if st.button("Show stored results", key="show_stored"):
-            st.session_state["run_path"] = stored["path"]
+            common.request_run(stored["path"])
             st.switch_page("pages/results.py")
     elif stored is not None:
         st.caption(f"A run with these settings is in the store with status **{stored['status']}** "
@@ -138,7 +164,9 @@ if config is not None:
 if st.button("Start run", type="primary", disabled=config is None, key="start",
              help="The run goes on in the background; you can use the other pages meanwhile."):
     # submitted from this script run, i.e. with the widget values shown on the page
-    job = jm.submit(config, ds, run_dir=run_dir)
+    job = jm.submit(config, ds, run_dir=run_dir, name=run_name,
+                    expected_seconds=None if expected is None else expected.seconds,
+                    learner_seconds=None if expected is None else expected.per_fold)
     st.session_state["job_keys"] = [k for k in st.session_state.get("job_keys", []) if k != job.key] + [job.key]
 
 
@@ -147,21 +175,27 @@ def _job_panel(job) -> None:
     snap = job.snapshot()
     status = snap["status"]
     name = job.run_dir.name if job.run_dir is not None else job.key
-    title = f"Run `{name}`: {', '.join(job.config.learners)} · {', '.join(job.config.targets)}"
+    what = f"{', '.join(plain_learner_name(x) for x in job.learners)} · {', '.join(job.config.targets)}"
+    title = f"**{snap['name']}** (`{name[:8]}`): {what}" if snap["name"] else f"Run `{name}`: {what}"
     with st.container(border=True):
         st.markdown(title)
         if status in ("queued", "running"):
             total = snap["total"] or 0
-            text = (f"{snap['done']} / {total} folds · time left {format_seconds(snap['eta_seconds'])} · "
-                    f"{snap['message']}") if total else snap["message"]
-            st.progress(snap["fraction"], text=text)
+            left = snap["eta_seconds"]
+            left_text = "estimating" if left is None else f"about {format_seconds(left)} left"
+            text = f"{snap['progress_text']} · {left_text}"
+            if total:
+                text += f" · {snap['done']} of {total} folds"
+            st.progress(job.weighted_fraction, text=text)
             st.button("Cancel run", key=f"cancel_{job.key}", on_click=jm.cancel, args=(job.key,))
         elif status == "done":
             st.success(f"Finished in {format_seconds(snap['elapsed'])}: {snap['total']} folds.",
                        icon=":material/check_circle:")
-            if snap["run_dir"]:
-                st.session_state["run_path"] = snap["run_dir"]
-            st.page_link("pages/results.py", label="Show results", icon=":material/scatter_plot:")
+            if snap["warning"]:
+                st.warning(snap["warning"], icon=":material/warning:")
+            if snap["run_dir"] and st.button("Show results", key=f"show_{job.key}", icon=":material/scatter_plot:"):
+                common.request_run(snap["run_dir"])
+                st.switch_page("pages/results.py")
         elif status == "cancelled":
             st.info("Cancelled. Finished folds are kept; starting the same run again resumes it.")
         else:
@@ -199,7 +233,7 @@ if others:
 with st.expander("Runs in the store"):
     table = common.runs_table(str(common.runs_dir()))
     if len(table):
-        st.dataframe(table[["key", "status", "data", "learners", "targets", "n_sites", "folds_done", "n_folds",
-                            "created"]], hide_index=True, width="stretch")
+        st.dataframe(table[["name", "key", "status", "data", "learners", "targets", "n_sites", "folds_done",
+                            "n_folds", "created"]], hide_index=True, width="stretch")
     else:
         st.caption("none yet")

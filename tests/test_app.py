@@ -346,6 +346,11 @@ def test_results_page_sets_skill_beside_published_results(runs_dir, demo, tmp_pa
     at = _app("pages/results.py")
     at.button_group(key="res_view").set_value("Beside published results").run()
     assert not at.exception, [e.value for e in at.exception]
+    # beside synthetic results the published figures are hidden, then shown marked not comparable
+    assert not [d for d in at.dataframe if "tamrl_R2_median" in d.value.columns]
+    assert "not comparable" in _texts(at)
+    at.checkbox(key="res_published").check().run()
+    assert "NOT COMPARABLE" in _texts(at)
     pub = [d.value for d in at.dataframe if "tamrl_R2_median" in d.value.columns]
     assert pub and set(pub[0]["learner"]) == {"mlr", "rf"}
     met = pd.read_parquet(run / "metrics.parquet")
@@ -442,3 +447,143 @@ def test_failed_run_shows_its_error_and_app_stays_usable(runs_dir, demo):
     assert "does not exist" in errors[0]
     at.switch_page("pages/overview.py").run()
     assert not at.exception
+
+
+# ------------------------------------------------------------------ issue 22: state bugs
+def _three_finished_jobs(runs_dir, demo):
+    """Three finished jobs (oldest first) whose runs are stored fake runs."""
+    from fluxcore.config import RunConfig
+    from pages import _common as common
+    from tests.factories_dashboard import write_fake_run
+
+    sites = [s for s in demo.site_ids if demo.zone_of(s) == "arid"][:3]
+    jm = common.job_manager(str(runs_dir))
+    runs = [write_fake_run(runs_dir, demo, sites, key=f"fakerun00000000{i}") for i in range(3)]
+    jm.runner = lambda config, **kw: runs[config.seed]
+    jobs = []
+    for i in range(3):
+        job = jm.submit(RunConfig(data="demo", learners=["mlr", "rf"], targets=["GPP", "ER"], seed=i),
+                        name=f"lesson run {i}")
+        jm.wait(job.key, 10)
+        assert job.status == "done", job.error
+        jobs.append(job)
+    return jobs, runs
+
+
+def test_show_results_opens_the_run_of_its_own_panel(runs_dir, demo):
+    at = _app("pages/train.py")
+    jobs, runs = _three_finished_jobs(runs_dir, demo)
+    at.session_state["job_keys"] = [j.key for j in jobs]
+    at.session_state["run_path"] = str(runs[1])
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    # rendering the panels does not choose a run
+    assert at.session_state["run_path"] == str(runs[1])
+    assert "lesson run 2" in _texts(at)  # panels show the run's name
+    at.button(key=f"show_{jobs[2].key}").click().run()  # the newest
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["run_path"] == str(runs[2])
+    assert at.selectbox(key="run_pick").value == str(runs[2])
+    assert "lesson run 2" in _texts(at)  # Results names the run
+    assert "lesson run 2" in at.selectbox(key="run_pick").format_func(at.selectbox(key="run_pick").value)
+
+
+def test_results_filters_do_not_carry_over_between_runs(runs_dir, demo):
+    from tests.factories_dashboard import write_fake_run
+
+    arid = [s for s in demo.site_ids if demo.zone_of(s) == "arid"][:3]
+    a = write_fake_run(runs_dir, demo, arid, key="fakerunaaaaaaaaa")
+    b = write_fake_run(runs_dir, demo, arid, learners=("mlr", "rf", "svm", "lstm"), targets=("ER",),
+                       key="fakerunbbbbbbbbb")
+    at = _app()
+    at.session_state["run_path"] = str(a)
+    at.switch_page("pages/results.py").run()
+    assert at.selectbox(key="run_pick").value == str(a)
+    at.multiselect(key="res_learners").set_value(["mlr"]).run()
+    at.selectbox(key="res_target").set_value("GPP").run()
+    at.selectbox(key="run_pick").set_value(str(b)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.multiselect(key="res_learners").value == ["mlr", "rf", "svm", "lstm"]
+    assert at.selectbox(key="res_target").value == "ER"
+    assert "Choose at least one learner" not in _texts(at)
+
+
+def test_data_source_selection_and_run_survive_a_reload(runs_dir, data_root, demo):
+    from tests.conftest import write_official_dd
+    from tests.factories_dashboard import write_fake_run
+
+    towers = data_root / "towers"
+    towers.mkdir()
+    for k, site in enumerate(("XX-Aaa", "XX-Bbb")):
+        write_official_dd(towers, site, seed=k)
+    (towers / "sites.csv").write_text("SITE_ID,LAT,LON,ARIDITY_INDEX\nXX-Aaa,40,5,0.1\nXX-Bbb,50,8,1.2\n")
+    run = write_fake_run(runs_dir, demo, [s for s in demo.site_ids if demo.zone_of(s) == "humid"][:3])
+    at = _folder_mode(_app("pages/data.py"))
+    at.selectbox(key="folder_pick").set_value(str(towers.resolve())).run()
+    at.button(key="load_pick").click().run()
+    assert at.session_state["data_src"] == str(towers.resolve())
+    at.session_state["selected_sites"] = ["XX-Bbb"]
+    at.session_state["run_path"] = str(run)
+    at.switch_page("pages/sites.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    qp = dict(at.query_params)
+    flat = {k: (v[0] if isinstance(v, list) else v) for k, v in qp.items()}
+    assert flat["data"] == "lesson_data/towers"  # relative to its data root: no server path in the URL
+    assert flat["sites"] == "XX-Bbb" and flat["run"] == run.name
+
+    # a reload: a new session with the same address
+    again = AppTest.from_file(APP, default_timeout=60)
+    for k, v in flat.items():
+        again.query_params[k] = v
+    again.run()
+    assert not again.exception, [e.value for e in again.exception]
+    assert again.session_state["data_src"] == str(towers.resolve())
+    assert again.session_state["selected_sites"] == ["XX-Bbb"]
+    assert "Data: `towers`" in "\n".join(c.value for c in again.sidebar.caption)
+    again.switch_page("pages/results.py").run()
+    assert again.selectbox(key="run_pick").value == str(run)
+
+    # an address naming a folder outside the data roots is refused, the default data shown
+    evil = AppTest.from_file(APP, default_timeout=60)
+    evil.query_params["data"] = "/etc"
+    evil.run()
+    assert evil.session_state["data_src"] == "demo"
+    assert "not offered by this server" in "\n".join(c.value for c in evil.sidebar.caption)
+
+
+def test_a_run_with_every_fold_skipped_shows_its_reason(runs_dir, demo):
+    from fluxcore.config import RunConfig
+    from pages import _common as common
+
+    at = _app("pages/train.py")
+    jm = common.job_manager(str(runs_dir))
+    jm.runner = None  # the real runner
+    cfg = RunConfig(data="demo", learners=["mlr"], targets=["GPP"], sites=demo.site_ids[:2], pool="zone",
+                    min_train_sites=1000)
+    job = jm.submit(cfg, demo)
+    jm.wait(job.key, 120)
+    at.session_state["job_keys"] = [job.key]
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.success or not any("Finished" in s.value for s in at.success)
+    errors = [e.value for e in at.error]
+    assert errors and "no fold could be computed" in errors[0] and "min_train_sites=1000" in errors[0]
+    # Results says so clearly instead of an empty page
+    at.session_state["run_path"] = str(job.run_dir)
+    at.switch_page("pages/results.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("This run has no results: no fold could be computed" in e.value for e in at.error), _texts(at)
+
+
+def test_quick_preset_shows_expected_duration_and_labels_the_run(runs_dir, demo):
+    at = _app("pages/train.py")
+    at.radio(key="preset").set_value("quick").run()
+    at.radio(key="scope").set_value("zones").run()
+    at.multiselect(key="train_zones").set_value(["arid"]).run()
+    at.multiselect(key="learners").set_value(["mlr", "rf", "svm", "lstm"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = _texts(at)
+    assert "Expected duration: about" in text and "rough guide" in text
+    assert "QUICK preset" in text
+    assert at.text_input(key="run_name").placeholder.startswith("QUICK · mlr, rf, svm, lstm")
+    assert not at.button(key="start").disabled

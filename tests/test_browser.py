@@ -97,11 +97,20 @@ def _nav(page, label):
     page.locator('[data-testid="stSidebarNav"] a', has_text=label).first.click()
 
 
-def _folium_frame(page):
-    """The streamlit-folium iframe's frame (the map is drawn inside it)."""
+def _folium_frame(page, timeout: float = 30.0):
+    """The streamlit-folium iframe's frame (the map is drawn inside it; waits while the map is
+    mounted anew)."""
     sel = 'iframe[title="streamlit_folium.st_folium"]'
     page.wait_for_selector(sel, timeout=30_000)
-    frame = page.locator(sel).first.element_handle().content_frame()
+    t0 = time.perf_counter()
+    while True:
+        try:
+            frame = page.locator(sel).first.element_handle(timeout=2000).content_frame()
+        except Exception:  # noqa: BLE001 - iframe being replaced
+            frame = None
+        if frame is not None or time.perf_counter() - t0 > timeout:
+            break
+        time.sleep(0.1)
     assert frame is not None, "no streamlit-folium frame"
     return frame
 
@@ -343,3 +352,137 @@ def test_dashboard_offline_end_to_end(server):
                   "switch_to_results_again_s", "switch_to_data_s", "switch_to_overview_s"):
             assert times[k] <= SWITCH_S * factor, (k, times)
 
+
+
+def test_lesson_path_quick_preset_and_state_bugs(server):
+    """The lesson path (quick preset -> results -> heterogeneity) and the browser-only
+    reproductions of issue 22: a drawing keeps the site clicked before, Clear removes drawn
+    shapes, a reload keeps data source, selection and run. Screenshots: test-artifacts/lesson_*.png;
+    times: test-artifacts/lesson_times.json."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    times: dict[str, float | str] = {}
+    requests: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("request", lambda r: requests.append(r.url))
+        page_errors: list[str] = []
+        page.on("pageerror", lambda e: page_errors.append(str(e)))
+        page.set_default_timeout(30_000)
+        page.goto(server["url"] + "/")
+        page.locator('[data-testid="stMetricValue"]').first.wait_for(timeout=60_000)
+        _idle(page)
+
+        # -------------------------------------------- (1) click a site, then draw: it stays selected
+        _nav(page, "Sites map")
+        frame = _folium_frame(page)
+        frame.wait_for_selector("path.fluxcore-site", timeout=30_000)
+        _idle(page)
+        before = page.get_by_role("button", name="Select shown (").first.inner_text()
+        page.locator('[data-testid="stMultiSelect"]', has_text="Aridity zone").click()
+        page.get_by_role("option", name="arid", exact=True).click()
+        page.wait_for_function(
+            "(b) => { const x = [...document.querySelectorAll('button')].find(e => e.innerText.startsWith('Select shown (')); return x && x.innerText !== b; }",
+            arg=before)
+        page.keyboard.press("Escape")
+        _idle(page)
+        n_arid = int(page.get_by_role("button", name="Select shown (").first.inner_text().split("(")[1].rstrip(")"))
+        _wait_markers(page, lambda n: n == n_arid)
+        _folium_frame(page).locator("path.fluxcore-site").first.dispatch_event("click")
+        page.get_by_text("Selected sites (1 of").first.wait_for()
+        _idle(page)
+        frame = _folium_frame(page)
+        frame.locator(".leaflet-draw-draw-rectangle").click()
+        box = page.locator('iframe[title="streamlit_folium.st_folium"]').first.bounding_box()
+        # a small rectangle in a corner: few or no sites, never the whole zone
+        page.mouse.move(box["x"] + 60, box["y"] + 60)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 90, box["y"] + 90, steps=5)
+        page.mouse.up()
+        time.sleep(1.5)
+        _idle(page)
+        n_after = int(page.get_by_text("Selected sites (").first.inner_text().split("(")[1].split(" ")[0])
+        assert n_after >= 1, "drawing a rectangle unselected the site clicked before"
+        assert _folium_frame(page).locator("path.leaflet-interactive:not(.fluxcore-site):not(.fluxcore-selected)").count() >= 1
+        page.screenshot(path=str(ARTIFACTS / "lesson_sites_click_then_draw.png"))
+        # (layout) Clear removes the drawn shapes too
+        page.locator(".st-key-sel_clear button").click()
+        page.get_by_text("Selected sites (0 of").first.wait_for()
+        _idle(page)
+        frame = _folium_frame(page)
+        frame.wait_for_selector("path.fluxcore-site", timeout=30_000)
+        assert frame.locator("path.leaflet-interactive:not(.fluxcore-site):not(.fluxcore-selected)").count() == 0
+        page.get_by_role("button", name="Select shown (").first.click()
+        page.get_by_text(f"Selected sites ({n_arid} of").first.wait_for()
+        _idle(page)
+
+        # -------------------------------------------- (4) a reload keeps the selection (URL)
+        t = time.perf_counter()
+        page.reload()
+        page.get_by_text(f"Selected sites ({n_arid} of").first.wait_for(timeout=60_000)
+        times["reload_sites_s"] = round(time.perf_counter() - t, 3)
+        assert "sites=" in page.url and "data=demo" in page.url
+        _idle(page)
+
+        # -------------------------------------------- lesson: quick preset, all four learners, one zone
+        _nav(page, "Train")
+        page.get_by_role("button", name="Start run").first.wait_for()
+        _idle(page)
+        page.locator('[data-testid="stRadio"]', has_text="Pace").get_by_text("Quick", exact=False).click()
+        page.get_by_text("QUICK preset").first.wait_for()
+        _idle(page)
+        for label in ("svm: support vector machine", "lstm: LSTM network"):
+            page.locator('[data-testid="stMultiSelect"]', has_text="Learners").locator("input").first.click()
+            page.get_by_role("option", name=label, exact=True).first.click()
+            page.keyboard.press("Escape")
+            _idle(page)
+        page.screenshot(path=str(ARTIFACTS / "lesson_train_quick_choosing.png"))
+        page.get_by_text(f"{n_arid} test site(s) × 4 learner(s)").first.wait_for()
+        expected = page.get_by_text("Expected duration: about").first.inner_text()
+        times["expected_text"] = expected.split("Expected duration:")[1].strip()[:80]
+        page.screenshot(path=str(ARTIFACTS / "lesson_train_quick.png"))
+        t = time.perf_counter()
+        page.get_by_role("button", name="Start run").first.click()
+        page.locator('[data-testid="stProgress"]').first.wait_for(timeout=30_000)
+        time.sleep(3)
+        bar = page.locator('[data-testid="stProgress"]').first.inner_text()
+        assert "–" not in bar and ("left" in bar or "estimating" in bar), bar
+        page.screenshot(path=str(ARTIFACTS / "lesson_train_running.png"))
+        page.get_by_text("Finished in").first.wait_for(timeout=900_000)
+        times["quick_run_4_learners_one_zone_s"] = round(time.perf_counter() - t, 3)
+        times["quick_run"] = f"mlr, rf, svm, lstm; GPP, ER; {n_arid} arid demo sites; quick preset"
+        _idle(page)
+        page.screenshot(path=str(ARTIFACTS / "lesson_train_done.png"))
+
+        # -------------------------------------------- results of that run, labelled QUICK
+        t = time.perf_counter()
+        page.get_by_role("button", name="Show results").first.click()
+        page.locator(".legendtext", has_text="1:1").first.wait_for(timeout=60_000)
+        times["show_results_s"] = round(time.perf_counter() - t, 3)
+        _idle(page)
+        assert page.get_by_text("QUICK preset").first.is_visible()
+        page.screenshot(path=str(ARTIFACTS / "lesson_results.png"), full_page=True)
+        # (4) a reload keeps the run on Results
+        page.reload()
+        page.locator(".legendtext", has_text="1:1").first.wait_for(timeout=60_000)
+        assert "run=" in page.url and page.get_by_text("QUICK preset").first.is_visible()
+        _idle(page)
+
+        # -------------------------------------------- heterogeneity
+        t = time.perf_counter()
+        _nav(page, "Heterogeneity")
+        page.locator(".annotation-text", has_text="Pearson").first.wait_for(timeout=60_000)
+        times["switch_to_heterogeneity_s"] = round(time.perf_counter() - t, 3)
+        _folium_frame(page).wait_for_selector("path.fluxcore-site", timeout=60_000)
+        _idle(page)
+        page.screenshot(path=str(ARTIFACTS / "lesson_heterogeneity.png"), full_page=True)
+        browser.close()
+
+    external = [u for u in requests
+                if not u.startswith(("data:", "blob:")) and urlparse(u).hostname not in ("127.0.0.1", "localhost")]
+    times["n_requests"] = len(requests)
+    times["external_requests"] = len(external)
+    times["machine"] = "2 CPU cores shared with other work (timings indicative)"
+    (ARTIFACTS / "lesson_times.json").write_text(json.dumps(times, indent=2))
+    assert not external, external[:10]
+    assert not page_errors, page_errors[:5]

@@ -165,3 +165,110 @@ def test_real_runner_two_sessions_same_run_computed_once(tmp_path):
     jm2.wait(c.key, 120)
     assert c.status == "done" and c.run_dir == a.run_dir
     assert len(load_run(a.run_dir).manifest["sessions"]) == 1  # nothing recomputed
+
+
+# ------------------------------------------------------------------ plain progress, honest time left
+def test_plain_progress_names_the_learner_and_its_sites():
+    from fluxcore.jobs import learner_progress, plain_learner_name
+
+    assert plain_learner_name("rf") == "random forest"
+    assert plain_learner_name("rf_fuzzy") == "random forest (fuzzy)"
+    assert plain_learner_name("mystery") == "mystery"
+    assert learner_progress(40 + 190, 4 * 190, ["mlr", "rf", "svm", "lstm"]) == ("rf", 40, 190)
+    assert learner_progress(0, 30, ["mlr", "rf"]) == ("mlr", 0, 15)
+
+
+def test_time_left_comes_from_the_measured_rate_and_never_sticks():
+    from fluxcore.jobs import estimate_seconds_left, weighted_fraction
+
+    # halfway after 30 s: 30 s left; later, with no progress, the estimate grows with the clock
+    assert estimate_seconds_left(30, 0.5) == pytest.approx(30)
+    assert estimate_seconds_left(60, 0.5) == pytest.approx(60)
+    # before any progress: the expected duration counts down (never None when expected)
+    assert estimate_seconds_left(0, 0.0, expected=50) == pytest.approx(50)
+    assert estimate_seconds_left(20, 0.0, expected=50) == pytest.approx(30)
+    assert estimate_seconds_left(80, 0.0, expected=50) > 0
+    assert estimate_seconds_left(5, 0.0) is None and estimate_seconds_left(5, 1.0) == 0.0
+    # mlr's 15 folds are nearly free: done 15 of 60 folds is not a quarter of the work
+    costs = {"mlr": 0.1, "rf": 1.0, "svm": 1.0, "lstm": 1.0}
+    f = weighted_fraction(15, 60, ["mlr", "rf", "svm", "lstm"], costs)
+    assert f == pytest.approx(0.1 / 3.1)
+    assert weighted_fraction(30, 60, ["mlr", "rf", "svm", "lstm"], costs) == pytest.approx(1.1 / 3.1)
+    assert weighted_fraction(15, 60, ["mlr", "rf", "svm", "lstm"]) == pytest.approx(0.25)
+
+
+def test_job_reports_plain_text_and_an_estimate_while_running(tmp_path):
+    gate = threading.Event()
+
+    def runner(config, *, progress=None, runs_dir=None):
+        progress(0, 30, None, "starting")
+        gate.wait(5)
+        progress(20, 30, 0.01, "rf: 5 of 15 sites (trees grown without a group of sites)")
+        gate.clear()
+        gate.wait(5)
+        return str(tmp_path / "run")
+
+    jm = JobManager(tmp_path, runner=runner)
+    job = jm.submit({"learners": ["mlr", "rf"]}, expected_seconds=40, learner_seconds={"mlr": 0.1, "rf": 2.0})
+    t0 = time.time()
+    while job.total == 0 and time.time() - t0 < 5:
+        time.sleep(0.01)
+    snap = job.snapshot()
+    assert snap["progress_text"] == "preparing data and features"
+    assert snap["eta_seconds"] is not None and 30 < snap["eta_seconds"] <= 40
+    gate.set()
+    while job.done < 20 and time.time() - t0 < 5:
+        time.sleep(0.01)
+    snap = job.snapshot()
+    assert snap["progress_text"] == "random forest: 5 of 15 sites"
+    assert snap["eta_seconds"] is not None and snap["eta_seconds"] > 0
+    gate.set()
+    jm.wait(job.key, 5)
+    assert job.snapshot()["eta_seconds"] == 0.0
+
+
+# ------------------------------------------------------------------ skipped folds, names
+def _write_manifest(run, **m):
+    import json
+
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "manifest.json").write_text(json.dumps({"status": "done", **m}))
+    return str(run)
+
+
+def test_a_run_with_every_fold_skipped_is_a_failure_with_its_reason(tmp_path):
+    skipped = [{"fold": "rf/XX-A", "reason": "1 training site(s) < min_train_sites=2 (pool=zone)"}]
+    run = _write_manifest(tmp_path / "r1", n_folds=0, skipped=skipped)
+    jm = JobManager(tmp_path, runner=lambda config, **kw: run)
+    job = jm.submit({"learners": ["rf"]}, name="lonely arid site")
+    jm.wait(job.key, 5)
+    snap = job.snapshot()
+    assert snap["status"] == "failed" and "Finished" not in (snap["message"] or "")
+    assert "no fold could be computed" in snap["error"] and "min_train_sites=2" in snap["error"]
+    assert "rf/XX-A" in snap["error"] and "all other sites" in snap["error"]
+
+
+def test_some_skipped_folds_give_a_warning(tmp_path):
+    from fluxcore.jobs import skipped_problem
+
+    run = _write_manifest(tmp_path / "r2", n_folds=3, skipped=[{"fold": "rf/XX-A", "reason": "too few"}])
+    jm = JobManager(tmp_path, runner=lambda config, **kw: run)
+    job = jm.submit({"learners": ["rf"]})
+    jm.wait(job.key, 5)
+    assert job.status == "done" and "1 fold(s) were skipped (too few, e.g. rf/XX-A)" in job.warning
+    assert skipped_problem({"n_folds": 4, "skipped": []}) == (None, None)
+
+
+def test_run_names_are_stored_beside_the_run(tmp_path):
+    from fluxcore.jobs import read_run_name, write_run_name
+
+    run = _write_manifest(tmp_path / "r3", n_folds=1, skipped=[])
+    jm = JobManager(tmp_path, runner=lambda config, **kw: run)
+    job = jm.submit({"learners": ["mlr"]}, name="  Lesson 3:\n arid towers ")
+    jm.wait(job.key, 5)
+    assert read_run_name(run) == "Lesson 3: arid towers" == job.snapshot()["name"]
+    jm.submit({"learners": ["mlr"]}, name="renamed")  # the same run, done: renamed, not recomputed
+    assert read_run_name(run) == "renamed"
+    write_run_name(run, "")
+    assert read_run_name(run) is None
+    assert read_run_name(tmp_path / "nope") is None

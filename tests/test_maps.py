@@ -171,3 +171,32 @@ def test_basemap_fetched_from_local_assets_when_not_embedded():
     assert "interactive: false" in fetched
     assert len(fetched) < len(embedded) - 100_000  # the outlines are not in the script
     assert maps.external_urls(fetched) == []
+
+
+def test_a_drawing_does_not_toggle_the_site_clicked_before():
+    """streamlit-folium counts a finished drawing as a click (count + 1, position null) and
+    keeps the old tooltip: that must not unselect the site clicked before."""
+    s = make_sites(6)
+    row = s.iloc[3]
+    click = {"last_object_clicked": {"lat": row.LAT, "lng": row.LON},
+             "last_object_clicked_tooltip": row.SITE_ID, "last_object_clicked_count": 1, "all_drawings": None}
+    sel, seen = maps.apply_map_state(click, s, [], None, "m")
+    assert sel == [row.SITE_ID]
+    drawn = {"last_object_clicked": None, "last_object_clicked_tooltip": row.SITE_ID,
+             "last_object_clicked_count": 2, "all_drawings": [_rect(-180, -90, 180, 90)]}
+    assert maps.selection_from_map_state(drawn, s)["clicked"] is None
+    sel, seen = maps.apply_map_state(drawn, s, sel, seen, "m")
+    assert sel == sorted(s.SITE_ID)  # the clicked site stays selected, the drawing adds all
+    # the same value again (a rerun) changes nothing; a new click on the same site toggles it
+    assert maps.apply_map_state(drawn, s, sel, seen, "m")[0] == sel
+    again = {**drawn, "last_object_clicked": {"lat": row.LAT, "lng": row.LON}, "last_object_clicked_count": 3}
+    sel2, _ = maps.apply_map_state(again, s, sel, seen, "m")
+    assert row.SITE_ID not in sel2 and len(sel2) == len(sel) - 1
+
+
+def test_legend_keeps_the_easternmost_sites_visible():
+    sites = make_sites(8)
+    html = _render(maps.sites_map(sites))
+    # the fitted view leaves a column on the right for the legend (bottom right)
+    assert f'"paddingBottomRight": [{maps.LEGEND_WIDTH_PX + 20}, 0]' in html, html[html.find("fitBounds"):][:300]
+    assert f"max-width:{maps.LEGEND_WIDTH_PX}px" in html

@@ -130,7 +130,7 @@ class LSTMLearner(TorchLearner):
     """
 
     name = "lstm"
-    description = "LSTM neural network (minutes on a CPU)"
+    description = "LSTM network"
     main_params = {"lookback": "days of history per prediction", "hidden_size": "LSTM units",
                    "max_epochs": "upper limit (early stopping on validation sites)",
                    "patience": "epochs without improvement before stopping"}

@@ -56,7 +56,7 @@ class MLRLearner(FluxLearner):
     """
 
     name = "mlr"
-    description = "multiple linear regression (fast, exact leave-one-site-out)"
+    description = "linear regression"
     main_params = {"fit_intercept": "fit an intercept (needed by the exact fast strategy)"}
     _tags = {"multi_target": True, "sample_weight": True, "fast_strategy": "mlr_exact",
              "time_resolution": ("daily", "monthly")}

@@ -113,7 +113,7 @@ class SVMLearner(FluxLearner):
 
     name = "svm"
     # handles several targets itself (one model per target)
-    description = "support vector machine (RBF kernel, Nystroem features)"
+    description = "support vector machine"
     main_params = {"C": "regularisation (larger = less)", "epsilon": "insensitive band [gC m-2 d-1]",
                    "n_components": "Nystroem kernel features"}
     _tags = {"multi_target": True, "sample_weight": True, "fast_strategy": "svm_group",
