@@ -203,6 +203,14 @@ class RunStore(ModelStoreMixin):
         self.damaged: list[str] = []
         self._valid: dict[Path, tuple] = {}  # fold files read and checked, by file signature
 
+    def __getstate__(self) -> dict:
+        """A copy for worker processes (model and unit stores): without the owner's open lock
+        file, which stays with the process that holds it."""
+        state = dict(self.__dict__)
+        state["_owner_fh"] = None
+        state["owner"] = None
+        return state
+
     # paths
     @property
     def manifest_path(self) -> Path:

@@ -247,8 +247,12 @@ class TAMRLLearner(TorchLearner):
                          device=device, n_threads=n_threads, random_state=random_state)
 
     @classmethod
-    def get_test_params(cls) -> list[dict[str, Any]]:
-        """Tiny, fast settings (hidden 8, 2 epochs, short context)."""
+    def get_test_params(cls, parameter_set: str = "default") -> list[dict[str, Any]]:
+        """Tiny, fast settings (hidden 8, 2 epochs, short context); ``"skill"``: 8 epochs."""
+        if parameter_set == "skill":
+            return [{"lookback": 10, "hidden_size": 16, "embedding_size": 4, "encoder_size": 8,
+                     "context_windows": 2, "context_days": 56, "context_pool": 7, "max_epochs": 8,
+                     "batch_size": 64, "max_windows_per_epoch": 800, "lr": 1e-2, "patience": 3}]
         tiny = {"lookback": 5, "hidden_size": 8, "embedding_size": 4, "encoder_size": 8,
                 "context_windows": 2, "context_days": 28, "context_pool": 7, "max_epochs": 2,
                 "batch_size": 64, "max_windows_per_epoch": 200, "max_val_windows": 200, "lr": 1e-2}
