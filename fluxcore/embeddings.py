@@ -15,6 +15,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .errors import ConfigError
+from .features import FeatureConfig, build_features
+from .learners import make_learner
+from .runstore import RunStore
 from .variables import ZONES
 
 __all__ = ["site_embeddings", "project_embeddings", "embedding_figure", "ZONE_COLOURS"]
@@ -123,3 +126,43 @@ def embedding_figure(embeddings: pd.DataFrame, zones: pd.Series, igbp: pd.Series
                       xaxis_title=f"PC1 ({100 * ratio[0]:.0f} %)",
                       yaxis_title=f"PC2 ({100 * ratio[1]:.0f} %)" if len(ratio) > 1 else "PC2")
     return fig
+
+
+def run_embeddings(run, dataset, learner: str = "tamrl") -> pd.DataFrame:
+    """Site embeddings of a finished run, from one of its stored group models.
+
+    The fast ``group_finetune`` strategy keeps each group model in the run's model store
+    (``runs/<key>/models/<learner>/``). A site's embedding depends only on its own drivers
+    (never on fluxes), so any stored model of the run embeds every site; the first one (sorted
+    by name) is used. Features are rebuilt from ``dataset`` with the run's feature settings.
+
+    Parameters
+    ----------
+    run : RunResult
+        The finished run (:func:`fluxcore.runstore.load_run`).
+    dataset : FluxDataset
+        The run's data.
+    learner : str
+        Name of the learner in the run.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``SITE_ID``, columns ``z0...``; empty when the run stored no model of ``learner``.
+    """
+    store = RunStore(run.path)
+    names = sorted(n for lrn, n in store.list_models() if lrn == learner and not n.startswith("pretrain-"))
+    if not names:
+        return pd.DataFrame()
+    state = store.load_model(learner, names[0])
+    if state is None:
+        return pd.DataFrame()
+    params = dict(run.config.params.get(learner, {}))
+    model = make_learner(learner, **params).set_state(state)
+    ft = build_features(dataset, FeatureConfig.from_dict(dict(run.config.features)), [])
+    # one-hot IGBP columns follow the classes present: a class the run's data lacked is 0
+    names = list(getattr(model, "feature_names_in_", ft.X.columns))
+    X = ft.X.reindex(columns=names)
+    onehot = [c for c in names if c.startswith("IGBP_") and c not in ft.X.columns]
+    X[onehot] = 0.0
+    return site_embeddings(model, X, np.asarray(ft.sites).astype(str), np.asarray(ft.dates))

@@ -16,6 +16,7 @@ from fluxcore.anchors import (
     common_site_comparison,
     default_anchor_dir,
 )
+from fluxcore.errors import FluxcoreError
 from fluxcore.jobs import read_run_name, skipped_problem
 from fluxcore.presets import preset_of
 from fluxcore.variables import ZONES
@@ -221,6 +222,35 @@ d3.download_button("Metrics CSV", _csv(metrics), f"{key}_metrics.csv", "text/csv
                    on_click="ignore")
 d4.download_button("Metrics Parquet", _parquet(metrics), f"{key}_metrics.parquet", "application/octet-stream",
                    key="dl_met_pq", on_click="ignore")
+
+# ------------------------------------------------------------ the new methods' own figures
+from fluxcore import embeddings as emb  # noqa: E402
+from fluxcore.plots_transfer import delta_r2_by_zone, paired_delta  # noqa: E402
+
+if "tamrl" in learners_all:
+    with st.expander("TAM-RL: site embeddings (from each site's drivers only)", icon=":material/scatter_plot:"):
+        try:
+            run_ds = common.dataset(run.config.data)
+            e = emb.run_embeddings(run, run_ds, "tamrl")
+        except FluxcoreError as exc:
+            e = None
+            st.info(f"The run's data cannot be loaded for the embeddings: {exc}")
+        if e is not None and len(e):
+            st.plotly_chart(emb.embedding_figure(e, run_ds.sites["ARIDITY_ZONE"], run_ds.sites["IGBP"]),
+                            key="res_tamrl_emb")
+            st.caption("Each point is a site's task embedding, computed by a stored TAM-RL group model from the "
+                       "site's meteorology and static attributes (never its fluxes), projected on two principal "
+                       "components; colour: aridity zone, symbol: IGBP class.")
+        elif e is not None:
+            st.info("This run stored no TAM-RL model (only the fast strategy keeps group models).")
+if "pmtl" in learners_all and "lstm" in learners_all:
+    with st.expander("Transfer learning: pre-trained minus tower-only, per site", icon=":material/compare_arrows:"):
+        for tgt in targets_all:
+            d = paired_delta(metrics, "pmtl", "lstm", tgt)
+            if len(d):
+                st.plotly_chart(delta_r2_by_zone(d, title=f"{tgt}: R²(pmtl) − R²(lstm)"), key=f"res_pmtl_{tgt}")
+        st.caption("Per-site differences on identical folds and seeds; positive: the process-model "
+                   "pre-training helped that site.")
 
 from fluxcore.report_html import html_report_bytes  # noqa: E402
 

@@ -233,3 +233,42 @@ def test_site_embeddings_and_figure(fitted, data):
     assert sum(len(t.x) for t in fig.data) == 6
     with pytest.raises(ConfigError, match="zones"):
         embedding_figure(emb, zones.iloc[:3], igbp)
+
+
+@pytest.mark.slow
+def test_run_embeddings_from_a_stored_group_model_and_results_page(tmp_path, monkeypatch):
+    """A fast tamrl run keeps its group models; the Results page's embedding figure uses one."""
+    from fluxcore.config import RunConfig
+    from fluxcore.embeddings import embedding_figure, run_embeddings
+    from fluxcore.loso import load_run, run_loso
+    from fluxcore.sources import load_dataset
+
+    ds = load_dataset("demo")
+    ds = ds.subset(sites=ds.site_ids[:5])
+    tiny = TAMRLLearner.get_test_params()[0]
+    cfg = RunConfig(data="demo", learners=["tamrl"], targets=["GPP"], params={"tamrl": tiny},
+                    strategy_options={"tamrl": {"n_groups": 2, "finetune_windows": 50}})
+    run = load_run(run_loso(cfg, dataset=ds, runs_dir=tmp_path))
+    e = run_embeddings(run, ds, "tamrl")
+    assert sorted(e.index) == sorted(ds.site_ids) and e.shape[1] == tiny["embedding_size"]
+    assert np.isfinite(e.to_numpy()).all()
+    fig = embedding_figure(e, ds.sites["ARIDITY_ZONE"], ds.sites["IGBP"])
+    assert sum(len(t.x) for t in fig.data) == 5
+
+    # the Results page shows the figure for this run (its runs folder, the demo world)
+    pytest.importorskip("streamlit")
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("FLUXCORE_RUNS_DIR", str(tmp_path))
+    monkeypatch.delenv("FLUXCORE_DATA", raising=False)
+    app = str(Path(__file__).resolve().parents[1] / "app.py")
+    at = AppTest.from_file(app, default_timeout=180)
+    at.run()
+    at.session_state["run_path"] = str(run.path)
+    at.switch_page("pages/results.py").run()
+    assert not at.exception, [x.value for x in at.exception]
+    assert any("TAM-RL: site embeddings" in x.label for x in at.expander)
+    assert any(getattr(c, "key", None) == "res_tamrl_emb" or "res_tamrl_emb" in str(getattr(c, "id", ""))
+               for c in at.get("plotly_chart")) or len(at.get("plotly_chart")) >= 3
