@@ -1,7 +1,8 @@
 """Learners behind one interface (see :mod:`fluxcore.learners.base`).
 
 Importing this package registers the built-in learners ``mlr``, ``rf``, ``svm`` and (when
-PyTorch is installed) ``lstm``; PyTorch itself is imported on the first ``make_learner("lstm")``.
+PyTorch is installed) ``lstm`` and ``mlp``; PyTorch itself is imported on the first
+``make_learner("lstm")`` or ``make_learner("mlp")``.
 """
 
 import importlib.util
@@ -18,5 +19,12 @@ if importlib.util.find_spec("torch") is not None:  # PyTorch is optional (extra 
         from .lstm import LSTMLearner  # registers the class itself under "lstm"
 
         return LSTMLearner(**params)
+
+    @register("mlp")
+    def _make_mlp(**params):
+        """Import torch only when an MLP is made (keeps ``import fluxcore`` fast)."""
+        from .mlp import MLPLearner  # registers the class itself under "mlp"
+
+        return MLPLearner(**params)
 
 __all__ = ["FluxLearner", "PerTarget", "available_learners", "make_learner", "register"]
