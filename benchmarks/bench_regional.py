@@ -104,10 +104,19 @@ class LeakyValidationMLP(MLPLearner):
     """The mlp whose early-stopping rows are given from outside (NARCF: the test year).
 
     ``fit`` receives training *and* validation rows; the rows whose (site, date) is in
-    ``val_keys`` are used for validation only (never for a gradient step). Benchmark only.
+    ``val_keys`` are used for validation only (never for a gradient step), and the scalers
+    are fitted on the first ``n_train`` rows (the training rows) only, so that this class adds
+    the one leak of validating on the test rows and nothing else. Benchmark only.
     """
 
     val_keys: frozenset = frozenset()
+    n_train: int = 0
+
+    def _fit_feature_scaler(self, Xa):
+        return super()._fit_feature_scaler(Xa[: self.n_train])
+
+    def _fit_target_scaler(self, ya):
+        return super()._fit_target_scaler(ya[: self.n_train])
 
     def _split(self, sites, dates, rows, rng):
         key = pd.Series([f"{s}|{d}" for s, d in zip(sites[rows], pd.DatetimeIndex(dates[rows]), strict=True)])
@@ -164,6 +173,7 @@ def _fit_predict(name: str, params: dict, X, y, s, d, tr, te, *, test_scaler=Fal
         est = LeakyValidationMLP(**{**params, "val_fraction": 0.2})
         est.val_keys = frozenset(f"{a}|{b}" for a, b in zip(s[te], pd.DatetimeIndex(d[te]), strict=True))
         okv = np.isfinite(yte_fit)
+        est.n_train = len(Xtr)
         Xfit = pd.concat([Xtr, Xte[okv]], ignore_index=True)
         yfit = pd.DataFrame({"NEE": np.r_[ytr_fit, yte_fit[okv]]})
         est.fit(Xfit, yfit, sites=np.r_[s[tr], s[te][okv]], dates=np.r_[d[tr], d[te][okv]])
