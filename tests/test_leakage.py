@@ -18,7 +18,7 @@ from factories_loso import (
 
 from fluxcore.config import RunConfig
 from fluxcore.dataset import FluxDataset
-from fluxcore.learners import available_learners
+from fluxcore.learners import available_learners, make_learner
 from fluxcore.loso import (
     build_fold_data,
     compute_fold,
@@ -31,13 +31,6 @@ from fluxcore.loso import (
     run_loso,
 )
 
-TINY = {
-    "mlr": {},
-    "rf": {"n_estimators": 4},
-    "svm": {"n_components": 30, "max_rows": 300},
-    "lstm": {"lookback": 5, "hidden_size": 4, "max_epochs": 2, "patience": 1, "batch_size": 64,
-             "max_windows_per_epoch": 300, "max_val_windows": 200, "n_threads": 1},
-}
 BUILTIN = [n for n in available_learners() if not n.startswith("test_")]
 FUZZY = ["mlr_fuzzy", "mlr_fuzzycut", "mlr_fuzzyzones"]
 
@@ -59,8 +52,11 @@ def _poison(ds: FluxDataset, site: str, columns, scale=1000.0, shift=500.0) -> F
 
 
 def _params(name):
-    base = name.split("_")[0]
-    return TINY.get(name, TINY.get(base, {}) if name in FUZZY else {})
+    """The learner's (or a variant's base learner's) first ``get_test_params()`` set."""
+    if name not in available_learners() and name not in FUZZY:
+        return {}
+    base = name if name in available_learners() else name.split("_")[0]
+    return type(make_learner(base)).get_test_params()[0]
 
 
 def _fold(ds, cfg, learner, site):
@@ -122,7 +118,7 @@ def test_lstm_validation_sites_are_training_sites(ds, tmp_path):
     if "lstm" not in BUILTIN:
         pytest.skip("lstm not registered")
     cfg = RunConfig(learners=["lstm"], targets=["GPP", "ER"], sites=ds.site_ids[:2],
-                    params={"lstm": TINY["lstm"]})
+                    params={"lstm": _params("lstm")})
     res = load_run(run_loso(cfg, dataset=ds, runs_dir=tmp_path))
     info = res.manifest["fold_info"]
     assert len(info) == 2

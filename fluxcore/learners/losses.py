@@ -16,6 +16,10 @@ Built-in losses
 ``mse``
     Mask- and weight-averaged squared error on the standardised targets:
     ``sum(w m (pred - y)^2) / sum(w m)``.
+``mae``
+    Mask- and weight-averaged absolute error on the standardised targets:
+    ``sum(w m |pred - y|) / sum(w m)`` (the mean absolute error NARCF trains with; less
+    sensitive to outlying months than ``mse``).
 ``mse+balance``
     ``mse`` plus ``balance_weight * sum(w r^2) / sum(w) / var(NEE)`` with the carbon-balance
     residual ``r = ER - GPP - NEE`` [gC m-2 d-1] computed on the predictions mapped back to
@@ -74,6 +78,18 @@ def weighted_mse(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
 @register_loss("mse")
 def _build_mse(learner: Any) -> LossFn:
     return weighted_mse
+
+
+def weighted_mae(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
+                 weight: torch.Tensor) -> torch.Tensor:
+    """``sum(w m |pred - y|) / sum(w m)`` over the batch (targets with mask 0 ignored)."""
+    wm = mask * weight[:, None]
+    return (wm * (pred - y).abs()).sum() / wm.sum().clamp_min(1e-12)
+
+
+@register_loss("mae")
+def _build_mae(learner: Any) -> LossFn:
+    return weighted_mae
 
 
 BALANCE_TARGETS = ("GPP", "ER", "NEE")
