@@ -278,11 +278,17 @@ def trailing_mean(values: np.ndarray, sites: np.ndarray, dates: np.ndarray, wind
     good = np.isfinite(x)
     cal[pos[good]] = x[good]
     ok[pos[good]] = 1.0
-    cs = np.r_[0.0, np.cumsum(cal)]
-    ck = np.r_[0.0, np.cumsum(ok)]
+    # cumulative sums restart at each site: a sum running over all sites would let one site's
+    # values change another's means in the last bits (rounding), which a network can amplify
+    cs = np.zeros(total + 1)
+    ck = np.zeros(total + 1)
+    for o, sp in zip(offset.tolist(), span.tolist(), strict=True):
+        cs[o + 1:o + sp + 1] = np.cumsum(cal[o:o + sp])
+        ck[o + 1:o + sp + 1] = np.cumsum(ok[o:o + sp])
     lo = np.maximum(pos - int(window) + 1, offset[sid])  # never before the site's first day
-    s = cs[pos + 1] - cs[lo]
-    k = ck[pos + 1] - ck[lo]
+    inside = lo > offset[sid]
+    s = cs[pos + 1] - np.where(inside, cs[lo], 0.0)
+    k = ck[pos + 1] - np.where(inside, ck[lo], 0.0)
     res = np.where(k >= max(int(min_periods), 1), s / np.maximum(k, 1), np.nan)
     out = np.empty(n)
     out[order] = res

@@ -270,3 +270,23 @@ def test_water_balance_features_past_only_and_per_site():
         build_features(ds, FeatureConfig(water_balance=True, bucket_capacity_mm=0))
     rt = FeatureConfig.from_dict(cfg.to_dict())
     assert rt == cfg
+
+
+def test_trailing_mean_of_one_site_is_bit_identical_whatever_other_sites_hold():
+    """Cumulative sums restart per site: another site's values cannot even change the last
+    bits (a sum over all sites did, and a network amplified it into a leak)."""
+    import numpy as np
+
+    from fluxcore.features import trailing_mean
+
+    rng = np.random.default_rng(1)
+    sites = np.repeat(["a", "b", "c"], 80)
+    dates = np.tile(np.arange("2010-01-01", "2010-03-22", dtype="datetime64[D]"), 3)
+    v = rng.normal(size=240) * 1e3
+    v[[5, 100]] = np.nan
+    base = trailing_mean(v, sites, dates, 30)
+    poisoned = v.copy()
+    poisoned[sites == "b"] = poisoned[sites == "b"] * 1e9 + 7e8
+    after = trailing_mean(poisoned, sites, dates, 30)
+    keep = sites != "b"
+    assert np.array_equal(base[keep], after[keep], equal_nan=True)
