@@ -30,6 +30,7 @@ Wilcoxon, F. (1945) Individual comparisons by ranking methods. Biometrics Bullet
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -223,8 +224,49 @@ def _table3_wide(t3: pd.DataFrame, target: str) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------ report
-def _load_dataset_for(run_dir: Path, config: Any):
-    return load_config_dataset(config)
+@dataclass
+class ReportInputs:
+    """What both reports (Markdown and HTML) read of a finished run."""
+
+    run_dir: Path
+    config: Any
+    metrics: pd.DataFrame
+    manifest: dict
+    cfg: dict
+    dataset: Any
+    notes: list[str]
+
+
+def report_inputs(run_dir, dataset=None, what_skipped: str = "heterogeneity sections skipped") -> ReportInputs:
+    """Config, metrics, manifest and dataset of a run (the data re-loaded from its config).
+
+    Raises :class:`ConfigError` when ``run_dir`` is not a run folder or has no metrics. A
+    dataset that cannot be loaded, or whose fingerprint differs from the run's, becomes a
+    note (``what_skipped`` says what the report leaves out).
+    """
+    from .heterogeneity import _load_run_parts
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: run folder not found")
+    config, metrics, _ = _load_run_parts(run_dir)
+    if metrics is None or len(metrics) == 0:
+        raise ConfigError(f"{run_dir}: run has no metrics yet")
+    manifest = {}
+    if (run_dir / "manifest.json").is_file():
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+    cfg = config.to_dict() if hasattr(config, "to_dict") else dict(config or {})
+    notes: list[str] = []
+    if dataset is None:
+        try:
+            dataset = load_config_dataset(config)
+        except (FluxcoreError, ImportError, OSError) as exc:
+            notes.append(f"{what_skipped}: the run's data {cfg.get('data')!r} cannot be loaded: {exc}")
+    fp = (manifest.get("data") or {}).get("fingerprint")
+    if dataset is not None and fp and dataset.fingerprint() != fp:
+        notes.append(f"warning: the dataset given ({dataset.fingerprint()}) differs from the run's "
+                     f"data (fingerprint {fp}); distances may not match the folds")
+    return ReportInputs(run_dir, config, metrics, manifest, cfg, dataset, notes)
 
 
 def write_report(run_dir, dataset=None, out_dir=None) -> Path:
@@ -246,32 +288,13 @@ def write_report(run_dir, dataset=None, out_dir=None) -> Path:
     pathlib.Path
         ``<out_dir>/report.md``.
     """
-    from .heterogeneity import _load_run_parts, distance_skill, run_distances
+    from .heterogeneity import distance_skill, run_distances
 
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ConfigError(f"{run_dir}: run folder not found")
-    config, metrics, _ = _load_run_parts(run_dir)
-    if metrics is None or len(metrics) == 0:
-        raise ConfigError(f"{run_dir}: run has no metrics yet")
+    inp = report_inputs(run_dir, dataset)
+    run_dir, metrics, manifest, cfg, dataset, notes = (
+        inp.run_dir, inp.metrics, inp.manifest, inp.cfg, inp.dataset, inp.notes)
     out = Path(out_dir) if out_dir is not None else run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
-    manifest = {}
-    if (run_dir / "manifest.json").is_file():
-        manifest = json.loads((run_dir / "manifest.json").read_text())
-    cfg = config.to_dict() if hasattr(config, "to_dict") else dict(config or {})
-    notes: list[str] = []
-
-    if dataset is None:
-        try:
-            dataset = _load_dataset_for(run_dir, config)
-        except (FluxcoreError, ImportError, OSError) as exc:
-            notes.append(f"heterogeneity sections skipped: cannot load the run's data "
-                         f"{cfg.get('data')!r}: {exc}")
-    fp = (manifest.get("data") or {}).get("fingerprint")
-    if dataset is not None and fp and dataset.fingerprint() != fp:
-        notes.append(f"warning: the dataset given ({dataset.fingerprint()}) differs from the run's "
-                     f"data (fingerprint {fp}); distances may not match the folds")
 
     t3 = table3(metrics)
     t3.to_csv(out / "table3.csv", index=False)

@@ -25,16 +25,14 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import ConfigError, FluxcoreError
+from .errors import FluxcoreError
 from .heterogeneity import (
-    _load_run_parts,
     distance_skill,
     readable_table,
     relation_sentences,
     run_distances,
 )
-from .report import _fmt, _table3_wide, table3
-from .runner import load_config_dataset
+from .report import _fmt, _table3_wide, report_inputs, table3
 from .runstore import load_run
 from .skill import predicted_skill
 
@@ -155,23 +153,9 @@ def write_html_report(run_dir, dataset=None, out=None) -> Path:
 
     from . import plots
 
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ConfigError(f"{run_dir}: run folder not found")
-    config, metrics, _ = _load_run_parts(run_dir)
-    if metrics is None or len(metrics) == 0:
-        raise ConfigError(f"{run_dir}: run has no metrics yet")
-    manifest = {}
-    if (run_dir / "manifest.json").is_file():
-        manifest = json.loads((run_dir / "manifest.json").read_text())
-    cfg = config.to_dict() if hasattr(config, "to_dict") else dict(config or {})
-    notes: list[str] = []
-    if dataset is None:
-        try:
-            dataset = load_config_dataset(config)
-        except (FluxcoreError, ImportError, OSError) as exc:
-            notes.append(f"Heterogeneity and skill map omitted: the run's data {cfg.get('data')!r} cannot be "
-                         f"loaded ({exc}).")
+    inp = report_inputs(run_dir, dataset, what_skipped="heterogeneity and skill map omitted")
+    run_dir, metrics, manifest, cfg, dataset, notes = (
+        inp.run_dir, inp.metrics, inp.manifest, inp.cfg, inp.dataset, inp.notes)
     synthetic = (bool(getattr(dataset, "synthetic", False)) if dataset is not None
                  else bool((manifest.get("data") or {}).get("synthetic", False)))
     try:
