@@ -196,6 +196,8 @@ class RunConfig:
     def from_file(cls, path: str | Path) -> RunConfig:
         """Read a ``.yaml``/``.yml``, ``.toml`` or ``.json`` file (errors start with its name)."""
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a folder, not a config file (.yaml, .toml or .json)")
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         suffix = path.suffix.lower()
@@ -289,6 +291,8 @@ class RunConfig:
             lines.append(f"pool: unknown pool {self.pool!r}; choose 'all' or 'zone'")
         if ok("strategy") and self.strategy not in STRATEGIES:
             lines.append(f"strategy: unknown strategy {self.strategy!r}; choose from {list(STRATEGIES)}")
+        if ok("data", "sites_table") and self.sites_table is not None and str(self.data).strip().lower() == "demo":
+            lines.append("sites_table: the demo world has its own sites; a site table is for a data folder or file")
         for key in ("params", "strategy_options"):
             extra = sorted(set(getattr(self, key)) - set(self.learners)) if ok(key, "learners") else []
             if extra:
