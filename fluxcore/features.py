@@ -110,6 +110,10 @@ MJ_PER_DAY_TO_W = 1e6 / 86400.0
 class FeatureConfig:
     """Which features :func:`build_features` makes.
 
+    Every option is typed (:mod:`fluxcore.schema`): a value of the wrong type or range, or an
+    unknown variable / attribute name, raises :class:`ConfigError` at construction, one line
+    per problem (``features.<option>: must be ..., got ...``).
+
     Parameters
     ----------
     variables : tuple of str or None, default None
@@ -126,9 +130,9 @@ class FeatureConfig:
         Drivers that get trailing means (those absent from the dataset are skipped).
     rolling_windows : tuple of int, default (7, 30)
         Trailing window lengths [time steps of the dataset: days for daily data, months for
-        monthly data].
+        monthly data], each 1 to :data:`MAX_WINDOW`.
     rolling_min_periods : int, default 1
-        Minimum non-NaN steps in a window for a value (else NaN).
+        Minimum non-NaN steps in a window for a value (else NaN), 1 to :data:`MAX_WINDOW`.
     aridity_index : bool, default False
         Add the site's ``ARIDITY_INDEX`` [-] (also added by ``site_attributes``).
     latitude : bool, default False
@@ -145,7 +149,7 @@ class FeatureConfig:
         Add ``PET_HG``, ``SWC_REL`` and ``WB_MEAN30D`` (each when its inputs exist; daily
         data only).
     bucket_capacity_mm : float, default 150.0
-        Bucket capacity [mm] for sites whose catalogue has no ``WHC_MM``.
+        Bucket capacity [mm] (> 0) for sites whose catalogue has no ``WHC_MM``.
     """
 
     variables: tuple[str, ...] | None = option(None, names("a list of variable names", optional=True))

@@ -63,13 +63,17 @@ QC_HELPER_COLUMNS: tuple[str, ...] = (QC_NEE_FRAC, QC_TA_FRAC)
 class QCConfig:
     """Quality-control settings (all values removed are reported in ``dataset.qc``).
 
+    Every option is typed (:mod:`fluxcore.schema`): a bad value raises :class:`ConfigError`
+    at construction, one line per problem (``qc.<option>: must be ..., got ...``).
+
     Parameters
     ----------
     range_check : bool, default True
         Set values outside the physically possible range to NaN (ranges from
         :data:`fluxcore.variables.VARIABLES`, overridable with ``ranges``).
     ranges : dict, default {}
-        ``{variable: (min, max)}`` overriding the standard range of a variable.
+        ``{variable: (min, max)}`` overriding the standard range of a variable (finite
+        numbers, min <= max).
     gpp_min : float or None, default -3.0
         GPP [gC m-2 d-1] below this is removed; None disables the check.
     min_measured_frac : float, default 0.1

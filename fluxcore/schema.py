@@ -21,8 +21,10 @@ import os
 from dataclasses import dataclass
 from typing import Annotated, Any, get_args
 
+import numpy as np
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -65,21 +67,29 @@ def _bound_words(ge=None, gt=None, le=None, lt=None) -> str:
     return " and ".join(parts)
 
 
+def _plain(v: Any) -> Any:
+    """A numpy scalar as the Python value it holds (``np.int64(3)`` is the integer 3)."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+_Plain = BeforeValidator(_plain)
+
 #: true or false (not ``"no"``, not ``1``).
-FLAG = _spec(StrictBool, "true or false")
+FLAG = _spec(Annotated[StrictBool, _Plain], "true or false")
 
 
 def integer(*, ge: int | None = None, le: int | None = None, optional: bool = False) -> Any:
     """An integer (not a boolean, not ``7.0``) within the bounds."""
     words = " ".join(["an integer", _bound_words(ge=ge, le=le)]).strip()
-    return _spec(Annotated[StrictInt, Field(ge=ge, le=le)], words, optional)
+    return _spec(Annotated[StrictInt, Field(ge=ge, le=le), _Plain], words, optional)
 
 
 def number(*, ge: float | None = None, gt: float | None = None, le: float | None = None,
            optional: bool = False) -> Any:
     """A finite number (int or float, not a boolean, not nan/inf) within the bounds."""
     words = " ".join(["a finite number", _bound_words(ge=ge, gt=gt, le=le)]).strip()
-    return _spec(Annotated[float, Field(strict=True, allow_inf_nan=False, ge=ge, gt=gt, le=le)], words, optional)
+    return _spec(Annotated[float, Field(strict=True, allow_inf_nan=False, ge=ge, gt=gt, le=le), _Plain],
+                 words, optional)
 
 
 def _not_blank(v: Any) -> Any:
@@ -109,7 +119,7 @@ def names(words: str = "a list of names (text)", *, optional: bool = False) -> A
 
 def integers(*, ge: int = 1, le: int | None = None) -> Any:
     """A list (or tuple) of integers within the bounds."""
-    return _spec(Annotated[list[Annotated[StrictInt, Field(ge=ge, le=le)]], Field(strict=True)],
+    return _spec(Annotated[list[Annotated[StrictInt, Field(ge=ge, le=le), _Plain]], Field(strict=True)],
                  f"a list of integers {_bound_words(ge=ge, le=le)}")
 
 

@@ -125,6 +125,16 @@ def test_good_values_of_every_type_are_kept():
     assert QCConfig.from_dict(cfg.qc).range_of("TA") == (-30.0, 40.0)
 
 
+def test_numpy_scalars_count_as_the_values_they_hold():
+    import numpy as np
+
+    cfg = RunConfig(seed=np.int64(3), min_train_sites=np.int32(2), learners=["mlr"]).check()
+    assert cfg.to_dict()["seed"] == 3 and type(cfg.to_dict()["seed"]) is int
+    assert FeatureConfig(rolling_windows=(np.int64(7),), doy=np.bool_(False)).doy is not True
+    with pytest.raises(ConfigError, match=r"seed: must be an integer .*got np.float64\(1.5\)"):
+        RunConfig(seed=np.float64(1.5)).check()
+
+
 def test_feature_and_qc_configs_check_their_own_options():
     with pytest.raises(ConfigError, match=r"features.doy: must be true or false, got 'no'"):
         FeatureConfig(doy="no")
