@@ -290,3 +290,17 @@ def test_sites_table_that_does_not_exist_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="nope.csv"):
         run_loso(cfg, runs_dir=tmp_path / "runs")
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("target", ["outside", "../outside", "__RUNS__", "__RUNS__/.", "..", ".", "nope"])
+def test_runs_delete_refuses_anything_but_a_run_folder_inside_the_runs_folder(target, tmp_path, capsys, runs):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "manifest.json").write_text("{}")  # looks like a run folder, but is not inside --runs-dir
+    target = str(outside) if target == "outside" else target.replace("__RUNS__", str(runs))
+    code = main(["runs", "--runs-dir", str(runs), "--delete", target])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert any(w in err for w in ("not a path", "not a folder directly inside", "no such run folder")), err
+    assert target in err
+    assert (outside / "manifest.json").read_text() == "{}"
