@@ -43,12 +43,14 @@ def test_default_resolved_config_unchanged(demo):
 
 
 def test_sites_table_round_trip(tmp_path):
-    cfg = RunConfig(learners=["mlr"], sites_table="tables/sites.csv")
+    cfg = RunConfig(data="dd_files", learners=["mlr"], sites_table="tables/sites.csv")
     assert cfg.to_dict()["sites_table"] == "tables/sites.csv"
     back = RunConfig.from_file(cfg.save(tmp_path / "run.yaml"))
     assert back == cfg
     assert RunConfig.from_dict({"sites_table": None}).sites_table is None
-    assert RunConfig.from_dict({"sites_table": Path("a.csv")}).to_dict()["sites_table"] == "a.csv"
+    assert RunConfig.from_dict({"data": "x", "sites_table": Path("a.csv")}).to_dict()["sites_table"] == "a.csv"
+    with pytest.raises(ConfigError, match="sites_table: the demo world has its own sites"):
+        RunConfig(sites_table="a.csv").check()
 
 
 # ------------------------------------------------------------------ one line per problem
