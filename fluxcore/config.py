@@ -23,15 +23,19 @@ import copy
 import json
 import re
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, check_known_keys
+from .errors import ConfigError
+from .features import FeatureConfig
 from .folds import POOLS, test_sites
 from .learners import available_learners, make_learner
 from .learners.base import check_params
 from .pretrain import PretrainConfig
+from .qc import QCConfig
+from .schema import integer, mapping, names, number, option, path, raise_problems, text
+from .schema import problems as schema_problems
 from .strategies import strategy_for
 from .variables import TARGETS, ZONES
 from .variants import PRESETS, preset_options
@@ -39,6 +43,8 @@ from .variants import PRESETS, preset_options
 STRATEGIES = ("fast", "per-fold")
 DEFAULT_LEARNERS = ["lstm", "rf", "svm", "mlr"]
 DEFAULT_TARGETS = ["GPP", "ER"]
+#: seeds are given to numpy / scikit-learn / torch, which take 32-bit unsigned seeds
+MAX_SEED = 2**32 - 1
 
 
 def _jsonable(obj: Any) -> Any:
@@ -56,14 +62,11 @@ def _jsonable(obj: Any) -> Any:
     return repr(obj)
 
 
-def _list_of_str(value: Any, name: str) -> list[str] | None:
-    if value is None:
-        return None
+def _split_commas(value: Any) -> Any:
+    """``"mlr, rf"`` -> ``["mlr", "rf"]`` (a convenience of config files); other values as given."""
     if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    if not isinstance(value, (list, tuple)):
-        raise ConfigError(f"{name} must be a list of strings, got {value!r}")
-    return [str(v) for v in value]
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
 
 
 def learner_catalogue() -> list[dict]:
@@ -95,13 +98,22 @@ def learner_catalogue() -> list[dict]:
 
 def available_learner_names() -> list[str]:
     """Registered learner names plus the named variants (:data:`fluxcore.variants.PRESETS`)."""
-    names = list(available_learners())
-    return names + [n for n in PRESETS if n not in names]
+    names_ = list(available_learners())
+    return names_ + [n for n in PRESETS if n not in names_]
+
+
+def _unknown(label: str, given: list, known) -> str | None:
+    bad = [v for v in given if v not in known]
+    return f"unknown {label} {bad}; choose from {list(known)}" if bad else None
 
 
 @dataclass
 class RunConfig:
     """Configuration of one leave-one-site-out run.
+
+    Every option has a declared type and range (:mod:`fluxcore.schema`): :meth:`check` lists
+    every value that does not fit, one line per problem naming the key path, e.g.
+    ``features.rolling_windows: must be a list of integers >= 1, got 'x'``.
 
     Parameters
     ----------
@@ -125,15 +137,17 @@ class RunConfig:
         that sample (minus its test site, intersected with the ``pool`` rule); test sites
         are not affected. For "towers are scarce" comparisons.
     features : dict
-        Keyword arguments of ``fluxcore.features.FeatureConfig``.
+        Options of ``fluxcore.features.FeatureConfig`` (checked with their types).
     params : dict
         Hyperparameters per learner name: ``{"lstm": {"max_epochs": 5}}``.
     seed : int
-        Seed given as ``random_state`` to every learner that has one (unless set in params).
+        Seed (0 to 2**32 - 1) given as ``random_state`` to every learner that has one (unless
+        set in params).
     qc : dict or None
-        Keyword arguments of ``fluxcore.qc.QCConfig`` (None: the loader's default QC).
+        Options of ``fluxcore.qc.QCConfig`` (None: the loader's default QC).
     min_train_sites : int
-        A fold whose training pool has fewer sites is skipped (and reported).
+        A fold whose training pool has fewer sites is skipped (and reported); a run in which
+        every fold is skipped stops with a :class:`ConfigError`.
     strategy : {"fast", "per-fold"}
         ``"per-fold"`` fits one fresh model per fold (the notebook way). ``"fast"`` (default)
         computes all folds of ``mlr``, ``rf``, ``svm`` and ``lstm`` at once with the strategies
@@ -148,35 +162,60 @@ class RunConfig:
         Pre-training stage (:class:`fluxcore.pretrain.PretrainConfig` options, e.g.
         ``{"source": "processmodel", "epochs": 5}``) for the learners with the ``fine_tune``
         tag; None (default): no pre-training.
+    sites_table : str or None
+        Site table (CSV with ``SITE_ID`` and e.g. ``LAT, LON, IGBP, ARIDITY_INDEX``) given to
+        :func:`fluxcore.sources.load_dataset` (``sites_table=``), e.g. for a folder of
+        official daily files without a ``sites.csv``. Left out of :meth:`to_dict` when None,
+        so that configs without it keep their run key.
     """
 
-    data: str = "demo"
-    learners: list[str] = field(default_factory=lambda: list(DEFAULT_LEARNERS))
-    targets: list[str] = field(default_factory=lambda: list(DEFAULT_TARGETS))
-    sites: list[str] | None = None
-    zones: list[str] | None = None
-    pool: str = "all"
-    pool_fraction: float = 1.0
-    features: dict = field(default_factory=dict)
-    params: dict = field(default_factory=dict)
-    seed: int = 0
-    qc: dict | None = None
-    min_train_sites: int = 2
-    strategy: str = "fast"
-    strategy_options: dict = field(default_factory=dict)
-    pretrain: dict | None = None
+    data: str = option("demo", path("'demo' or the path of a data folder or file (text)"))
+    learners: list[str] = option(factory=lambda: list(DEFAULT_LEARNERS), spec=names("a list of learner names"))
+    targets: list[str] = option(factory=lambda: list(DEFAULT_TARGETS), spec=names("a list of target names"))
+    sites: list[str] | None = option(None, names("a list of site ids", optional=True))
+    zones: list[str] | None = option(None, names("a list of aridity zones", optional=True))
+    pool: str = option("all", text("'all' or 'zone'"))
+    pool_fraction: float = option(1.0, number(gt=0, le=1))
+    features: dict = option(factory=dict, spec=mapping("a mapping of feature options"))
+    params: dict = option(factory=dict, spec=mapping("a mapping {learner: {hyperparameter: value}}", nested=True))
+    seed: int = option(0, integer(ge=0, le=MAX_SEED))
+    qc: dict | None = option(None, mapping("a mapping of QC options", optional=True))
+    min_train_sites: int = option(2, integer(ge=1))
+    strategy: str = option("fast", text("'fast' or 'per-fold'"))
+    strategy_options: dict = option(factory=dict, spec=mapping("a mapping {learner: {option: value}}", nested=True))
+    pretrain: dict | None = option(None, mapping("a mapping of pre-training options", optional=True))
+    sites_table: str | None = option(None, path("the path of a site table (text)", optional=True))
 
     # ------------------------------------------------------------ building
     @classmethod
-    def from_dict(cls, d: dict, source: str = "config") -> RunConfig:
-        """Build from a plain dict; unknown keys raise :class:`ConfigError` naming ``source``."""
+    def from_dict(cls, d: dict, source: str | None = None) -> RunConfig:
+        """Build from a plain dict and :meth:`check` it.
+
+        Parameters
+        ----------
+        d : dict
+            Config keys (see the class); ``learners``, ``targets``, ``sites`` and ``zones``
+            may also be comma-separated text.
+        source : str, optional
+            Where ``d`` came from (a file name, ``"command line"``); starts each line of an error.
+
+        Raises
+        ------
+        ConfigError
+            One line per problem (unknown keys, values of the wrong type or range, unknown
+            names), each naming the key.
+        """
         if not isinstance(d, dict):
-            raise ConfigError(f"{source}: a run configuration must be a mapping, got {type(d).__name__}")
-        check_known_keys(d, {f.name for f in fields(cls)}, f"{source}: unknown config key(s)")
-        d = copy.deepcopy(d)
+            raise_problems([f"a run configuration must be a mapping, got {type(d).__name__}"], source)
+        known = {f.name for f in fields(cls)}
+        lines = []
+        unknown = sorted((k for k in d if k not in known), key=str)
+        if unknown:
+            lines.append(f"unknown config key(s) {unknown}; known: {sorted(known)}")
+        d = copy.deepcopy({k: v for k, v in d.items() if k in known})
         for key in ("learners", "targets", "sites", "zones"):
             if key in d:
-                d[key] = _list_of_str(d[key], f"{source}: {key}")
+                d[key] = _split_commas(d[key])
         for key in ("features", "params", "strategy_options"):
             if key in d and d[key] is None:
                 d[key] = {}
@@ -184,61 +223,68 @@ class RunConfig:
             d["params"] = {k: ({n: _number_from_text(v) for n, v in p.items()} if isinstance(p, dict) else p)
                            for k, p in d["params"].items()}
         cfg = cls(**d)
-        cfg.check()
+        raise_problems(lines + cfg.problems(), source)
         return cfg
 
     @classmethod
     def from_file(cls, path: str | Path) -> RunConfig:
-        """Read a ``.yaml``/``.yml``, ``.toml`` or ``.json`` file."""
+        """Read a ``.yaml``/``.yml``, ``.toml`` or ``.json`` file (errors start with its name)."""
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a folder, not a config file (.yaml, .toml or .json)")
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         suffix = path.suffix.lower()
         try:
-            text = path.read_text(encoding="utf-8")
+            text_ = path.read_text(encoding="utf-8")
             if suffix in (".yaml", ".yml"):
                 import yaml
 
-                d = yaml.safe_load(text) or {}
+                d = yaml.safe_load(text_)
+                d = {} if d is None else d
             elif suffix == ".toml":
                 if sys.version_info >= (3, 11):
                     import tomllib
                 else:  # Python 3.10: the tomli backport (a dependency there)
                     import tomli as tomllib
-                d = tomllib.loads(text)
+                d = tomllib.loads(text_)
             elif suffix == ".json":
-                d = json.loads(text)
+                d = json.loads(text_)
             else:
                 raise ConfigError(f"{path}: unknown config format {suffix!r} (use .yaml, .toml or .json)")
         except ConfigError:
             raise
-        except Exception as exc:  # parse errors of the three formats
-            raise ConfigError(f"{path}: cannot parse config: {exc}") from exc
+        except Exception as exc:  # parse errors of the three formats, undecodable bytes
+            problem = " ".join(str(exc).split())
+            raise ConfigError(f"{path}: cannot parse config: {problem}") from exc
         return cls.from_dict(d, source=str(path))
 
     # ------------------------------------------------------------ writing
     def to_dict(self) -> dict:
-        """Plain JSON-compatible dict (tuples become lists)."""
+        """Plain JSON-compatible dict (tuples become lists; ``sites_table`` only when set,
+        ``pool_fraction`` only when not 1: the defaults keep the keys of runs made before)."""
         d = _jsonable(asdict(self))
-        if d.get("pool_fraction") == 1.0:  # the default keeps the keys of runs made before the option
+        if d.get("sites_table") is None:
+            d.pop("sites_table", None)
+        if d.get("pool_fraction") == 1.0:
             del d["pool_fraction"]
         return d
 
     def to_json(self, path: str | Path | None = None) -> str:
         """JSON text (sorted keys); also written to ``path`` when given."""
-        text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+        text_ = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
         if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
-        return text
+            Path(path).write_text(text_, encoding="utf-8")
+        return text_
 
     def to_yaml(self, path: str | Path | None = None) -> str:
         """YAML text; also written to ``path`` when given."""
         import yaml
 
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        text_ = yaml.safe_dump(self.to_dict(), sort_keys=False)
         if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
-        return text
+            Path(path).write_text(text_, encoding="utf-8")
+        return text_
 
     def save(self, path: str | Path) -> Path:
         """Write YAML (``.yaml``/``.yml``) or JSON (``.json``) depending on the suffix."""
@@ -252,75 +298,93 @@ class RunConfig:
         return path
 
     # ---------------------------------------------------------- validation
-    def check(self) -> RunConfig:
-        """Checks that need no dataset (types, pool, zones, target names). Returns self."""
-        if not self.learners:
-            raise ConfigError("no learner given; choose from " + ", ".join(DEFAULT_LEARNERS))
-        if len(set(self.learners)) != len(self.learners):
-            raise ConfigError(f"learner listed twice in {self.learners}")
-        if not self.targets:
-            raise ConfigError(f"no target given; choose from {list(TARGETS)}")
-        bad = [t for t in self.targets if t not in TARGETS]
-        if bad:
-            raise ConfigError(f"unknown target(s) {bad}; choose from {list(TARGETS)}")
-        if self.pool not in POOLS:
-            raise ConfigError(f"unknown pool {self.pool!r}; choose 'all' or 'zone'")
-        pf = self.pool_fraction
-        if isinstance(pf, bool) or not isinstance(pf, (int, float)) or not 0 < pf <= 1:
-            raise ConfigError(f"pool_fraction must be a number in (0, 1], got {pf!r}")
-        if self.zones is not None:
-            bad = [z for z in self.zones if z not in ZONES]
-            if bad:
-                raise ConfigError(f"unknown aridity zone(s) {bad}; choose from {list(ZONES)}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
-        if not isinstance(self.min_train_sites, int) or self.min_train_sites < 1:
-            raise ConfigError(f"min_train_sites must be a positive integer, got {self.min_train_sites!r}")
-        if not isinstance(self.params, dict) or not all(isinstance(v, dict) for v in self.params.values()):
-            raise ConfigError("params must map learner names to {hyperparameter: value} mappings")
-        extra = sorted(set(self.params) - set(self.learners))
-        if extra:
-            raise ConfigError(f"params given for learner(s) {extra} that are not in learners {self.learners}")
-        if not isinstance(self.features, dict):
-            raise ConfigError("features must be a mapping of FeatureConfig options")
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(f"unknown strategy {self.strategy!r}; choose from {list(STRATEGIES)}")
-        if not isinstance(self.strategy_options, dict) or not all(
-                isinstance(v, dict) for v in self.strategy_options.values()):
-            raise ConfigError("strategy_options must map learner names to {option: value} mappings")
-        if self.qc is not None and not isinstance(self.qc, dict):
-            raise ConfigError("qc must be a mapping of QCConfig options")
-        return self
+    def problems(self) -> list[str]:
+        """Every problem :meth:`check` finds, one line each (empty: the config is fine).
 
-    def validate(self, dataset=None) -> RunConfig:
-        """Full validation: learner names, and with a dataset, sites/zones/targets present.
+        Types and ranges of every key (:mod:`fluxcore.schema`), then names: targets, zones,
+        pool, strategy, duplicated learners, ``params`` / ``strategy_options`` for learners
+        not in the run, the options of ``features``, ``qc`` and ``pretrain``. A key whose
+        type is wrong gets its type line only.
+        """
+        lines = schema_problems(RunConfig, self)
+        bad = {ln.split(":", 1)[0] for ln in lines}
+
+        def ok(*keys: str) -> bool:
+            return not bad.intersection(keys)
+
+        if ok("learners"):
+            if not self.learners:
+                lines.append("learners: no learner given; choose from " + ", ".join(available_learner_names()))
+            elif len(set(self.learners)) != len(self.learners):
+                lines.append(f"learners: learner listed twice in {list(self.learners)}")
+        if ok("targets"):
+            if not self.targets:
+                lines.append(f"targets: no target given; choose from {list(TARGETS)}")
+            elif msg := _unknown("target(s)", self.targets, TARGETS):
+                lines.append(f"targets: {msg}")
+        if ok("zones") and self.zones is not None and (msg := _unknown("aridity zone(s)", self.zones, ZONES)):
+            lines.append(f"zones: {msg}")
+        if ok("pool") and self.pool not in POOLS:
+            lines.append(f"pool: unknown pool {self.pool!r}; choose 'all' or 'zone'")
+        if ok("strategy") and self.strategy not in STRATEGIES:
+            lines.append(f"strategy: unknown strategy {self.strategy!r}; choose from {list(STRATEGIES)}")
+        if ok("data", "sites_table") and self.sites_table is not None and str(self.data).strip().lower() == "demo":
+            lines.append("sites_table: the demo world has its own sites; a site table is for a data folder or file")
+        for key in ("params", "strategy_options"):
+            extra = sorted(set(getattr(self, key)) - set(self.learners)) if ok(key, "learners") else []
+            if extra:
+                lines.append(f"{key}: given for learner(s) {extra} that are not in learners {list(self.learners)}")
+        if ok("features"):
+            lines += _option_problems(FeatureConfig.from_dict, self.features)
+        if ok("qc") and self.qc is not None:
+            lines += _option_problems(QCConfig.from_dict, self.qc)
+        if ok("pretrain") and self.pretrain is not None:
+            lines += _option_problems(PretrainConfig.from_dict, self.pretrain)
+        return lines
+
+    def check(self) -> RunConfig:
+        """Checks that need no dataset (types, ranges, names); returns self.
 
         Raises
         ------
         ConfigError
-            One message naming the unknown learner / target / zone / site.
+            Listing every problem of :meth:`problems`, one per line.
+        """
+        raise_problems(self.problems())
+        return self
+
+    def validate(self, dataset=None) -> RunConfig:
+        """Full validation: :meth:`check`, the learner registry and hyperparameters, and with
+        a dataset, targets and sites present and a test site left.
+
+        Raises
+        ------
+        ConfigError
+            One line per problem, naming the key (unknown learner / target / zone / site).
         """
         self.check()
-        names = available_learner_names()
-        bad = [n for n in self.learners if n not in names]
-        if bad:
-            raise ConfigError(f"unknown learner(s) {bad}; available: {', '.join(names)}")
+        lines = []
+        known = available_learner_names()
+        if msg := _unknown("learner(s)", self.learners, known):
+            lines.append(f"learners: {msg.replace('choose from', 'available:')}")
         for name in self.learners:
-            check_learner_params(name, self.params.get(name, {}))
+            if name in known:
+                lines += _option_problems(check_learner_params, name, self.params.get(name, {}))
         if dataset is not None:
             missing = [t for t in self.targets if t not in dataset.targets]
             if missing:
-                raise ConfigError(f"target(s) {missing} not in dataset {dataset.name!r} "
-                                  f"(it has {dataset.targets})")
+                lines.append(f"targets: target(s) {missing} not in dataset {dataset.name!r} "
+                             f"(it has {dataset.targets})")
             if self.sites is not None:
                 have = set(dataset.site_ids)
                 unknown = [s for s in self.sites if s not in have]
                 if unknown:
                     more = f" (+{len(unknown) - 10} more)" if len(unknown) > 10 else ""
-                    raise ConfigError(f"unknown site id(s) {unknown[:10]}{more} in dataset {dataset.name!r}")
-            if not test_sites(self, dataset):
-                raise ConfigError(f"no test site left in dataset {dataset.name!r} for sites={self.sites} "
-                                  f"zones={self.zones}")
+                    lines.append(f"sites: unknown site id(s) {unknown[:10]}{more} in dataset {dataset.name!r}")
+            if not lines and not test_sites(self, dataset):
+                lines.append(f"sites/zones: no test site left in dataset {dataset.name!r} for "
+                             f"sites={self.sites} zones={self.zones}")
+        raise_problems(lines)
         return self
 
     def resolved(self, dataset=None) -> RunConfig:
@@ -328,8 +392,7 @@ class RunConfig:
 
         * ``params[name]`` holds every hyperparameter of the learner (its defaults plus the
           given values), with ``random_state = seed`` where the learner has one;
-        * ``features`` / ``qc`` hold every option of ``FeatureConfig`` / ``QCConfig`` when
-          those modules exist;
+        * ``features`` / ``qc`` hold every option of ``FeatureConfig`` / ``QCConfig``;
         * ``sites`` / ``zones`` are sorted (order does not change a run).
         """
         self.validate(dataset)
@@ -338,7 +401,7 @@ class RunConfig:
         for name in cfg.learners:
             params[name] = resolve_learner_params(name, cfg.params.get(name, {}), cfg.seed)
         cfg.params = params
-        cfg.features = _resolve_dataclass_options("fluxcore.features", "FeatureConfig", cfg.features, "features")
+        cfg.features = _jsonable(FeatureConfig.from_dict(cfg.features).to_dict())
         cfg.strategy_options = resolve_strategy_options(cfg) if cfg.strategy == "fast" else {}
         if cfg.pretrain is not None:
             cfg.pretrain = PretrainConfig.from_dict(cfg.pretrain).to_dict()
@@ -355,12 +418,21 @@ class RunConfig:
                 raise ConfigError(f"pretrain: none of the learners {cfg.learners} can be fine-tuned "
                                   "(tag fine_tune), so nothing would be pre-trained")
         if cfg.qc is not None:
-            cfg.qc = _resolve_dataclass_options("fluxcore.qc", "QCConfig", cfg.qc, "qc")
+            cfg.qc = _jsonable(QCConfig.from_dict(cfg.qc).to_dict())
         if cfg.sites is not None:
             cfg.sites = sorted(cfg.sites)
         if cfg.zones is not None:
             cfg.zones = [z for z in ZONES if z in cfg.zones]
         return RunConfig.from_dict(cfg.to_dict())
+
+
+def _option_problems(build, *args) -> list[str]:
+    """Lines of the :class:`ConfigError` that ``build(*args)`` raises (none if it succeeds)."""
+    try:
+        build(*args)
+    except ConfigError as exc:
+        return str(exc).splitlines()
+    return []
 
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
@@ -434,20 +506,3 @@ def resolve_learner_params(name: str, given: dict, seed: int) -> dict:
     if "random_state" in learner.get_params() and "random_state" not in given:
         learner.set_params(random_state=seed)
     return _jsonable(learner.get_params())
-
-
-def _resolve_dataclass_options(module: str, cls_name: str, options: dict, key: str) -> dict:
-    import importlib
-
-    try:
-        cls = getattr(importlib.import_module(module), cls_name)
-    except (ImportError, AttributeError):
-        return _jsonable(dict(options))
-    try:
-        obj = cls(**options)
-    except TypeError as exc:
-        raise ConfigError(f"bad {key} option: {exc}") from exc
-    try:
-        return _jsonable(asdict(obj))
-    except TypeError:
-        return _jsonable(dict(vars(obj)))

@@ -94,8 +94,13 @@ import pandas as pd
 
 from .aridity import extraterrestrial_radiation, hargreaves_pet
 from .dataset import FluxDataset
-from .errors import ConfigError, check_known_keys
+from .errors import ConfigError
+from .schema import FLAG, integer, integers, names, number, option, raise_problems, show
+from .schema import problems as schema_problems
 from .variables import EXTRA_DRIVERS, PAPER_VARIABLES, SITE_ATTRIBUTES, TARGETS, is_site_level
+
+#: Longest trailing window [time steps] (about 27 years of days): longer ones are mistakes.
+MAX_WINDOW = 10_000
 
 #: MJ m-2 d-1 -> W m-2 (daily mean)
 MJ_PER_DAY_TO_W = 1e6 / 86400.0
@@ -104,6 +109,10 @@ MJ_PER_DAY_TO_W = 1e6 / 86400.0
 @dataclass
 class FeatureConfig:
     """Which features :func:`build_features` makes.
+
+    Every option is typed (:mod:`fluxcore.schema`): a value of the wrong type or range, or an
+    unknown variable / attribute name, raises :class:`ConfigError` at construction, one line
+    per problem (``features.<option>: must be ..., got ...``).
 
     Parameters
     ----------
@@ -121,9 +130,9 @@ class FeatureConfig:
         Drivers that get trailing means (those absent from the dataset are skipped).
     rolling_windows : tuple of int, default (7, 30)
         Trailing window lengths [time steps of the dataset: days for daily data, months for
-        monthly data].
+        monthly data], each 1 to :data:`MAX_WINDOW`.
     rolling_min_periods : int, default 1
-        Minimum non-NaN steps in a window for a value (else NaN).
+        Minimum non-NaN steps in a window for a value (else NaN), 1 to :data:`MAX_WINDOW`.
     aridity_index : bool, default False
         Add the site's ``ARIDITY_INDEX`` [-] (also added by ``site_attributes``).
     latitude : bool, default False
@@ -140,24 +149,42 @@ class FeatureConfig:
         Add ``PET_HG``, ``SWC_REL`` and ``WB_MEAN30D`` (each when its inputs exist; daily
         data only).
     bucket_capacity_mm : float, default 150.0
-        Bucket capacity [mm] for sites whose catalogue has no ``WHC_MM``.
+        Bucket capacity [mm] (> 0) for sites whose catalogue has no ``WHC_MM``.
     """
 
-    variables: tuple[str, ...] | None = None
-    doy: bool = True
-    potential_radiation: bool = True
-    temperature_range: bool = True
-    rolling_variables: tuple[str, ...] = ("TA", "VPD", "SW_IN", "P")
-    rolling_windows: tuple[int, ...] = (7, 30)
-    rolling_min_periods: int = 1
-    aridity_index: bool = False
-    latitude: bool = False
-    absorbed_radiation: bool = True
-    site_means: tuple[str, ...] = ("TA", "VPD", "SW_IN", "P", "LAI", "EVI")
-    site_attributes: tuple[str, ...] = ("ARIDITY_INDEX", "WHC_MM", "MAP_MM")
-    igbp: bool = True
-    water_balance: bool = False
-    bucket_capacity_mm: float = 150.0
+    variables: tuple[str, ...] | None = option(None, names("a list of variable names", optional=True))
+    doy: bool = option(True, FLAG)
+    potential_radiation: bool = option(True, FLAG)
+    temperature_range: bool = option(True, FLAG)
+    rolling_variables: tuple[str, ...] = option(("TA", "VPD", "SW_IN", "P"), names("a list of variable names"))
+    rolling_windows: tuple[int, ...] = option((7, 30), integers(ge=1, le=MAX_WINDOW))
+    rolling_min_periods: int = option(1, integer(ge=1, le=MAX_WINDOW))
+    aridity_index: bool = option(False, FLAG)
+    latitude: bool = option(False, FLAG)
+    absorbed_radiation: bool = option(True, FLAG)
+    site_means: tuple[str, ...] = option(("TA", "VPD", "SW_IN", "P", "LAI", "EVI"), names("a list of variable names"))
+    site_attributes: tuple[str, ...] = option(("ARIDITY_INDEX", "WHC_MM", "MAP_MM"), names("a list of attribute names"))
+    igbp: bool = option(True, FLAG)
+    water_balance: bool = option(False, FLAG)
+    bucket_capacity_mm: float = option(150.0, number(gt=0))
+
+    def __post_init__(self) -> None:
+        raise_problems(self.problems())
+
+    def problems(self) -> list[str]:
+        """One line per bad option (``features.<name>: ...``): types and ranges, unknown names."""
+        lines = schema_problems(FeatureConfig, self, prefix="features.")
+        bad = {ln.split(":", 1)[0].removeprefix("features.") for ln in lines}
+        allowed = PAPER_VARIABLES + EXTRA_DRIVERS
+        for key, label, known in (("variables", "feature variable(s)", allowed),
+                                  ("rolling_variables", "variable(s)", allowed),
+                                  ("site_means", "variable(s)", allowed),
+                                  ("site_attributes", "site attribute(s)", SITE_ATTRIBUTES)):
+            given = getattr(self, key)
+            unknown = [] if key in bad or given is None else [v for v in given if v not in known]
+            if unknown:
+                lines.append(f"features.{key}: unknown {label} {unknown}; choose from {list(known)}")
+        return lines
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (lists for tuples), for JSON/YAML run configs."""
@@ -166,14 +193,30 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> FeatureConfig:
-        """Build from a dict; unknown keys raise :class:`ConfigError`."""
+        """Build from a dict (lists become tuples).
+
+        Raises
+        ------
+        ConfigError
+            One line per problem: unknown keys, values of the wrong type or range, unknown
+            variable names (:meth:`problems`).
+        """
         if d is None:
             return cls()
         if isinstance(d, FeatureConfig):
             return d
-        check_known_keys(d, {f.name for f in fields(cls)}, "unknown feature option(s)")
-        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
-        return cls(**kw)
+        if not isinstance(d, dict):
+            raise ConfigError(f"features: must be a mapping of feature options, got {show(d)}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted((k for k in d if k not in known), key=str)
+        lines = [f"features: unknown feature option(s) {unknown}; known: {sorted(known)}"] if unknown else []
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in known}
+        try:
+            cfg = cls(**kw)
+        except ConfigError as exc:
+            lines += str(exc).splitlines()
+        raise_problems(lines)
+        return cfg
 
 
 @dataclass

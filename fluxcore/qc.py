@@ -42,13 +42,15 @@ pipeline for eddy covariance data. Scientific Data 7, 225. doi:10.1038/s41597-02
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import pandas as pd
 
 from .dataset import QC_COLUMNS, empty_qc
-from .errors import ConfigError, check_known_keys
+from .errors import ConfigError
+from .schema import FLAG, mapping, number, option, raise_problems, show
+from .schema import problems as schema_problems
 from .variables import TARGETS, VARIABLES
 
 #: Daily helper columns that QC reads (kept in ``dataset.daily``; not model variables).
@@ -61,13 +63,17 @@ QC_HELPER_COLUMNS: tuple[str, ...] = (QC_NEE_FRAC, QC_TA_FRAC)
 class QCConfig:
     """Quality-control settings (all values removed are reported in ``dataset.qc``).
 
+    Every option is typed (:mod:`fluxcore.schema`): a bad value raises :class:`ConfigError`
+    at construction, one line per problem (``qc.<option>: must be ..., got ...``).
+
     Parameters
     ----------
     range_check : bool, default True
         Set values outside the physically possible range to NaN (ranges from
         :data:`fluxcore.variables.VARIABLES`, overridable with ``ranges``).
     ranges : dict, default {}
-        ``{variable: (min, max)}`` overriding the standard range of a variable.
+        ``{variable: (min, max)}`` overriding the standard range of a variable (finite
+        numbers, min <= max).
     gpp_min : float or None, default -3.0
         GPP [gC m-2 d-1] below this is removed; None disables the check.
     min_measured_frac : float, default 0.1
@@ -77,22 +83,26 @@ class QCConfig:
         Same for TA/TMIN/TMAX with ``QC_TA_FRAC``; 0 (default) disables.
     """
 
-    range_check: bool = True
-    ranges: dict = field(default_factory=dict)
-    gpp_min: float | None = -3.0
-    min_measured_frac: float = 0.1
-    min_ta_measured_frac: float = 0.0
+    range_check: bool = option(True, FLAG)
+    ranges: dict = option(factory=dict, spec=mapping("a mapping {variable: [min, max]}"))
+    gpp_min: float | None = option(-3.0, number(optional=True))
+    min_measured_frac: float = option(0.1, number(ge=0, le=1))
+    min_ta_measured_frac: float = option(0.0, number(ge=0, le=1))
 
     def __post_init__(self) -> None:
-        for name in ("min_measured_frac", "min_ta_measured_frac"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not 0.0 <= float(v) <= 1.0:
-                raise ConfigError(f"qc.{name} must be a number between 0 and 1, got {v!r}")
-        for var, rng in dict(self.ranges).items():
-            if var not in VARIABLES:
-                raise ConfigError(f"qc.ranges: unknown variable {var!r}")
-            if len(tuple(rng)) != 2 or float(rng[0]) > float(rng[1]):
-                raise ConfigError(f"qc.ranges[{var!r}] must be (min, max), got {rng!r}")
+        raise_problems(self.problems())
+
+    def problems(self) -> list[str]:
+        """One line per bad option (``qc.<name>: ...``): types, ranges, ``ranges`` entries."""
+        lines = schema_problems(QCConfig, self, prefix="qc.")
+        if not any(ln.startswith("qc.ranges:") for ln in lines):
+            for var, rng in self.ranges.items():
+                if var not in VARIABLES:
+                    lines.append(f"qc.ranges: unknown variable {var!r}; choose from {list(VARIABLES)}")
+                elif not _is_range(rng):
+                    lines.append(f"qc.ranges[{var!r}]: must be [min, max] with finite numbers min <= max, "
+                                 f"got {show(rng)}")
+        return lines
 
     @classmethod
     def none(cls) -> QCConfig:
@@ -101,16 +111,32 @@ class QCConfig:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> QCConfig:
-        """Build from a plain dict (YAML/JSON); unknown keys raise :class:`ConfigError`."""
+        """Build from a plain dict (YAML/JSON; range lists become tuples).
+
+        Raises
+        ------
+        ConfigError
+            One line per problem: unknown keys, values of the wrong type or range
+            (:meth:`problems`).
+        """
         if d is None:
             return cls()
         if isinstance(d, QCConfig):
             return d
-        check_known_keys(d, {f.name for f in fields(cls)}, "unknown qc option(s)")
-        d = dict(d)
-        if "ranges" in d and d["ranges"] is not None:
-            d["ranges"] = {k: tuple(v) for k, v in d["ranges"].items()}
-        return cls(**d)
+        if not isinstance(d, dict):
+            raise ConfigError(f"qc: must be a mapping of QC options, got {show(d)}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted((k for k in d if k not in known), key=str)
+        lines = [f"qc: unknown qc option(s) {unknown}; known: {sorted(known)}"] if unknown else []
+        d = {k: v for k, v in d.items() if k in known}
+        if isinstance(d.get("ranges"), dict):
+            d["ranges"] = {k: tuple(v) if isinstance(v, list) else v for k, v in d["ranges"].items()}
+        try:
+            cfg = cls(**d)
+        except ConfigError as exc:
+            lines += str(exc).splitlines()
+        raise_problems(lines)
+        return cfg
 
     def to_dict(self) -> dict:
         """Plain dict (JSON-safe) for run configs and ``dataset.meta``."""
@@ -125,6 +151,19 @@ class QCConfig:
             return float(lo), float(hi)
         v = VARIABLES[var]
         return v.valid_min, v.valid_max
+
+
+def _is_range(rng) -> bool:
+    """A ``(min, max)`` pair of finite numbers (not booleans) with ``min <= max``."""
+    if not isinstance(rng, (tuple, list)) or len(rng) != 2:
+        return False
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in rng):
+        return False
+    try:
+        lo, hi = float(rng[0]), float(rng[1])
+    except OverflowError:  # an integer too large for a float
+        return False
+    return bool(np.isfinite(lo) and np.isfinite(hi) and lo <= hi)
 
 
 def _apply_mask(

@@ -56,8 +56,9 @@ def _as_config(config) -> RunConfig:
 
 
 def load_config_dataset(config: RunConfig):
-    """Load ``config.data`` with ``fluxcore.sources.load_dataset`` (and ``config.qc``)."""
-    return load_dataset(config.data, qc=None if config.qc is None else dict(config.qc))
+    """Load ``config.data`` with ``fluxcore.sources.load_dataset`` (and ``config.qc``, ``config.sites_table``)."""
+    return load_dataset(config.data, qc=None if config.qc is None else dict(config.qc),
+                        sites_table=config.sites_table)
 
 
 def prepare_run(config, *, dataset=None, runs_dir="runs"):
@@ -117,6 +118,9 @@ def run_loso(config, *, dataset=None, runs_dir: str | Path = "runs", jobs: int =
     total = len(plan.folds)
     report = progress or (lambda *a: None)
 
+    if not plan.folds:
+        _stop_no_fold(store, rc, _initial_manifest(run_dir, rc, dataset, plan), plan)
+
     m = store.read_manifest()
     if m.get("status") == "done":
         try:
@@ -127,20 +131,7 @@ def run_loso(config, *, dataset=None, runs_dir: str | Path = "runs", jobs: int =
         except DataError as exc:  # folds missing too: the run is 'damaged'; compute what is missing
             warnings.warn(f"{exc}; recomputing the missing folds", stacklevel=2)
 
-    tests = plan.tests
-    env = environment()
-    manifest0 = {
-        "key": run_dir.name, "status": "running",
-        "data": {"source": str(dataset.source or rc.data), "name": dataset.name,
-                 "fingerprint": dataset.fingerprint(),
-                 "synthetic": bool(dataset.synthetic), "n_sites": dataset.n_sites,
-                 "n_site_days": dataset.n_site_days},
-        "code_version": env["code_version"], "git_commit": env["git_commit"],
-        "packages": env["packages"], "platform": env["platform"],
-        "n_test_sites": len(tests), "n_folds": total, "folds_done": 0, "skipped": plan.skipped,
-        "zones": {s: dataset.zone_of(s) for s in tests},
-        "fold_seconds": {}, "fold_info": {}, "sessions": [], "error": None, "finished": None,
-    }
+    manifest0 = _initial_manifest(run_dir, rc, dataset, plan)
     store.initialise(rc.to_dict(), manifest0)
     store.acquire_owner()
     with store.lock():  # a resumed failed / cancelled run is running again
@@ -248,6 +239,44 @@ def run_loso(config, *, dataset=None, runs_dir: str | Path = "runs", jobs: int =
         store.release_owner()
     report(total, total, 0.0, f"done {run_dir.name}")
     return run_dir
+
+
+def _initial_manifest(run_dir: Path, rc: RunConfig, dataset, plan) -> dict:
+    """The manifest of a new run folder (status ``running``)."""
+    env = environment()
+    return {
+        "key": run_dir.name, "status": "running",
+        "data": {"source": str(dataset.source or rc.data), "name": dataset.name,
+                 "fingerprint": dataset.fingerprint(),
+                 "synthetic": bool(dataset.synthetic), "n_sites": dataset.n_sites,
+                 "n_site_days": dataset.n_site_days},
+        "code_version": env["code_version"], "git_commit": env["git_commit"],
+        "packages": env["packages"], "platform": env["platform"],
+        "n_test_sites": len(plan.tests), "n_folds": len(plan.folds), "folds_done": 0, "skipped": plan.skipped,
+        "zones": {s: dataset.zone_of(s) for s in plan.tests},
+        "fold_seconds": {}, "fold_info": {}, "sessions": [], "error": None, "finished": None,
+    }
+
+
+def _stop_no_fold(store: RunStore, rc: RunConfig, manifest0: dict, plan) -> None:
+    """Every fold of the plan is skipped: mark the run folder ``failed`` with the reason and raise.
+
+    Raises
+    ------
+    ConfigError
+        Naming the number of skipped folds, the first reason and what to change.
+    """
+    reasons = list(dict.fromkeys(s["reason"] for s in plan.skipped))
+    hints = [f"lower min_train_sites (now {rc.min_train_sites})"]
+    hints += ["use pool 'all' (now 'zone')"] if rc.pool == "zone" else []
+    reason = (f"no fold could run: all {len(plan.skipped)} fold(s) were skipped ({'; '.join(reasons[:3])}); "
+              f"{' or '.join(hints)}, or choose other test sites")
+    store.initialise(rc.to_dict(), manifest0)
+    with store.lock():
+        m = store.read_manifest()
+        m.update(status="failed", error=reason, skipped=plan.skipped, n_folds=0)
+        store.write_manifest(m)
+    raise ConfigError(f"{reason} (run {store.path.name} marked failed)")
 
 
 def _finalise(store: RunStore, rc: RunConfig, dataset, expect: list[str]) -> None:

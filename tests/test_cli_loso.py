@@ -92,7 +92,7 @@ def test_toml_config_with_command_line_override(tmp_path, capsys, demo_sites):
     (["--config", "/nonexistent/run.yaml"], "config file not found"),
     (["--learners", "rf", "--param", "rf.n_estimators=abc"], "n_estimators must be an integer >= 1, got 'abc'"),
     (["--learners", "lstm", "--param", "lstm.max_epochs=-3"], "max_epochs must be an integer >= 1, got -3"),
-    (["--learners", "mlr", "--seed", "-1"], "seed must be an integer >= 0, got -1"),
+    (["--learners", "mlr", "--seed", "-1"], "seed: must be an integer between 0 and 4294967295, got -1"),
     (["--learners", "mlr", "--scheduler", "foo"], "give 'local' or an address like tcp://HOST:PORT"),
     (["--learners", "mlr", "--runs-dir", "__FILE__"], "is a file, not a folder for run folders"),
 ])

@@ -63,17 +63,21 @@ def parse_param(text: str) -> tuple[str, str, Any]:
         raise ConfigError(f"--param {text!r}: use LEARNER.NAME=VALUE, e.g. lstm.max_epochs=5")
     lhs, value = text.split("=", 1)
     learner, name = lhs.split(".", 1)
+    return learner.strip(), name.strip(), _yaml_value(value)
+
+
+def _yaml_value(text: str) -> Any:
+    """``"5"`` -> 5, ``"[7, 30]"`` -> [7, 30], ``"true"`` -> True; text YAML cannot read stays text."""
     try:
-        parsed = yaml.safe_load(value)
+        return yaml.safe_load(text)
     except yaml.YAMLError:
-        parsed = value
-    return learner.strip(), name.strip(), parsed
+        return text
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """RunConfig from ``--config`` (if any) overridden by the explicit command-line options."""
     d = RunConfig.from_file(args.config).to_dict() if args.config else {}
-    for key in ("data", "learners", "targets", "sites", "zones", "pool", "seed", "strategy"):
+    for key in ("data", "learners", "targets", "sites", "zones", "pool", "seed", "strategy", "sites_table"):
         v = getattr(args, key, None)
         if v is not None:
             d[key] = v
@@ -89,7 +93,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             if "=" not in text:
                 raise ConfigError(f"--pretrain {text!r}: use NAME=VALUE, e.g. source=processmodel or epochs=3")
             name, value = text.split("=", 1)
-            pre[name.strip()] = yaml.safe_load(value)
+            pre[name.strip()] = _yaml_value(value)
         d["pretrain"] = pre
     d.setdefault("data", "demo")
     return RunConfig.from_dict(d, source=args.config or "command line")
@@ -115,6 +119,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("loso", help="leave-one-site-out cross-validation (prints the run folder last)")
     p.add_argument("--config", default=None, help="YAML/TOML/JSON run config; options below override it")
     p.add_argument("--data", default=None, help="'demo', a folder, or a tidy CSV/Parquet file (default demo)")
+    p.add_argument("--sites-table", default=None, metavar="CSV",
+                   help="site table (SITE_ID, LAT, LON, IGBP, ARIDITY_INDEX, ...) for data without one, "
+                        "e.g. a folder of official daily files without sites.csv (config key sites_table)")
     p.add_argument("--learners", type=csv_list, default=None, help="comma list (default lstm,rf,svm,mlr); fuzzy variants e.g. lstm_fuzzy")
     p.add_argument("--targets", type=csv_list, default=None, help="comma list (default GPP,ER)")
     p.add_argument("--sites", type=csv_list, default=None, help="test site ids (default all)")
@@ -123,7 +130,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strategy", choices=["fast", "per-fold"], default=None,
                    help="fast: all folds of mlr/rf/svm/lstm at once without leakage (default); "
                         "per-fold: one fresh model per fold")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None, help="seed of every learner, 0 to 2**32-1 (default 0)")
     p.add_argument("--param", action="append", default=[], metavar="LEARNER.NAME=VALUE",
                    help="hyperparameter, repeatable: --param lstm.max_epochs=5")
     p.add_argument("--pretrain", action="append", default=[], metavar="NAME=VALUE",
