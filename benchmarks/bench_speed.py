@@ -14,7 +14,7 @@ GPP and ER, default settings (``strategy="fast"``), as one run through
   anchors in :mod:`fluxcore.anchors` and CarbonFluxBench on the common sites.
 
 * the per-site skill of the learners whose fast strategy changed (``--reference-learners``,
-  default rf) against the same run with the previous strategy options
+  default rf with ``--zone``) against the same run with the previous strategy options
   (:data:`REFERENCE_OPTIONS`): median per-site R² of both, paired per-site differences and
   whether the tolerance (median no more than 0.01 below) is met;
 * the load average of the machine before and after (the figures are only comparable on a
@@ -62,7 +62,8 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fluxnet2015"
 
 #: strategy options reproducing the fast strategies before the speed work (issue 21): the
 #: forest grew one tree per target when the targets' missing rows differed, and as many groups
-#: for a zone of 12 test sites as for all 204 towers. Same seed, same trees otherwise.
+#: for a zone of 12 test sites as for all 204 towers. Same seed, same trees otherwise (up to
+#: the rounding of the imputation means).
 REFERENCE_OPTIONS = {"rf": {"scaled_groups": False, "merge_targets": 0.0}}
 
 
@@ -169,8 +170,9 @@ def main(argv=None) -> int:
     ap.add_argument("--zone", default=None, help="test sites of one aridity zone (pool: every other tower)")
     ap.add_argument("--n-towers", type=int, default=None,
                     help="restrict the dataset to the first N towers (sorted ids)")
-    ap.add_argument("--reference-learners", default="rf",
-                    help="learners also run with REFERENCE_OPTIONS for paired skill ('' to skip)")
+    ap.add_argument("--reference-learners", default="auto",
+                    help="learners also run with REFERENCE_OPTIONS for paired skill ('' to skip; "
+                         "auto: rf with --zone, none otherwise, as W's forest is unchanged)")
     ap.add_argument("--scheduler", default=None, help="'local' (Dask LocalCluster) or tcp://host:port")
     ap.add_argument("--note", default="shared 2-core machine: other helpers' jobs were running",
                     help="what else ran on the machine (stored in the JSON)")
@@ -228,7 +230,8 @@ def main(argv=None) -> int:
                       "learner_seconds": result["W"]["learner_seconds"]}), flush=True)
 
     # ------------------------------------------------ reference (previous strategy options)
-    ref_learners = [s for s in args.reference_learners.split(",") if s in learners and s in REFERENCE_OPTIONS]
+    wanted = ("rf" if args.zone else "") if args.reference_learners == "auto" else args.reference_learners
+    ref_learners = [s for s in wanted.split(",") if s in learners and s in REFERENCE_OPTIONS]
     if ref_learners:
         rcfg = RunConfig(data=args.data, learners=ref_learners, targets=targets, seed=args.seed,
                          sites=test_sites, params={k: v for k, v in params.items() if k in ref_learners},

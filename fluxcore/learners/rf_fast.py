@@ -7,8 +7,9 @@ rounds every site has ``trees_per_site`` out-of-bag trees, each trained on about
 ``(1 - 1/n_groups)`` of the sites. Cost: ``groups * trees_per_site`` trees instead of
 ``n_sites * n_estimators``; with ``scaled_groups`` a selection of few test sites gets
 proportionally fewer groups (:func:`groups_per_round`), so the cost follows the number of
-test sites. Targets whose missing rows differ by at most ``merge_targets`` of their rows share
-multi-output trees (:func:`merged_target_groups`). Each finished round is a checkpoint unit
+test sites. Targets whose missing rows differ get one tree each per group and round, as the
+per-fold learner then grows one forest per target; ``merge_targets`` (off by default: it
+lowers ER skill) lets nearly equal masks share multi-output trees (:func:`merged_target_groups`). Each finished round is a checkpoint unit
 (:class:`fluxcore.strategies.base.Checkpoint`): a killed run resumes after the last round
 stored, with the same predictions.
 """
@@ -59,7 +60,9 @@ def merged_target_groups(finite: np.ndarray, tolerance: float = 0.01) -> list[li
     With ``tolerance > 0``, all targets also share trees (grown on the rows where every target
     is finite) when that common set keeps at least ``1 - tolerance`` of each target's finite
     rows: on FLUXNET2015, GPP and ER differ in 111 of 365,696 rows, and two single-output
-    trees cost twice one two-output tree.
+    trees cost twice one two-output tree. Not the default: a two-output split serves both
+    targets at once and lowered the ER skill of the 204-tower forest (median per-site R²
+    0.435 -> 0.423, r² 0.697 -> 0.667, with 1.5 times larger row samples).
     """
     groups = mask_groups(finite)
     if len(groups) > 1 and tolerance > 0 and finite.shape[1] > 1:
@@ -79,7 +82,7 @@ def rf_site_oob(
     trees_per_site: int = 100,
     n_groups: int = 10,
     scaled_groups: bool = True,
-    merge_targets: float = 0.01,
+    merge_targets: float = 0.0,
     max_samples: float | int = 0.1,
     min_samples_leaf: int = 5,
     max_features: float = 0.5,
@@ -113,8 +116,8 @@ def rf_site_oob(
         Fewer groups for fewer test sites (:func:`groups_per_round`): the cost follows the
         number of test sites. False: ``min(n_groups, n_tests)`` groups, as before.
     merge_targets : float
-        Tolerance of :func:`merged_target_groups` (0: one set of trees per missing-value
-        pattern, exactly as ``RFLearner``).
+        Tolerance of :func:`merged_target_groups` (0, the default: one set of trees per
+        missing-value pattern, as ``RFLearner``).
     max_samples : float or int
         Rows per tree: a fraction of the training rows or a count (bootstrap).
     min_samples_leaf, max_features, max_depth
@@ -140,14 +143,12 @@ def rf_site_oob(
 
     pools, X, Y, index, rows_of = prepare_arrays(X, Y, sites, pools, dtype=np.float32)
     t = Y.shape[1]
-    codes = np.empty(len(X), dtype=np.int64)
-    for i, rows in enumerate(rows_of):
-        codes[rows] = i
     miss = ~np.isfinite(X)
     sum_obs = np.zeros((len(rows_of), X.shape[1]))
     cnt_obs = np.zeros((len(rows_of), X.shape[1]))
-    np.add.at(sum_obs, codes, np.where(miss, 0.0, X))
-    np.add.at(cnt_obs, codes, (~miss).astype(np.float64))
+    for i, rows in enumerate(rows_of):  # per-site sums (np.add.at over all rows: 3 s on W)
+        sum_obs[i] = np.where(miss[rows], 0.0, X[rows]).sum(axis=0, dtype=np.float64)
+        cnt_obs[i] = (~miss[rows]).sum(axis=0)
     finite = np.isfinite(Y)
     target_groups = merged_target_groups(finite, merge_targets)
     fit_ok = [finite[:, g].all(axis=1) for g in target_groups]
@@ -252,7 +253,7 @@ class RFSiteOOB(Strategy):
     description = ("site-level out-of-bag forest (trees grown without a group of sites; one tree per "
                    "target when the targets' missing rows differ)")
     plain_description = "trees grown without a group of sites, each site predicted by the trees that never saw it"
-    default_options = {"n_groups": 10, "scaled_groups": True, "merge_targets": 0.01}
+    default_options = {"n_groups": 10, "scaled_groups": True, "merge_targets": 0.0}
     option_constraints = {"n_groups": [Interval(int, 1)], "scaled_groups": [Boolean()],
                           "merge_targets": [Interval(float, 0, 1, closed="both")]}
 
