@@ -13,8 +13,8 @@ GPP and ER, default settings (``strategy="fast"``), as one run through
 * skill per learner and target (median and mean R² and r², per zone, US sites) beside the
   anchors in :mod:`fluxcore.anchors` and CarbonFluxBench on the common sites.
 
-* the per-site skill of the learners whose fast strategy changed (``--reference-learners``,
-  default rf with ``--zone``) against the same run with the previous strategy options
+* the per-site skill of the learners run with non-default ``--strategy-options`` (e.g. the
+  faster forest settings) against the same run with the previous strategy options
   (:data:`REFERENCE_OPTIONS`): median per-site R² of both, paired per-site differences and
   whether the tolerance (median no more than 0.01 below) is met;
 * the load average of the machine before and after (the figures are only comparable on a
@@ -24,8 +24,10 @@ Usage::
 
     python benchmarks/bench_speed.py --out benchmarks/out/speed.json
     python benchmarks/bench_speed.py --learners mlr,rf --naive-learners mlr,rf --naive-sites 24
-    # one zone as test sites, every other tower in the pool (the classroom case)
-    python benchmarks/bench_speed.py --zone arid --learners mlr,rf --naive-learners '' --out ...
+    # one zone as test sites, every other tower in the pool (the classroom case), with the
+    # forest's scaled groups, compared site by site with the default forest
+    python benchmarks/bench_speed.py --zone arid --learners mlr,rf --naive-learners '' \
+        --strategy-options '{"rf": {"scaled_groups": true}}' --out ...
     # W on the first 50 towers (sorted ids), no naive reference
     python benchmarks/bench_speed.py --n-towers 50 --naive-learners '' --out ...
 
@@ -170,9 +172,11 @@ def main(argv=None) -> int:
     ap.add_argument("--zone", default=None, help="test sites of one aridity zone (pool: every other tower)")
     ap.add_argument("--n-towers", type=int, default=None,
                     help="restrict the dataset to the first N towers (sorted ids)")
+    ap.add_argument("--strategy-options", default="{}",
+                    help='JSON, e.g. \'{"rf": {"scaled_groups": true}}\' (the run\'s strategy_options)')
     ap.add_argument("--reference-learners", default="auto",
                     help="learners also run with REFERENCE_OPTIONS for paired skill ('' to skip; "
-                         "auto: rf with --zone, none otherwise, as W's forest is unchanged)")
+                         "auto: those whose --strategy-options differ from the defaults)")
     ap.add_argument("--scheduler", default=None, help="'local' (Dask LocalCluster) or tcp://host:port")
     ap.add_argument("--note", default="shared 2-core machine: other helpers' jobs were running",
                     help="what else ran on the machine (stored in the JSON)")
@@ -206,8 +210,11 @@ def main(argv=None) -> int:
     result["workload"].update(n_sites=ds.n_sites, n_site_days=ds.n_site_days, fingerprint=ds.fingerprint())
 
     # ------------------------------------------------------------------ W (fast)
+    strategy_options = json.loads(args.strategy_options)
+    result["workload"]["strategy_options"] = strategy_options
     cfg = RunConfig(data=args.data, learners=learners, targets=targets, seed=args.seed, sites=test_sites,
-                    params={k: v for k, v in params.items() if k in learners})
+                    params={k: v for k, v in params.items() if k in learners},
+                    strategy_options={k: v for k, v in strategy_options.items() if k in learners})
     t0 = time.perf_counter()
     run_dir = run_loso(cfg, dataset=ds, runs_dir=runs_dir, jobs=args.jobs, scheduler=args.scheduler)
     w_seconds = time.perf_counter() - t0
@@ -230,7 +237,7 @@ def main(argv=None) -> int:
                       "learner_seconds": result["W"]["learner_seconds"]}), flush=True)
 
     # ------------------------------------------------ reference (previous strategy options)
-    wanted = ("rf" if args.zone else "") if args.reference_learners == "auto" else args.reference_learners
+    wanted = (",".join(strategy_options) if args.reference_learners == "auto" else args.reference_learners)
     ref_learners = [s for s in wanted.split(",") if s in learners and s in REFERENCE_OPTIONS]
     if ref_learners:
         rcfg = RunConfig(data=args.data, learners=ref_learners, targets=targets, seed=args.seed,
