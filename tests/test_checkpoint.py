@@ -88,8 +88,8 @@ def test_group_holdout_in_processes_equals_threads():
     Xd, Yd = pd.DataFrame(X, columns=list("abcd")), pd.DataFrame(Y, columns=["GPP", "ER"])
     dates = np.zeros(len(sites), dtype="datetime64[ns]")
     tpl = SVMLearner(n_components=20, max_fit_rows=200)
-    a = group_holdout(tpl, Xd, Yd, sites, dates, pools, n_groups=3, n_rounds=2, n_jobs=2)
-    b = group_holdout(tpl, Xd, Yd, sites, dates, pools, n_groups=3, n_rounds=2, n_processes=2)
+    a = group_holdout(tpl, Xd, Yd, sites, dates, pools, n_groups=3, n_rounds=2, n_jobs=2, blas_threads=1)
+    b = group_holdout(tpl, Xd, Yd, sites, dates, pools, n_groups=3, n_rounds=2, n_processes=2, blas_threads=1)
     for s in pools:
         np.testing.assert_array_equal(a[s], b[s])
 

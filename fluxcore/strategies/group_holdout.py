@@ -39,6 +39,7 @@ def group_holdout(
     random_state: int = 0,
     n_jobs: int = 1,
     n_processes: int = 1,
+    blas_threads: int | None = None,
     progress=None,
     checkpoint: Checkpoint | None = None,
 ) -> dict[str, np.ndarray]:
@@ -78,7 +79,11 @@ def group_holdout(
     n_processes : int
         Group models fitted at the same time in spawned worker processes, each receiving the
         data once (for learners whose fits hold the GIL or a process-wide lock, e.g. the
-        liblinear solver of ``svm``). Results are identical to ``n_processes=1``.
+        liblinear solver of ``svm``). With ``blas_threads`` set, results are identical to
+        ``n_processes=1`` (BLAS sums in another order with another number of threads).
+    blas_threads : int, optional
+        BLAS / OpenMP threads during the fits, in threads and worker processes alike (None:
+        unchanged in this process, 1 in worker processes).
     progress : callable, optional
         ``progress(fraction_done)`` after each group; may raise to stop.
     checkpoint : Checkpoint, optional
@@ -129,7 +134,7 @@ def group_holdout(
         import multiprocessing as mp
 
         ex = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                    initializer=_pool_init, initargs=(payload,))
+                                    initializer=_pool_init, initargs=(payload, blas_threads or 1))
         submit = ex.submit
         task = _pool_task
     else:
@@ -139,6 +144,7 @@ def group_holdout(
         def task(job):
             return _fit_predict(payload, job)
     futures: dict = {}
+    limit = _blas_limit(blas_threads)
     try:
         futures.update({i: submit(task, jobs[i]) for i in todo})
         for i in range(len(jobs)):  # in job order: deterministic
@@ -154,7 +160,20 @@ def group_holdout(
         raise
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
+        if limit is not None:
+            limit.restore_original_limits()
     return {f: sums[f] / counts[f] for f in sums}
+
+
+def _blas_limit(n: int | None):
+    """Limit BLAS / OpenMP threads of this process to ``n`` (a threadpoolctl limiter, or None)."""
+    if not n:
+        return None
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return None
+    return threadpool_limits(int(n))
 
 
 def _fit_predict(payload, job) -> dict[str, np.ndarray]:
@@ -174,15 +193,10 @@ def _fit_predict(payload, job) -> dict[str, np.ndarray]:
 _PAYLOAD = None
 
 
-def _pool_init(payload) -> None:
+def _pool_init(payload, blas_threads: int = 1) -> None:
     global _PAYLOAD
     _PAYLOAD = payload
-    try:  # one BLAS thread per worker: the workers share the cores
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        pass
+    _blas_limit(blas_threads)  # the workers share the cores
 
 
 def _pool_task(job) -> dict[str, np.ndarray]:
