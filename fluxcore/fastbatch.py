@@ -43,7 +43,7 @@ def run_fast_batches(store: RunStore, rc: RunConfig, data: FoldData, templates: 
     process are left to it), computes them together with the learner's strategy
     (:mod:`fluxcore.strategies`) and stores every fold like a per-fold result. An interrupted
     batch loses only the unit in flight: strategies store each finished unit (a round of
-    trees, a group model) in the store's ``units/`` (:class:`fluxcore.strategies.Checkpoint`)
+    trees, a group model) in the store's ``units/`` (:class:`fluxcore.strategies.base.Checkpoint`)
     and a rerun reads them back instead of computing them, with identical predictions; the
     units are deleted once the batch's folds are stored. A batch is the only work in flight, so tree learners use every core.
     Returns the number of folds computed.
