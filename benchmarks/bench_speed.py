@@ -13,10 +13,23 @@ GPP and ER, default settings (``strategy="fast"``), as one run through
 * skill per learner and target (median and mean R² and r², per zone, US sites) beside the
   anchors in :mod:`fluxcore.anchors` and CarbonFluxBench on the common sites.
 
+* the per-site skill of the learners run with non-default ``--strategy-options`` (e.g. the
+  faster forest settings) against the same run with the previous strategy options
+  (:data:`REFERENCE_OPTIONS`): median per-site R² of both, paired per-site differences and
+  whether the tolerance (median no more than 0.01 below) is met;
+* the load average of the machine before and after (the figures are only comparable on a
+  quiet machine; ``--note`` records what else ran).
+
 Usage::
 
     python benchmarks/bench_speed.py --out benchmarks/out/speed.json
     python benchmarks/bench_speed.py --learners mlr,rf --naive-learners mlr,rf --naive-sites 24
+    # one zone as test sites, every other tower in the pool (the classroom case), with the
+    # forest's scaled groups, compared site by site with the default forest
+    python benchmarks/bench_speed.py --zone arid --learners mlr,rf --naive-learners '' \
+        --strategy-options '{"rf": {"scaled_groups": true}}' --out ...
+    # W on the first 50 towers (sorted ids), no naive reference
+    python benchmarks/bench_speed.py --n-towers 50 --naive-learners '' --out ...
 
 Writes JSON; nothing is asserted (targets are reported as met or not).
 """
@@ -25,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -47,6 +61,12 @@ from fluxcore.provenance import environment  # noqa: E402
 from fluxcore.sources import load_dataset  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fluxnet2015"
+
+#: strategy options reproducing the fast strategies before the speed work (issue 21): the
+#: forest grew one tree per target when the targets' missing rows differed, and as many groups
+#: for a zone of 12 test sites as for all 204 towers. Same seed, same trees otherwise (up to
+#: the rounding of the imputation means).
+REFERENCE_OPTIONS = {"rf": {"scaled_groups": False, "merge_targets": 0.0}}
 
 
 def peak_mb() -> dict:
@@ -109,7 +129,8 @@ def paired_r2(naive, fast, tolerance: float = 0.01) -> dict:
             "largest_loss": _f(d.min()), "largest_gain": _f(d.max())}
 
 
-def within_tolerance(per_learner: dict, tolerance: float = 0.01) -> dict[str, dict[str, bool | None]]:
+def within_tolerance(per_learner: dict, tolerance: float = 0.01,
+                     base: str = "naive") -> dict[str, dict[str, bool | None]]:
     """Accuracy target of the naive comparison, per learner and target.
 
     True when fluxcore's median per-site R² on the subset is at most ``tolerance`` below the
@@ -121,6 +142,8 @@ def within_tolerance(per_learner: dict, tolerance: float = 0.01) -> dict[str, di
         ``result["naive"]["learners"]``: learner -> {``median_R2_<target>``: {"naive", "fluxcore"}}.
     tolerance : float
         Allowed loss of median R² [-].
+    base : str
+        Key of the median compared against (``"naive"`` or ``"reference"``).
     """
     out: dict[str, dict[str, bool | None]] = {}
     for lrn, row in per_learner.items():
@@ -128,7 +151,7 @@ def within_tolerance(per_learner: dict, tolerance: float = 0.01) -> dict[str, di
         for key, med in row.items():
             if not key.startswith("median_R2_"):
                 continue
-            a, b = med.get("naive"), med.get("fluxcore")
+            a, b = med.get(base), med.get("fluxcore")
             out[lrn][key[len("median_R2_"):]] = (None if a is None or b is None
                                                  else bool(b >= a - tolerance - 1e-12))
     return out
@@ -146,6 +169,17 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--param", action="append", default=[], help="LEARNER.NAME=VALUE")
     ap.add_argument("--runs-dir", default=None, help="default: a fresh temporary folder")
+    ap.add_argument("--zone", default=None, help="test sites of one aridity zone (pool: every other tower)")
+    ap.add_argument("--n-towers", type=int, default=None,
+                    help="restrict the dataset to the first N towers (sorted ids)")
+    ap.add_argument("--strategy-options", default="{}",
+                    help='JSON, e.g. \'{"rf": {"scaled_groups": true}}\' (the run\'s strategy_options)')
+    ap.add_argument("--reference-learners", default="auto",
+                    help="learners also run with REFERENCE_OPTIONS for paired skill ('' to skip; "
+                         "auto: those whose --strategy-options differ from the defaults)")
+    ap.add_argument("--scheduler", default=None, help="'local' (Dask LocalCluster) or tcp://host:port")
+    ap.add_argument("--note", default="shared 2-core machine: other helpers' jobs were running",
+                    help="what else ran on the machine (stored in the JSON)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "speed.json"))
     args = ap.parse_args(argv)
 
@@ -158,19 +192,31 @@ def main(argv=None) -> int:
         params.setdefault(lrn, {})[name] = value
     runs_dir = Path(args.runs_dir or tempfile.mkdtemp(prefix="fluxcore-bench-"))
     result: dict = {"workload": {"data": args.data, "learners": learners, "targets": targets,
-                                 "jobs": args.jobs, "params": params},
+                                 "jobs": args.jobs, "params": params, "zone": args.zone,
+                                 "n_towers": args.n_towers, "scheduler": args.scheduler},
+                    "machine": {"note": args.note, "cpu_count": os.cpu_count(),
+                                "load_average_start": [round(x, 2) for x in os.getloadavg()]},
                     "environment": environment()}
 
     t0 = time.perf_counter()
     ds = load_dataset(args.data)
+    if args.n_towers:
+        ds = ds.subset(sites=sorted(ds.site_ids)[: args.n_towers])
+    test_sites = None
+    if args.zone:
+        zone = ds.sites.loc[ds.sites.index.isin(ds.site_ids), "ARIDITY_ZONE"]
+        test_sites = sorted(zone.index[zone == args.zone].astype(str))
     result["load_seconds"] = round(time.perf_counter() - t0, 2)
     result["workload"].update(n_sites=ds.n_sites, n_site_days=ds.n_site_days, fingerprint=ds.fingerprint())
 
     # ------------------------------------------------------------------ W (fast)
-    cfg = RunConfig(data=args.data, learners=learners, targets=targets, seed=args.seed,
-                    params={k: v for k, v in params.items() if k in learners})
+    strategy_options = json.loads(args.strategy_options)
+    result["workload"]["strategy_options"] = strategy_options
+    cfg = RunConfig(data=args.data, learners=learners, targets=targets, seed=args.seed, sites=test_sites,
+                    params={k: v for k, v in params.items() if k in learners},
+                    strategy_options={k: v for k, v in strategy_options.items() if k in learners})
     t0 = time.perf_counter()
-    run_dir = run_loso(cfg, dataset=ds, runs_dir=runs_dir, jobs=args.jobs)
+    run_dir = run_loso(cfg, dataset=ds, runs_dir=runs_dir, jobs=args.jobs, scheduler=args.scheduler)
     w_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     res = load_run(run_dir)
@@ -186,12 +232,39 @@ def main(argv=None) -> int:
             m = metrics[(metrics["learner"] == lrn) & (metrics["target"] == tgt)]
             skill[f"{lrn}/{tgt}"] = skill_summary(m)
     result["skill"] = skill
+    result["W"]["n_test_sites"] = int(metrics["SITE_ID"].nunique())
     print(json.dumps({"W_wall_seconds": result["W"]["wall_seconds"],
                       "learner_seconds": result["W"]["learner_seconds"]}), flush=True)
 
+    # ------------------------------------------------ reference (previous strategy options)
+    wanted = (",".join(strategy_options) if args.reference_learners == "auto" else args.reference_learners)
+    ref_learners = [s for s in wanted.split(",") if s in learners and s in REFERENCE_OPTIONS]
+    if ref_learners:
+        rcfg = RunConfig(data=args.data, learners=ref_learners, targets=targets, seed=args.seed,
+                         sites=test_sites, params={k: v for k, v in params.items() if k in ref_learners},
+                         strategy_options={k: REFERENCE_OPTIONS[k] for k in ref_learners})
+        t0 = time.perf_counter()
+        rres = load_run(run_loso(rcfg, dataset=ds, runs_dir=runs_dir, jobs=args.jobs))
+        rsec = learner_seconds(rres.manifest)
+        ref = {"options": {k: REFERENCE_OPTIONS[k] for k in ref_learners},
+               "wall_seconds": round(time.perf_counter() - t0, 1), "learners": {}}
+        for lrn in ref_learners:
+            row = {"reference_seconds": rsec.get(lrn), "seconds": result["W"]["learner_seconds"].get(lrn)}
+            if row["reference_seconds"] and row["seconds"]:
+                row["speed_up"] = round(row["reference_seconds"] / row["seconds"], 2)
+            for tgt in targets:
+                rm = rres.metrics[(rres.metrics["learner"] == lrn) & (rres.metrics["target"] == tgt)]
+                fm = metrics[(metrics["learner"] == lrn) & (metrics["target"] == tgt)]
+                row[f"median_R2_{tgt}"] = {"reference": _f(rm["R2"].median()), "fluxcore": _f(fm["R2"].median())}
+                row[f"paired_R2_{tgt}"] = paired_r2(rm, fm)
+            ref["learners"][lrn] = row
+        ref["within_tolerance"] = within_tolerance(ref["learners"], base="reference")
+        result["reference"] = ref
+        print(json.dumps({"reference": ref["within_tolerance"]}), flush=True)
+
     # ------------------------------------------------------------- naive reference
     if naive_learners:
-        subset = subset_sites(ds, args.naive_sites, args.seed)
+        subset = test_sites if test_sites else subset_sites(ds, args.naive_sites, args.seed)
         ncfg = RunConfig(data=args.data, learners=naive_learners, targets=targets, seed=args.seed,
                          sites=subset, strategy="per-fold",
                          params={k: v for k, v in params.items() if k in naive_learners})
@@ -208,7 +281,7 @@ def main(argv=None) -> int:
             if nsec.get(lrn):
                 row["naive_seconds_per_fold"] = round(nsec[lrn] / len(subset), 3)
             if lrn in fsec:
-                row["fluxcore_seconds_per_fold"] = round(fsec[lrn] / ds.n_sites, 3)
+                row["fluxcore_seconds_per_fold"] = round(fsec[lrn] / result["W"]["n_test_sites"], 3)
             if row["naive_seconds_per_fold"] and row["fluxcore_seconds_per_fold"]:
                 row["ratio_per_fold"] = round(row["naive_seconds_per_fold"] / row["fluxcore_seconds_per_fold"], 1)
             for tgt in targets:
@@ -219,7 +292,7 @@ def main(argv=None) -> int:
                 row[f"paired_R2_{tgt}"] = paired_r2(nm, fm)
             per_learner[lrn] = row
         tot_naive = sum(nsec.get(lrn, 0.0) for lrn in naive_learners) / len(subset)
-        tot_fast = sum(fsec.get(lrn, 0.0) for lrn in naive_learners if lrn in fsec) / ds.n_sites
+        tot_fast = sum(fsec.get(lrn, 0.0) for lrn in naive_learners if lrn in fsec) / result["W"]["n_test_sites"]
         result["naive"] = {"sites": subset, "wall_seconds": round(naive_wall, 1), "learners": per_learner,
                            "overall_ratio_per_fold": round(tot_naive / tot_fast, 1) if tot_fast else None}
 
@@ -237,8 +310,12 @@ def main(argv=None) -> int:
             for tgt in targets}
     us_r2 = {tgt: max(((skill[f"{lrn}/{tgt}"]["US"] or {}).get("r2_mean") or -9, lrn) for lrn in learners)
              for tgt in targets}
+    result["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     result["targets_met"] = {
         "W_within_20_min": w_seconds <= 1200,
+        "W_within_10_min": w_seconds <= 600,
+        "zone_within_2_min": (w_seconds <= 120) if args.zone else None,
+        "reference_median_R2_within_0.01": result.get("reference", {}).get("within_tolerance"),
         "peak_memory_within_8_GB": max(peak_mb().values()) <= 8 * 1024,
         "reload_within_2_s": reload_seconds <= 2.0,
         "naive_ratio_at_least_10x": (result.get("naive", {}).get("overall_ratio_per_fold") or 0) >= 10,

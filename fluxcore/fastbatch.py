@@ -50,8 +50,10 @@ def run_fast_batches(store: RunStore, rc: RunConfig, data: FoldData, templates: 
     Each batch claims the learner's pending folds in the store (folds claimed by another live
     process are left to it), computes them together with the learner's strategy
     (:mod:`fluxcore.strategies`) and stores every fold like a per-fold result. An interrupted
-    batch loses only its own folds (and strategies that store their units, e.g. group models,
-    re-use those). A batch is the only work in flight, so tree learners use every core.
+    batch loses only the unit in flight: strategies store each finished unit (a round of
+    trees, a group model) in the store's ``units/`` (:class:`fluxcore.strategies.base.Checkpoint`)
+    and a rerun reads them back instead of computing them, with identical predictions; the
+    units are deleted once the batch's folds are stored. A batch is the only work in flight, so tree learners use every core.
     Returns the number of folds computed.
     """
     by_id = plan.by_id()
@@ -101,6 +103,8 @@ def run_fast_batches(store: RunStore, rc: RunConfig, data: FoldData, templates: 
                                    "batch_seconds": round(seconds, 3), "n_train_sites": len(pool),
                                    "val_sites": [], **context.info.get(site, {})})
                 written.add(fid)
+            if hasattr(store, "clear_units"):
+                store.clear_units(lrn)  # every fold of the batch is stored: its checkpoints are spent
         finally:
             rest = [f for f in claimed if f not in written]
             if rest:

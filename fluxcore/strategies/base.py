@@ -22,6 +22,8 @@ predictions of shape (rows of that site, t), rows in the order they appear in ``
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +39,7 @@ Pools = Mapping[str, Sequence[str]]
 __all__ = [
     "Pools", "Strategy", "StrategyContext", "register_strategy", "get_strategy",
     "available_strategies", "strategy_for", "check_pools", "prepare_arrays", "site_rows",
-    "rows_for", "universes", "split_groups",
+    "rows_for", "universes", "split_groups", "digest", "Checkpoint",
 ]
 
 _STRATEGIES: dict[str, Strategy] = {}
@@ -241,3 +243,96 @@ def split_groups(items: list[str], n_groups: int, rng: np.random.Generator) -> l
     n_groups = max(1, min(n_groups, len(perm)))
     return [perm[g::n_groups] for g in range(n_groups)]
 
+
+
+# ----------------------------------------------------------------------- checkpoints
+def digest(*parts) -> str:
+    """A short hex digest of arrays, DataFrames and JSON-able values (the identity of a batch).
+
+    Arrays are hashed by dtype, shape and bytes; DataFrames by their columns and values; other
+    values by their sorted JSON text. Two batches with the same digest compute the same units.
+    """
+    h = hashlib.blake2b(digest_size=12)
+    for part in parts:
+        if hasattr(part, "to_numpy") and hasattr(part, "columns"):  # DataFrame
+            h.update(json.dumps([str(c) for c in part.columns]).encode())
+            part = part.to_numpy()
+        if isinstance(part, np.ndarray):
+            a = np.ascontiguousarray(part)
+            if a.dtype == object:
+                a = a.astype(str)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(a.view(np.uint8).reshape(-1) if a.size else b"")
+        else:
+            h.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+class Checkpoint:
+    """Stored units of one fast batch: load a unit before computing it, save it once computed.
+
+    A thin layer over the run store's ``save_unit`` / ``load_unit``
+    (:class:`fluxcore.runstore.RunStore`); without a store (``models=None``) nothing is stored
+    and :meth:`load` always returns None. Unit names are prefixed with ``key`` (a
+    :func:`digest` of the batch's data, pools and settings), so a unit of another batch (other
+    pools, options or data) is never taken for one of this batch.
+
+    Parameters
+    ----------
+    models : object or None
+        The run store (``StrategyContext.models``).
+    learner : str
+        Learner name in the run (folder of its units).
+    key : str
+        Identity of the batch (:func:`digest`).
+
+    Attributes
+    ----------
+    n_loaded, n_saved : int
+        Units read back and units stored by this object (for tests and progress messages).
+    """
+
+    def __init__(self, models, learner: str, key: str):
+        self.models = models if models is not None and hasattr(models, "save_unit") else None
+        self.learner = learner or "learner"
+        self.key = key
+        self.n_loaded = 0
+        self.n_saved = 0
+
+    @classmethod
+    def of(cls, context: StrategyContext | None, *key_parts) -> Checkpoint:
+        """The checkpoint of a batch run with ``context`` (no store: a no-op checkpoint)."""
+        if context is None or context.models is None:
+            return cls(None, "", "")
+        return cls(context.models, context.learner_name, digest(*key_parts))
+
+    @property
+    def active(self) -> bool:
+        """Whether units are stored."""
+        return self.models is not None
+
+    def name(self, unit: str) -> str:
+        return f"{self.key}-{unit}"
+
+    def load(self, unit: str) -> dict[str, np.ndarray] | None:
+        """The arrays of a stored unit of this batch, or None (absent, damaged, no store)."""
+        if self.models is None:
+            return None
+        got = self.models.load_unit(self.learner, self.name(unit))
+        if got is None or got[1].get("key") != self.key:
+            return None
+        self.n_loaded += 1
+        return got[0]
+
+    def save(self, unit: str, arrays: dict[str, np.ndarray], meta: dict | None = None) -> None:
+        """Store a finished unit (atomically; no-op without a store)."""
+        if self.models is None:
+            return
+        self.models.save_unit(self.learner, self.name(unit), arrays, {**(meta or {}), "key": self.key})
+        self.n_saved += 1
+
+    def discard(self, unit: str) -> None:
+        """Delete a stored unit that a later unit supersedes (e.g. an older running sum)."""
+        if self.models is None or not hasattr(self.models, "unit_path"):
+            return
+        self.models.unit_path(self.learner, self.name(unit)).unlink(missing_ok=True)

@@ -12,9 +12,18 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..params import Interval
-from .base import Pools, Strategy, register_strategy, rows_for, site_rows, split_groups, universes
+from .base import (
+    Checkpoint,
+    Pools,
+    Strategy,
+    register_strategy,
+    rows_for,
+    site_rows,
+    split_groups,
+    universes,
+)
 
-__all__ = ["group_holdout", "GroupHoldout"]
+__all__ = ["group_holdout", "GroupHoldout", "holdout_checkpoint"]
 
 
 def group_holdout(
@@ -29,7 +38,10 @@ def group_holdout(
     n_rounds: int = 1,
     random_state: int = 0,
     n_jobs: int = 1,
+    n_processes: int = 1,
+    blas_threads: int | None = None,
     progress=None,
+    checkpoint: Checkpoint | None = None,
 ) -> dict[str, np.ndarray]:
     """Any learner for all folds: one fresh model per group of test sites.
 
@@ -60,11 +72,23 @@ def group_holdout(
     n_rounds : int
         Independent partitions; each test site is predicted by the mean of ``n_rounds`` models.
     random_state : int
-        Seed of the grouping and of each group model.
+        Seed of the grouping and of each group model (the whole plan is drawn first, so a
+        group model never depends on which others ran before it).
     n_jobs : int
-        Group models fitted at the same time (threads; the solvers release the GIL).
+        Group models fitted at the same time in threads (when ``n_processes`` is 1).
+    n_processes : int
+        Group models fitted at the same time in spawned worker processes, each receiving the
+        data once (for learners whose fits hold the GIL or a process-wide lock, e.g. the
+        liblinear solver of ``svm``). With ``blas_threads`` set, results are identical to
+        ``n_processes=1`` (BLAS sums in another order with another number of threads).
+    blas_threads : int, optional
+        BLAS / OpenMP threads during the fits, in threads and worker processes alike (None:
+        unchanged in this process, 1 in worker processes).
     progress : callable, optional
         ``progress(fraction_done)`` after each group; may raise to stop.
+    checkpoint : Checkpoint, optional
+        Each group model's predictions are stored as one unit and read back by a rerun
+        instead of refitting the model.
 
     Returns
     -------
@@ -73,6 +97,7 @@ def group_holdout(
     """
     sites, pools, rows_of = site_rows(sites, pools)
     dates = np.asarray(dates)
+    checkpoint = checkpoint or Checkpoint(None, "", "")
     rng = np.random.default_rng(random_state)
     jobs = []
     for universe, tests in sorted(universes(pools).items(), key=lambda kv: sorted(kv[1])):
@@ -81,29 +106,101 @@ def group_holdout(
                 fit_sites = sorted(universe - set(group))
                 jobs.append((sorted(group), fit_sites, int(rng.integers(2**31 - 1))))
 
-    def fit_predict(job):
-        group, fit_sites, seed = job
-        fr = rows_for(rows_of, fit_sites)
-        model = template.clone().set_params(random_state=seed)
-        model.fit(X.iloc[fr], Y.iloc[fr], sites=sites[fr], dates=dates[fr])
-        res = {}
-        for f in group:
-            te = rows_of[f]
-            res[f] = np.asarray(model.predict(X.iloc[te], sites=sites[te], dates=dates[te]), dtype=float)
-        return res
-
+    results: dict[int, dict[str, np.ndarray]] = {}
+    for i, (group, _, _) in enumerate(jobs):  # units stored by an interrupted run
+        got = checkpoint.load(f"group-{i:05d}")
+        sizes = [len(rows_of[f]) for f in group]
+        if got is not None and got.get("pred", np.empty(0)).shape[0] == sum(sizes):
+            results[i] = dict(zip(group, np.split(got["pred"], np.cumsum(sizes)[:-1]), strict=True))
+    todo = [i for i in range(len(jobs)) if i not in results]
+    payload = (template, X, Y, sites, dates, rows_of)
     sums: dict[str, np.ndarray] = {}
     counts: dict[str, int] = dict.fromkeys(pools, 0)
-    with ThreadPoolExecutor(max_workers=max(1, int(n_jobs))) as pool:
-        for i, res in enumerate(pool.map(fit_predict, jobs)):  # in job order: deterministic
-            for f, pr in res.items():
-                sums[f] = pr if f not in sums else sums[f] + pr
-                counts[f] += 1
-            if progress is not None:
-                progress((i + 1) / len(jobs))
+
+    def collect(i: int, res: dict[str, np.ndarray], computed: bool) -> None:
+        if computed:
+            group = jobs[i][0]
+            checkpoint.save(f"group-{i:05d}", {"pred": np.concatenate([res[f] for f in group])},
+                            {"group": group})
+        for f, pr in res.items():
+            sums[f] = pr if f not in sums else sums[f] + pr
+            counts[f] += 1
+        if progress is not None:
+            progress((i + 1) / len(jobs))
+
+    workers = min(max(1, int(n_processes)), max(len(todo), 1))
+    if workers > 1:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        ex = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                    initializer=_pool_init, initargs=(payload, blas_threads or 1))
+        submit = ex.submit
+        task = _pool_task
+    else:
+        ex = ThreadPoolExecutor(max_workers=max(1, int(n_jobs)))
+        submit = ex.submit
+
+        def task(job):
+            return _fit_predict(payload, job)
+    futures: dict = {}
+    limit = _blas_limit(blas_threads)
+    try:
+        futures.update({i: submit(task, jobs[i]) for i in todo})
+        for i in range(len(jobs)):  # in job order: deterministic
+            if i in results:
+                collect(i, results.pop(i), computed=False)
+            else:
+                collect(i, futures[i].result(), computed=True)
+    except BaseException:
+        for fut in futures.values():
+            fut.cancel()
+        for proc in list((getattr(ex, "_processes", None) or {}).values()):
+            proc.terminate()  # a cancelled run must not keep fitting in the background
+        raise
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+        if limit is not None:
+            limit.restore_original_limits()
     return {f: sums[f] / counts[f] for f in sums}
 
 
+def _blas_limit(n: int | None):
+    """Limit BLAS / OpenMP threads of this process to ``n`` (a threadpoolctl limiter, or None)."""
+    if not n:
+        return None
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return None
+    return threadpool_limits(int(n))
+
+
+def _fit_predict(payload, job) -> dict[str, np.ndarray]:
+    """Fit one group model and predict each site of its group."""
+    template, X, Y, sites, dates, rows_of = payload
+    group, fit_sites, seed = job
+    fr = rows_for(rows_of, fit_sites)
+    model = template.clone().set_params(random_state=seed)
+    model.fit(X.iloc[fr], Y.iloc[fr], sites=sites[fr], dates=dates[fr])
+    res = {}
+    for f in group:
+        te = rows_of[f]
+        res[f] = np.asarray(model.predict(X.iloc[te], sites=sites[te], dates=dates[te]), dtype=float)
+    return res
+
+
+_PAYLOAD = None
+
+
+def _pool_init(payload, blas_threads: int = 1) -> None:
+    global _PAYLOAD
+    _PAYLOAD = payload
+    _blas_limit(blas_threads)  # the workers share the cores
+
+
+def _pool_task(job) -> dict[str, np.ndarray]:
+    return _fit_predict(_PAYLOAD, job)
 
 
 class GroupHoldout(Strategy):
@@ -121,7 +218,15 @@ class GroupHoldout(Strategy):
         seed = learner.get_params().get("random_state")
         return group_holdout(learner, X, Y, sites, dates, pools, n_groups=int(options["n_groups"]),
                              n_rounds=int(options["n_rounds"]), random_state=0 if seed is None else int(seed),
-                             n_jobs=max(1, int(context.n_jobs)), progress=context.progress)
+                             n_jobs=max(1, int(context.n_jobs)), progress=context.progress,
+                             checkpoint=holdout_checkpoint(self.name, learner, X, Y, sites, pools, options,
+                                                           context))
+
+
+def holdout_checkpoint(name: str, learner, X, Y, sites, pools, options, context) -> Checkpoint:
+    """The checkpoint of a group hold-out batch (keyed by data, pools, options and parameters)."""
+    return Checkpoint.of(context, name, X, Y, np.asarray(sites).astype(str),
+                         {k: list(v) for k, v in pools.items()}, dict(options), learner.get_params())
 
 
 register_strategy(GroupHoldout())

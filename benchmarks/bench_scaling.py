@@ -1,0 +1,209 @@
+"""Scaling benchmark: time of workload W against the number of towers, and its exponent.
+
+Runs W (default learners lstm, rf, svm, mlr; targets GPP and ER; default settings, i.e.
+``strategy="fast"``; every tower a test site, LOSO among the chosen towers) on seeded random
+subsets of ``../shared/data/fluxnet2015`` of 25, 50, 100 and all 204 towers, and on a
+synthetic world of 1,000 towers built from the demo generator (:func:`synthetic_world`:
+independent demo worlds of 190 sites each, site ids made unique, cut to the tower count).
+Per learner it fits the exponent ``b`` of ``seconds = a * towers ** b`` (least squares on
+logarithms) over the real subsets, and separately ``b`` against site-days over every point
+(the synthetic towers have two years each, the real ones about seven), and writes a PNG of
+the curves: matplotlib when installed, else plotly with kaleido; otherwise only the data
+(the JSON says so, and an HTML figure is written when plotly alone is available).
+
+Usage::
+
+    flock /work/bench.lock python benchmarks/bench_scaling.py --out benchmarks/results/scaling.json
+    # quick look (smaller forests, two sizes, no synthetic world)
+    python benchmarks/bench_scaling.py --towers 25,50 --synthetic 0 --learners mlr,rf \\
+        --param rf.n_estimators=20 --out benchmarks/out/scaling.json
+
+Nothing is asserted; ``targets_met`` says whether every exponent is at most 1.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fluxcore.cli.loso import parse_param  # noqa: E402
+from fluxcore.config import RunConfig  # noqa: E402
+from fluxcore.dataset import FluxDataset  # noqa: E402
+from fluxcore.demo import generate_demo  # noqa: E402
+from fluxcore.loso import load_run, run_loso  # noqa: E402
+from fluxcore.provenance import environment  # noqa: E402
+from fluxcore.sources import load_dataset  # noqa: E402
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fluxnet2015"
+
+
+def synthetic_world(n_towers: int, n_years: int = 2) -> FluxDataset:
+    """A SYNTHETIC world of ``n_towers`` towers from independent demo worlds (seeds 0, 1, ...).
+
+    Each demo world has 190 sites; world ``k``'s site ids get the suffix ``-k`` so that they
+    stay unique, and the first ``n_towers`` sites (in world order) are kept.
+    """
+    sites, daily = [], []
+    k = 0
+    while sum(len(s) for s in sites) < n_towers:
+        ds = generate_demo(seed=k, n_years=n_years)
+        s = ds.sites.copy()
+        ids = s["SITE_ID"].astype(str) + f"-{k}"
+        s["SITE_ID"] = ids.to_numpy()
+        s.index = pd.Index(ids.to_numpy(), name=ds.sites.index.name)
+        d = ds.daily.copy()
+        d["SITE_ID"] = d["SITE_ID"].astype(str) + f"-{k}"
+        sites.append(s)
+        daily.append(d)
+        k += 1
+    allsites = pd.concat(sites)
+    keep = allsites.index[:n_towers]
+    alldaily = pd.concat(daily, ignore_index=True)
+    alldaily = alldaily[alldaily["SITE_ID"].isin(keep)].reset_index(drop=True)
+    return FluxDataset(sites=allsites.loc[keep], daily=alldaily, name=f"demo-{n_towers}", source="demo",
+                       synthetic=True, meta={"generator": "fluxcore.demo", "worlds": k, "n_years": n_years})
+
+
+def fit_exponent(x, y) -> float | None:
+    """Exponent ``b`` of ``y = a x**b`` fitted on logarithms (None with fewer than 2 points)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ok = (x > 0) & (y > 0) & np.isfinite(y)
+    if ok.sum() < 2:
+        return None
+    return round(float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0]), 3)
+
+
+def time_w(ds, learners, targets, params, jobs, seed, runs_dir) -> dict:
+    """Wall seconds of W on ``ds`` and the batch seconds of each learner."""
+    cfg = RunConfig(data="demo" if ds.synthetic else str(DEFAULT_DATA), learners=learners, targets=targets,
+                    seed=seed, params=params)
+    t0 = time.perf_counter()
+    run = run_loso(cfg, dataset=ds, runs_dir=runs_dir, jobs=jobs)
+    wall = time.perf_counter() - t0
+    per: dict[str, float] = {}
+    for fid, secs in load_run(run).manifest.get("fold_seconds", {}).items():
+        lrn = fid.split("/", 1)[0]
+        per[lrn] = per.get(lrn, 0.0) + float(secs)
+    return {"towers": int(ds.n_sites), "site_days": int(ds.n_site_days), "wall_seconds": round(wall, 1),
+            "learner_seconds": {k: round(v, 2) for k, v in per.items()}}
+
+
+def plot(points: list[dict], learners: list[str], out_png: Path) -> str:
+    """Write the log-log curves; returns what was written (or why nothing was)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        plt = None
+    if plt is not None:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for lrn in learners:
+            xs = [p["towers"] for p in points if lrn in p["learner_seconds"]]
+            ys = [p["learner_seconds"][lrn] for p in points if lrn in p["learner_seconds"]]
+            ax.loglog(xs, ys, "o-", label=lrn)
+        ax.set_xlabel("towers")
+        ax.set_ylabel("seconds")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out_png, dpi=120)
+        return f"PNG written with matplotlib: {out_png}"
+    try:
+        import plotly.graph_objects as go
+    except ImportError:
+        return "no figure: neither matplotlib nor plotly is installed (data in the JSON)"
+    fig = go.Figure()
+    for lrn in learners:
+        xs = [p["towers"] for p in points if lrn in p["learner_seconds"]]
+        ys = [p["learner_seconds"][lrn] for p in points if lrn in p["learner_seconds"]]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=lrn))
+    fig.update_layout(xaxis_type="log", yaxis_type="log", xaxis_title="towers", yaxis_title="seconds")
+    try:
+        fig.write_image(str(out_png))
+        return f"PNG written with plotly + kaleido: {out_png}"
+    except Exception as exc:  # noqa: BLE001 - kaleido missing or broken
+        html = out_png.with_suffix(".html")
+        fig.write_html(str(html), include_plotlyjs="cdn")
+        return f"no PNG (plotly cannot export images: {type(exc).__name__}); HTML figure: {html}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=str(DEFAULT_DATA))
+    ap.add_argument("--towers", default="25,50,100,204", help="real tower counts (204 or more: all)")
+    ap.add_argument("--synthetic", type=int, default=1000, help="towers of the synthetic world (0: none)")
+    ap.add_argument("--learners", default="lstm,rf,svm,mlr")
+    ap.add_argument("--targets", default="GPP,ER")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--param", action="append", default=[], help="LEARNER.NAME=VALUE")
+    ap.add_argument("--note", default="shared 2-core machine: other helpers' jobs were running")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "scaling.json"))
+    args = ap.parse_args(argv)
+
+    learners = [s for s in args.learners.split(",") if s]
+    targets = [s for s in args.targets.split(",") if s]
+    params: dict = {}
+    for text in args.param:
+        lrn, name, value = parse_param(text)
+        params.setdefault(lrn, {})[name] = value
+    runs_dir = Path(tempfile.mkdtemp(prefix="fluxcore-scaling-"))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result: dict = {"workload": {"learners": learners, "targets": targets, "jobs": args.jobs, "params": params,
+                                 "towers": args.towers, "synthetic": args.synthetic},
+                    "machine": {"note": args.note, "cpu_count": os.cpu_count(),
+                                "load_average_start": [round(x, 2) for x in os.getloadavg()]},
+                    "environment": environment(), "points": []}
+
+    ds_all = load_dataset(args.data)
+    rng = np.random.default_rng(args.seed)
+    order = [str(s) for s in rng.permutation(sorted(ds_all.site_ids))]
+    for n in [int(x) for x in args.towers.split(",") if x]:
+        ds = ds_all if n >= ds_all.n_sites else ds_all.subset(sites=order[:n])
+        point = {"world": "fluxnet2015", **time_w(ds, learners, targets, params, args.jobs, args.seed, runs_dir)}
+        result["points"].append(point)
+        print(json.dumps(point), flush=True)
+        out.write_text(json.dumps(result, indent=2, default=str))
+    if args.synthetic:
+        ds = synthetic_world(args.synthetic)
+        point = {"world": f"synthetic demo ({args.synthetic} towers)",
+                 **time_w(ds, learners, targets, params, args.jobs, args.seed, runs_dir)}
+        result["points"].append(point)
+        print(json.dumps(point), flush=True)
+
+    real = [p for p in result["points"] if p["world"] == "fluxnet2015"]
+    result["exponents"] = {
+        lrn: {"towers_real": fit_exponent([p["towers"] for p in real],
+                                          [p["learner_seconds"].get(lrn, np.nan) for p in real]),
+              "site_days_all": fit_exponent([p["site_days"] for p in result["points"]],
+                                            [p["learner_seconds"].get(lrn, np.nan) for p in result["points"]])}
+        for lrn in learners}
+    result["exponents"]["W"] = {
+        "towers_real": fit_exponent([p["towers"] for p in real], [p["wall_seconds"] for p in real]),
+        "site_days_all": fit_exponent([p["site_days"] for p in result["points"]],
+                                      [p["wall_seconds"] for p in result["points"]])}
+    result["figure"] = plot(result["points"], learners, out.with_suffix(".png"))
+    result["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    exps = [v["towers_real"] for v in result["exponents"].values() if v["towers_real"] is not None]
+    result["targets_met"] = {"exponent_at_most_1.1": bool(exps) and max(exps) <= 1.1}
+    out.write_text(json.dumps(result, indent=2, default=str))
+    print(json.dumps(result["exponents"], indent=2))
+    print(result["figure"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
