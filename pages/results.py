@@ -18,6 +18,7 @@ from fluxcore.anchors import (
 )
 from fluxcore.errors import FluxcoreError
 from fluxcore.jobs import read_run_name, skipped_problem
+from fluxcore.metrics import skill_summary
 from fluxcore.presets import preset_of
 from fluxcore.variables import ZONES
 from fluxcore.viewrange import robust_range, score_range
@@ -162,9 +163,10 @@ def analysis() -> None:
         st.dataframe(show, hide_index=True, width="stretch", height=360,
                      column_config={c: st.column_config.NumberColumn(format="%.3f")
                                     for c in ("R2", "r2", "RMSE", "MAE", "bias")})
-        agg = mt.groupby("learner", observed=True)[["R2", "r2", "RMSE"]].median().round(3)
-        st.caption("Medians over sites: " + "; ".join(f"{lrn}: R² {r.R2}, r² {r.r2}, RMSE {r.RMSE}"
-                                                      for lrn, r in agg.iterrows()))
+        agg = skill_summary(mt, by=["learner"])
+        st.caption("Medians over sites: " + "; ".join(
+            f"{r.learner}: R² {r.R2_median:.3f}, r² {r.r2_median:.3f}; mean RMSE {r.RMSE_mean:.3f}"
+            for r in agg.itertuples(index=False)))
     elif view == VIEWS[1]:
         t3 = plots.table3_frame(run.zone_summary[run.zone_summary["learner"].isin(learners)], target)
         if t3.empty:
