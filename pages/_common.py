@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `streamlit run app.py` from another folder
     sys.path.insert(0, str(ROOT))
 
+from fluxcore.dataroots import display_path  # noqa: E402
 from fluxcore.errors import FluxcoreError  # noqa: E402
 from fluxcore.jobs import JobManager, read_run_name  # noqa: E402
 
@@ -286,7 +287,8 @@ def dataset_banner(ds) -> None:
         st.warning(f"**SYNTHETIC** data: {ds.label}. Numbers illustrate the method, they are "
                    "not observations. Choose real data on the **Data** page.", icon=":material/science:")
     else:
-        st.caption(f"Data: **{ds.name}** from `{ds.source}`: {ds.n_sites} sites, {ds.n_site_days:,} site-days.")
+        shown = display_path(ds.source) if ds.source else ds.name  # never an absolute server path
+        st.caption(f"Data: **{ds.name}** from `{shown}`: {ds.n_sites} sites, {ds.n_site_days:,} site-days.")
         dataset_attribution(ds)
 
 

@@ -39,7 +39,7 @@ def _data_section(ds) -> None:
     with right:
         st.markdown("**Data in use**")
         st.markdown(f"- name: `{ds.name}`" + (" (SYNTHETIC)" if ds.synthetic else "")
-                    + f"\n- source: `{ds.source}`"
+                    + f"\n- source: `{common.display_path(ds.source) if ds.source else ds.name}`"
                     + f"\n- variables: {', '.join(s['variables'])}"
                     + f"\n- quality control removed {s['qc']['n_removed']:,} values at "
                     f"{s['qc']['n_sites_affected']} sites")
