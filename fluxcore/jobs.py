@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .learners import available_learners, make_learner
 from .runner import run_loso
 
 #: Job states.
@@ -123,20 +124,17 @@ class Job:
 
 
 #: Plain names of the learners, for progress and labels.
-PLAIN_NAMES = {"mlr": "linear regression", "rf": "random forest", "svm": "support vector machine",
-               "lstm": "LSTM network", "mlp": "neural network (MLP)", "transfer": "transfer learning",
-               "tamrl": "TAM-RL"}
-
-
 def plain_learner_name(name: str) -> str:
-    """``"rf"`` -> ``"random forest"``; fuzzy variants ``"rf_fuzzy"`` -> ``"random forest (fuzzy)"``."""
-    base, _, rest = str(name).partition("_")
-    plain = PLAIN_NAMES.get(str(name)) or PLAIN_NAMES.get(base)
-    if plain is None:
-        return str(name)
-    if str(name) in PLAIN_NAMES or not rest:
-        return plain
-    return f"{plain} ({rest.replace('_', ' ')})"
+    """A learner's own one-line ``description`` (``"rf"`` -> ``"random forest"``); a variant
+    ``"rf_fuzzy"`` -> ``"random forest (fuzzy)"``; the name itself when it is not registered."""
+    name = str(name)
+    names = set(available_learners())
+    if name in names:
+        return make_learner(name).description or name
+    base, _, rest = name.partition("_")
+    if base in names:
+        return f"{make_learner(base).description or base} ({rest.replace('_', ' ')})"
+    return name
 
 
 def learner_progress(done: int, total: int, learners: list[str]) -> tuple[str | None, int, int]:

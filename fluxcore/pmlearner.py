@@ -125,7 +125,7 @@ class ProcessModelLearner(FluxLearner):
     """
 
     name = "processmodel"
-    description = "process model (light-use efficiency + Lloyd-Taylor), literature or calibrated parameters"
+    description = "process model"
     main_params = {"calibrate": "fit eps_max, r_ref, k_gpp per IGBP class on the training sites"}
     _tags = {"multi_target": True, "sequence": True, "sample_weight": False,
              "fast_strategy": "pm_calibrate", "time_resolution": ("daily",)}

@@ -567,7 +567,7 @@ def test_a_run_with_every_fold_skipped_shows_its_reason(runs_dir, demo):
     assert not at.exception, [e.value for e in at.exception]
     assert not at.success or not any("Finished" in s.value for s in at.success)
     errors = [e.value for e in at.error]
-    assert errors and "no fold could be computed" in errors[0] and "min_train_sites=1000" in errors[0]
+    assert errors and "no fold could run" in errors[0] and "min_train_sites=1000" in errors[0]
     # Results says so clearly instead of an empty page
     at.session_state["run_path"] = str(job.run_dir)
     at.switch_page("pages/results.py").run()

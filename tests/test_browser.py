@@ -269,7 +269,7 @@ def test_dashboard_offline_end_to_end(server):
         page.locator('[data-testid="stProgress"]').or_(page.get_by_text("Finished in")).first.wait_for(timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "train_running.png"))
         page.get_by_text("Finished in").first.wait_for(timeout=900_000)
-        assert page.get_by_text(": mlr · GPP").first.is_visible()
+        assert page.get_by_text("linear regression · GPP").first.is_visible()
         times["small_run_s"] = round(time.perf_counter() - t, 3)
         times["small_run"] = f"mlr, GPP, {n_arid} arid demo sites"
         _idle(page)

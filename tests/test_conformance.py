@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import fluxcore.pmlearner  # noqa: F401  (registers "processmodel" whatever the test order)
 from fluxcore.learners import available_learners, make_learner
 from fluxcore.learners.base import FluxLearner
 from fluxcore.testing import CHECKS, check_learner

@@ -31,7 +31,7 @@ from fluxcore.loso import (
     run_loso,
 )
 
-BUILTIN = [n for n in available_learners() if not n.startswith("test_")]
+BUILTIN = [n for n in available_learners() if not n.startswith("test_") and n != "processmodel"]
 FUZZY = ["mlr_fuzzy", "mlr_fuzzycut", "mlr_fuzzyzones"]
 
 

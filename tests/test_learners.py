@@ -9,9 +9,14 @@ from factories_learners import make_synthetic
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression
 
+import fluxcore.pmlearner  # noqa: E402,F401  (registers "processmodel": the registry is the same in any test order)
 from fluxcore.errors import ConfigError, DataError
 from fluxcore.learners import available_learners, make_learner
 
+#: Learners fitted from features (the contract's skill and input checks below); the process
+#: model is not one (it reads named drivers and fits nothing by default): its conformance is
+#: checked with fluxcore.testing.check_learner in tests/test_conformance.py and test_transfer.py.
+STATISTICAL = [n for n in available_learners() if n != "processmodel" and not n.startswith("test_")]
 TARGETS = ["GPP", "ER"]
 TEST_SITES = ["S06", "S07"]
 
@@ -50,7 +55,7 @@ def test_registry_names():
         make_learner("mlr").set_params(bogus=1)
 
 
-@pytest.mark.parametrize("name", available_learners())
+@pytest.mark.parametrize("name", STATISTICAL)
 def test_fit_returns_self_params_unchanged_fitted_attrs(name, data):
     train, test = split(data)
     est = learner(name, random_state=3)
@@ -71,7 +76,7 @@ def test_fit_returns_self_params_unchanged_fitted_attrs(name, data):
         clone.predict(test[0], sites=test[2], dates=test[3])
 
 
-@pytest.mark.parametrize("name", available_learners())
+@pytest.mark.parametrize("name", STATISTICAL)
 def test_same_random_state_identical_predictions(name, data):
     train, test = split(data)
     p1 = fit_predict(learner(name, random_state=7), train, test)
@@ -79,7 +84,7 @@ def test_same_random_state_identical_predictions(name, data):
     assert np.array_equal(p1, p2)  # bitwise (CPU)
 
 
-@pytest.mark.parametrize("name", available_learners())
+@pytest.mark.parametrize("name", STATISTICAL)
 def test_inputs_not_modified(name, data):
     train, test = split(data)
     X, y, s, d = (train[0].copy(), train[1].copy(), train[2].copy(), train[3].copy())
@@ -99,7 +104,7 @@ def test_inputs_not_modified(name, data):
     pd.testing.assert_frame_equal(Xt, Xt_copy)
 
 
-@pytest.mark.parametrize("name", available_learners())
+@pytest.mark.parametrize("name", STATISTICAL)
 def test_refit_ignores_previous_fit(name, data):
     train, test = split(data)
     X2, y2, s2, d2 = make_synthetic(n_sites=5, n_days=150, seed=11)
@@ -111,7 +116,7 @@ def test_refit_ignores_previous_fit(name, data):
     assert np.array_equal(p_refit, p_fresh)
 
 
-@pytest.mark.parametrize("name", available_learners())
+@pytest.mark.parametrize("name", STATISTICAL)
 @pytest.mark.parametrize("targets", [["GPP"], ["GPP", "ER", "NEE"]])
 def test_predict_shape(name, targets):
     X, y, s, d = make_synthetic(n_sites=4, n_days=120, seed=2)
@@ -122,7 +127,7 @@ def test_predict_shape(name, targets):
     assert est.target_names_ == targets
 
 
-@pytest.mark.parametrize("name", available_learners())
+@pytest.mark.parametrize("name", STATISTICAL)
 def test_nan_in_X(name, data):
     train, test = split(data)
     rng = np.random.default_rng(0)
@@ -134,7 +139,7 @@ def test_nan_in_X(name, data):
     assert p.shape == (len(Xte), 2) and np.isfinite(p).all()
 
 
-@pytest.mark.parametrize("name", available_learners())
+@pytest.mark.parametrize("name", STATISTICAL)
 def test_nan_in_y(name, data):
     train, test = split(data)
     rng = np.random.default_rng(1)
@@ -153,7 +158,7 @@ def test_nan_in_y(name, data):
         learner(name).fit(train[0], y_bad, sites=train[2], dates=train[3])
 
 
-@pytest.mark.parametrize("name", available_learners())
+@pytest.mark.parametrize("name", STATISTICAL)
 def test_sample_weight(name, data):
     train, test = split(data)
     p0 = fit_predict(learner(name), train, test)
@@ -168,7 +173,7 @@ def test_sample_weight(name, data):
                           sample_weight=-np.ones(len(train[0])))
 
 
-@pytest.mark.parametrize("name", available_learners())
+@pytest.mark.parametrize("name", STATISTICAL)
 def test_beats_mean_predictor_on_held_out_sites(name, data):
     train, test = split(data)
     p = fit_predict(learner(name), train, test)
@@ -178,7 +183,7 @@ def test_beats_mean_predictor_on_held_out_sites(name, data):
     assert (mse < 0.5 * mse_mean).all(), (mse, mse_mean)
 
 
-@pytest.mark.parametrize("name", available_learners())
+@pytest.mark.parametrize("name", STATISTICAL)
 def test_bad_input_messages(name, data):
     train, _ = split(data)
     with pytest.raises(DataError, match="rows"):
@@ -206,7 +211,7 @@ BAD_PARAMS = [
 ]
 
 
-@pytest.mark.parametrize("name", available_learners())
+@pytest.mark.parametrize("name", STATISTICAL)
 def test_every_parameter_has_a_constraint_and_defaults_pass(name):
     from fluxcore.learners.base import check_params
 
@@ -292,7 +297,7 @@ def test_per_target_wrapper_matches_separate_fits(data):
     assert len(pt.estimators_) == 2 and pt.estimators_[0].n_train_[0] == y["GPP"].notna().sum()
 
 
-@pytest.mark.parametrize("name", available_learners())
+@pytest.mark.parametrize("name", STATISTICAL)
 def test_pickle_round_trip(name, data):
     import pickle
 

@@ -187,6 +187,7 @@ class MLPLearner(TorchLearner):
     """
 
     name = "mlp"
+    description = "neural network (MLP, NARCF)"
     _tags = {"sequence": False, "multi_target": True, "fine_tune": True, "sample_weight": True,
              "fast_strategy": "group_holdout", "time_resolution": ("daily", "monthly")}
     _parameter_constraints = {

@@ -22,4 +22,4 @@ class PMTLLearner(LSTMLearner):
     """LSTM pre-trained on the process model, then fine-tuned on towers (see the module docstring)."""
 
     name = "pmtl"
-    description = "LSTM pre-trained on the process model, fine-tuned on towers (needs a pretrain stage)"
+    description = "transfer learning (LSTM pre-trained on the process model)"

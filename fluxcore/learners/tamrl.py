@@ -207,6 +207,7 @@ class TAMRLLearner(TorchLearner):
     """
 
     name = "tamrl"
+    description = "TAM-RL network (task-aware modulation)"
     _tags = {"sequence": True, "multi_target": True, "fine_tune": True,
              "fast_strategy": "group_finetune", "time_resolution": ("daily",)}
     _parameter_constraints = {
