@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
-from streamlit_folium import st_folium
 
-from fluxcore import maps, plots
+from fluxcore import plots
+from fluxcore.errors import FluxcoreError
 from fluxcore.variables import ZONES
 from pages import _common as common
 
@@ -75,15 +75,17 @@ st.download_button("Download this figure (HTML, works offline)", lambda: plots.f
                    f"{run.key}_{learner}_{target}_{distance}_{metric}.html", "text/html", key="dl_het_fig",
                    on_click="ignore")
 
+from fluxcore import heterogeneity as het  # noqa: E402
 from fluxcore.heterogeneity import distance_skill  # noqa: E402
 
 table = distance_skill(metrics[metrics["zone"].isin(zones)] if zones else metrics, dist,
                        by=("learner", "target"), distance=distance, metric=metric)
-st.markdown("**Correlations per learner, target and zone** (Pearson r and Spearman ρ, two-sided p-values)")
-st.dataframe(table[["learner", "target", "zone", "n", "pearson_r", "pearson_p", "spearman_rho", "spearman_p",
-                    "slope", "intercept"]], hide_index=True, width="stretch",
-             column_config={c: st.column_config.NumberColumn(format="%.3g") for c in
-                            ("pearson_r", "pearson_p", "spearman_rho", "spearman_p", "slope", "intercept")})
+st.markdown("**Correlations per learner, target and zone** (Spearman ρ and Pearson r with two-sided "
+            "p-values, exact for up to 10 sites)")
+st.dataframe(het.readable_table(table, distance), hide_index=True, width="stretch")
+said = het.relation_sentences(table, learner, target)
+if said:
+    st.info(" ".join(said), icon=":material/lightbulb:")
 c1, c2 = st.columns(2)
 c1.download_button("Correlations CSV", lambda: table.to_csv(index=False).encode(), f"{run.key}_correlations.csv",
                    "text/csv", key="dl_corr", on_click="ignore")
@@ -94,17 +96,12 @@ if int(table["n"].max() if len(table) else 0) < 3:
 
 st.subheader("Map of predicted skill")
 st.caption("Expected R² of every site of the dataset from a line fitted to R² against distance "
-           "(fluxcore.skill). Held-out sites also show their observed R² in the popup.")
-tiles = st.toggle("Online tiles", value=False, key="het_tiles")
+           "(fluxcore.skill), on a fixed colour scale; sites outside the fitted distances or zones are "
+           "grey: the line is not extrapolated. Held-out sites also show their observed R².")
 try:
     sk = _predicted_skill(path, stamp, src, learner, target, distance)
-    col = "R2_pred" if "R2_pred" in sk.columns else [c for c in sk.columns if c.endswith("_pred")][0]
-    values = sk.set_index("SITE_ID")[col]
-    label = f"predicted R² ({learner}, {target})"
-except Exception as exc:  # noqa: BLE001 - fall back to observed skill
-    st.caption(f"Predicted skill unavailable ({type(exc).__name__}: {exc}); showing observed R² of the test sites.")
-    values = metrics[(metrics["learner"] == learner) & (metrics["target"] == target)].set_index("SITE_ID")["R2"]
-    label = f"observed R² ({learner}, {target})"
-sites = common.site_table(src)
-st_folium(maps.value_map(sites, values, label=label, tiles=tiles, asset_url=common.asset_url(), embed_basemap=False),
-          key="skill_map", height=460, use_container_width=True, returned_objects=[])
+except FluxcoreError as exc:
+    st.info(f"No skill map for this choice: {exc}")
+else:
+    st.plotly_chart(plots.skill_map_figure(sk, common.site_table(src), title=f"predicted R² ({learner}, {target})"),
+                    width="stretch", key="skill_map_fig", config={"displaylogo": False})

@@ -137,8 +137,12 @@ def test_results_and_heterogeneity_pages_on_a_stored_run(runs_dir, demo):
 
     at.switch_page("pages/heterogeneity.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    tables = [d.value for d in at.dataframe if "pearson_r" in d.value.columns]
+    tables = [d.value for d in at.dataframe if "Spearman" in d.value.columns]
     assert tables and set(tables[0]["learner"]) == {"mlr", "rf"}
+    assert not tables[0].isna().any().any() and "None" not in tables[0].to_string()  # words, no NaN
+    assert any("paper" in i.value for i in at.info)  # the relation compared with the paper's
+    skill_maps = [c for c in at.get("plotly_chart") if "predicted R" in c.proto.spec]
+    assert skill_maps  # the fixed-scale plotly skill map
     def fig_title(a):
         import json
 
