@@ -308,7 +308,7 @@ def test_dashboard_offline_end_to_end(server):
         page.get_by_role("heading", name="Heterogeneity and skill").first.wait_for()
         page.locator(".annotation-text", has_text="Pearson").first.wait_for(timeout=60_000)
         times["switch_to_heterogeneity_first_s"] = round(time.perf_counter() - t, 3)
-        _folium_frame(page).wait_for_selector("path.fluxcore-site", timeout=60_000)
+        page.locator(".gtitle", has_text="predicted R").first.wait_for(timeout=60_000)  # plotly skill map
         _idle(page)
         page.screenshot(path=str(ARTIFACTS / "heterogeneity.png"))
 
