@@ -473,7 +473,7 @@ def test_lesson_path_quick_preset_and_state_bugs(server):
         _nav(page, "Heterogeneity")
         page.locator(".annotation-text", has_text="Pearson").first.wait_for(timeout=60_000)
         times["switch_to_heterogeneity_s"] = round(time.perf_counter() - t, 3)
-        _folium_frame(page).wait_for_selector("path.fluxcore-site", timeout=60_000)
+        page.locator(".gtitle", has_text="predicted R").first.wait_for(timeout=60_000)  # plotly skill map
         _idle(page)
         page.screenshot(path=str(ARTIFACTS / "lesson_heterogeneity.png"), full_page=True)
         browser.close()
