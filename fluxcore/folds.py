@@ -15,13 +15,13 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["POOLS", "test_sites", "fold_train_sites", "fold_id", "FoldPlan", "plan_folds", "pool_sample"]
+__all__ = ["POOLS", "config_value", "test_sites", "fold_train_sites", "fold_id", "FoldPlan", "plan_folds", "pool_sample"]
 
 #: Training-pool rules (``RunConfig.pool``).
 POOLS = ("all", "zone")
 
 
-def _get(config: Any, key: str, default=None):
+def config_value(config: Any, key: str, default=None):
     """``config.key`` for a RunConfig, ``config[key]`` for a plain mapping."""
     if config is None:
         return default
@@ -33,11 +33,11 @@ def _get(config: Any, key: str, default=None):
 def test_sites(config: Any, dataset) -> list[str]:
     """Test sites of a run: dataset sites filtered by ``config.sites`` and ``config.zones``."""
     sites = dataset.site_ids
-    wanted = _get(config, "sites")
+    wanted = config_value(config, "sites")
     if wanted is not None:
         wanted = set(wanted)
         sites = [s for s in sites if s in wanted]
-    zones = _get(config, "zones")
+    zones = config_value(config, "zones")
     if zones is not None:
         zones = set(zones)
         sites = [s for s in sites if dataset.zone_of(s) in zones]
@@ -58,11 +58,11 @@ def fold_train_sites(config: Any, dataset, test_site: str) -> list[str]:
     """
     test_site = str(test_site)
     sites = dataset.site_ids
-    fraction = float(_get(config, "pool_fraction", 1.0) or 1.0)
+    fraction = float(config_value(config, "pool_fraction", 1.0) or 1.0)
     if fraction < 1.0:
-        allowed = set(pool_sample(sites, fraction, int(_get(config, "seed", 0) or 0)))
+        allowed = set(pool_sample(sites, fraction, int(config_value(config, "seed", 0) or 0)))
         sites = [s for s in sites if s in allowed]
-    pool = _get(config, "pool", "all") or "all"
+    pool = config_value(config, "pool", "all") or "all"
     if pool == "all":
         return [s for s in sites if s != test_site]
     if pool != "zone":
@@ -129,14 +129,14 @@ def plan_folds(config: Any, dataset) -> FoldPlan:
     """
     tests = test_sites(config, dataset)
     pools = {s: fold_train_sites(config, dataset, s) for s in tests}
-    min_sites = int(_get(config, "min_train_sites", 2))
+    min_sites = int(config_value(config, "min_train_sites", 2))
     plan = FoldPlan(tests=tests)
-    for learner in _get(config, "learners", []):
+    for learner in config_value(config, "learners", []):
         for s in tests:
             if len(pools[s]) < min_sites:
                 plan.skipped.append({"fold": fold_id(learner, s),
                                      "reason": f"{len(pools[s])} training site(s) < min_train_sites="
-                                               f"{min_sites} (pool={_get(config, 'pool', 'all')})"})
+                                               f"{min_sites} (pool={config_value(config, 'pool', 'all')})"})
             else:
                 plan.folds.append((learner, s, pools[s]))
     return plan

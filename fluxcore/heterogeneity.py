@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, DataError
+from .folds import config_value as _config_get
 from .folds import fold_train_sites
 from .runstore import load_run
 from .variables import DAILY_DRIVERS, STATIC, VARIABLES
@@ -472,14 +473,6 @@ def dissimilarity_index(descriptors: pd.DataFrame, train_sites: Sequence[str],
 
 
 # --------------------------------------------------------------------------- runs
-def _config_get(config: Any, key: str, default=None):
-    if config is None:
-        return default
-    if isinstance(config, Mapping):
-        return config.get(key, default)
-    return getattr(config, key, default)
-
-
 def _load_run_parts(run) -> tuple[Any, pd.DataFrame, Path | None]:
     """(config, metrics, run_dir) from a run folder or a RunResult-like object."""
     if isinstance(run, (str, Path)):

@@ -8,12 +8,6 @@ Never runs ``playwright install``: it uses /usr/bin/chromium and skips when abse
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -21,54 +15,18 @@ import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
 
 if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    port = _free_port()
-    env = {**os.environ, "FLUXCORE_RUNS_DIR": str(runs), "PYTHONUNBUFFERED": "1",
-           "FLUXCORE_CACHE": str(tmp_path_factory.mktemp("cache")), "FLUXCORE_DEMOGRID_RES": "5.0"}
-    env.pop("FLUXCORE_DATA", None)
-    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    t0 = time.perf_counter()
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.perf_counter() - t0 > 60:
-            proc.kill()
-            pytest.fail("streamlit did not start: " + Path(log.name).read_text()[-2000:])
-        time.sleep(0.1)
-    yield {"url": url, "log": log.name}
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    cache = str(tmp_path_factory.mktemp("cache"))
+    with streamlit_server(tmp_path_factory, FLUXCORE_CACHE=cache, FLUXCORE_DEMOGRID_RES="5.0") as srv:
+        yield srv
 
 
 def test_regional_maps_offline(server):
