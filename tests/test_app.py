@@ -429,7 +429,7 @@ def test_pages_on_real_fluxnet_data(runs_dir, monkeypatch, real_data):
     assert not at.exception and len(at.get("plotly_chart")) >= 2
     at.switch_page("pages/heterogeneity.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert [d for d in at.dataframe if "pearson_r" in d.value.columns]
+    assert [d for d in at.dataframe if "Spearman" in d.value.columns]
 
 
 def test_failed_run_shows_its_error_and_app_stays_usable(runs_dir, demo):

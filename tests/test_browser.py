@@ -314,7 +314,14 @@ def test_dashboard_offline_end_to_end(server):
 
 
 
-def test_lesson_path_quick_preset_and_state_bugs(server):
+@pytest.fixture()
+def lesson_server(tmp_path_factory):
+    """A server of its own: no run or selection left by the other browser test."""
+    with streamlit_server(tmp_path_factory) as srv:
+        yield srv
+
+
+def test_lesson_path_quick_preset_and_state_bugs(lesson_server):
     """The lesson path (quick preset -> results -> heterogeneity) and the browser-only
     reproductions of issue 22: a drawing keeps the site clicked before, Clear removes drawn
     shapes, a reload keeps data source, selection and run. Screenshots: test-artifacts/lesson_*.png;
@@ -329,7 +336,7 @@ def test_lesson_path_quick_preset_and_state_bugs(server):
         page_errors: list[str] = []
         page.on("pageerror", lambda e: page_errors.append(str(e)))
         page.set_default_timeout(30_000)
-        page.goto(server["url"] + "/")
+        page.goto(lesson_server["url"] + "/")
         page.locator('[data-testid="stMetricValue"]').first.wait_for(timeout=60_000)
         _idle(page)
 
