@@ -230,3 +230,27 @@ def test_train_page_offers_the_plugin_with_its_metadata(demo, tmp_path, monkeypa
         time.sleep(2.0)
         at.run()
     assert any("Finished" in s.value for s in at.success), [e.value for e in at.error]
+
+
+def test_per_fold_pretraining_never_sees_the_held_out_site(small, tmp_path):
+    """Spy for the per-fold path of the pre-training stage: a site's fluxes (and, without
+    ``transductive``, its drivers' source targets) never reach the models that predict it."""
+    from fluxcore.dataset import FluxDataset
+
+    victim = small.site_ids[2]
+    cfg = RunConfig(learners=["test_plugin"], targets=["GPP"], params={"test_plugin": SMALL},
+                    strategy="per-fold", sites=[victim, small.site_ids[0]],
+                    pretrain={"source": "processmodel", "epochs": 1, "finetune_epochs": 1})
+    base = load_run(run_loso(cfg, dataset=small, runs_dir=tmp_path / "a")).predictions
+    daily = small.daily.copy()
+    rows = daily["SITE_ID"] == victim
+    daily.loc[rows, "GPP"] = daily.loc[rows, "GPP"] * 50 + 100  # absurd fluxes at the test site
+    poisoned = FluxDataset(sites=small.sites, daily=daily, name=small.name, source=small.source,
+                           synthetic=True)
+    after = load_run(run_loso(cfg, dataset=poisoned, runs_dir=tmp_path / "b")).predictions
+    def pred(p, own: bool):
+        sel = (p["SITE_ID"] == victim) == own
+        return p[sel].sort_values(["SITE_ID", "DATE"])["predicted"].to_numpy()
+
+    np.testing.assert_array_equal(pred(base, True), pred(after, True))
+    assert not np.array_equal(pred(base, False), pred(after, False))  # the poison reaches other folds
