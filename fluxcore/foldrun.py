@@ -7,6 +7,11 @@ predicts every target for every day of the test site. Features are built once pe
 use targets), so the feature table itself carries no information across sites; everything
 fitted (scalers, imputers, early stopping, fuzzy weights) is fitted inside the fold on the
 pool rows only.
+
+Few-shot learners (tag ``few_shot``, :mod:`fluxcore.fewshot`) also get, at prediction time
+and through ``predict(..., context=)`` only, the observed fluxes of the rows they name with
+``context_rows`` (the first ``k`` months of the test site); those rows are then marked as not
+scored (``predicted`` NaN) in the fold's predictions.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from . import fuzzy
 from .config import RunConfig, check_learner_params
 from .errors import ConfigError
 from .features import FeatureConfig, build_features
+from .fewshot import context_frame, context_rows
 from .learners import available_learners
 from .runstore import PREDICTION_COLUMNS
 
@@ -176,9 +182,15 @@ def fit_fold(data: FoldData, task: FoldTask) -> tuple[list, np.ndarray]:
 
 
 def predict_fold(models: list, X: pd.DataFrame, sites: np.ndarray, dates: np.ndarray,
-                 n_targets: int) -> np.ndarray:
-    """Predictions ``(n_rows, n_targets)`` of the models returned by :func:`fit_fold`."""
-    kw = {"sites": sites, "dates": dates}
+                 n_targets: int, context: pd.DataFrame | None = None) -> np.ndarray:
+    """Predictions ``(n_rows, n_targets)`` of the models returned by :func:`fit_fold`.
+
+    ``context``: observed fluxes for a few-shot learner (:func:`fluxcore.fewshot.context_frame`),
+    passed to ``predict`` only when given.
+    """
+    kw: dict[str, Any] = {"sites": sites, "dates": dates}
+    if context is not None:
+        kw["context"] = context
     if len(models) == 1 and models[0].get_tag("multi_target", False):
         pred = np.asarray(models[0].predict(X, **kw), dtype=float).reshape(len(X), -1)
     else:
@@ -218,7 +230,12 @@ def compute_fold(data: FoldData, task: FoldTask) -> tuple[pd.DataFrame, dict]:
     t0 = time.perf_counter()
     models, tr = fit_fold(data, task)
     te = data.test_rows(task.test_site)
-    pred = predict_fold(models, data.X.iloc[te], data.sites[te], data.dates[te], len(task.targets))
+    shots = context_rows(models[0], data.sites[te], data.dates[te])  # few-shot: first k months
+    ctx = None if shots is None else context_frame(data.y.iloc[te][list(task.targets)],
+                                                   data.sites[te], data.dates[te], shots)
+    pred = predict_fold(models, data.X.iloc[te], data.sites[te], data.dates[te], len(task.targets), ctx)
+    if shots is not None:
+        pred[shots] = np.nan  # their fluxes were seen: not scored
     out = fold_frame(data, task.test_site, task.learner, task.targets, te, pred)
     val: set[str] = set()
     for m in models:
@@ -226,6 +243,8 @@ def compute_fold(data: FoldData, task: FoldTask) -> tuple[pd.DataFrame, dict]:
         val |= {str(s) for s in ([] if vs is None else vs)}
     info = {"seconds": time.perf_counter() - t0, "n_train_rows": int(len(tr)),
             "n_train_sites": len(task.train_sites), "val_sites": sorted(val)}
+    if shots is not None:
+        info["context_rows"] = int(shots.sum())
     return out, info
 
 

@@ -5,9 +5,20 @@ from __future__ import annotations
 import pandas as pd
 
 from .config import RunConfig
+from .fewshot import run_shot_labels
 from .metrics import ZONE_VAR_DDOF, skill_summary, table3
 
 __all__ = ["summary_markdown"]
+
+
+def _evaluation_line(rc: RunConfig) -> str:
+    """``* evaluation: <learner> zero-shot | k-shot; ...`` (:func:`fluxcore.fewshot.run_shot_labels`)."""
+    labels = run_shot_labels(rc)
+    line = "* evaluation: " + "; ".join(f"{n} {lab}" for n, lab in labels.items())
+    if any(v != "zero-shot" for v in labels.values()):
+        line += (" (k-shot: the first k months of each test site's fluxes entered the learner's "
+                 "site embedding and are left out of that site's scores)")
+    return line
 
 
 def summary_markdown(rc: RunConfig, manifest: dict, metrics: pd.DataFrame, zs: pd.DataFrame,
@@ -20,6 +31,7 @@ def summary_markdown(rc: RunConfig, manifest: dict, metrics: pd.DataFrame, zs: p
     lines += [
         f"* data: {data.get('name')} ({data.get('source')}), fingerprint `{data.get('fingerprint')}`",
         f"* learners: {', '.join(rc.learners)}; targets: {', '.join(rc.targets)}; pool: {rc.pool}; seed: {rc.seed}",
+        _evaluation_line(rc),
         f"* test sites: {manifest.get('n_test_sites')}; folds: {manifest.get('n_folds')}"
         + (f"; skipped: {len(manifest.get('skipped', []))}" if manifest.get("skipped") else ""),
     ]

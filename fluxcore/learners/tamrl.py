@@ -16,10 +16,11 @@ Task encoder (one embedding per site)
     indicator) averaged over blocks of ``context_pool`` days. Two 1-D convolutions (kernel 3,
     ReLU, ``encoder_size`` channels) read each window, the result is averaged over time and
     over the windows, concatenated with the site's static attributes and mapped by a linear
-    layer and ``tanh`` to the embedding ``z`` (``embedding_size`` values). Only the ``X`` rows of
-    the call enter: the site's *drivers*, never its fluxes. A held-out site's embedding thus
-    uses its own drivers only (zero-shot, leak-free), and is the same for every row of the
-    site (no dependence on the window being predicted).
+    layer and ``tanh`` to the embedding ``z`` (``embedding_size`` values). With
+    ``context_months = 0`` (zero-shot, the default) only the ``X`` rows of the call enter: the
+    site's *drivers*, never its fluxes. A held-out site's embedding thus uses its own drivers
+    only (leak-free), and is the same for every row of the site (no dependence on the window
+    being predicted). For the few-shot mode see *Few-shot mode* below.
 Static attributes
     The feature columns that are constant per site: the catalogue attributes and derived
     site-level features (:func:`fluxcore.variables.is_site_level`: ``ARIDITY_INDEX``,
@@ -41,11 +42,29 @@ Loss
 Fine-tuning parts: ``"head"``, ``"last"`` (the LSTM), ``"film"`` (both FiLM layers) and
 ``"encoder"`` (task encoder), joined with ``+``.
 
-Zero-shot only
---------------
-``context_months`` records the mode in the run configuration; only ``0`` (zero-shot) is
-implemented. A few-shot mode (the embedding also sees ``k`` months of the held-out site's
-fluxes) would need the runner to exclude those months from the site's scores.
+Few-shot mode
+-------------
+``context_months = k > 0`` ("k-shot"; tag ``few_shot``): the context windows gain, per target,
+a channel with the standardised observed flux and a 0/1 "observed" channel, filled only on the
+days of the first ``k`` calendar months of each site's record
+(:func:`fluxcore.fewshot.first_months_mask`, the month of the site's first date counting as
+the first) where the flux is finite; everywhere else both are 0. The first context window
+starts on the site's first day, so it holds all ``k`` months when the windows are at least
+``31 k`` days long (checked in ``fit``). The same scheme is used for every site:
+
+* ``fit`` / ``fine_tune``: each training site's embedding sees the fluxes of its own first
+  ``k`` months (training sites' fluxes may be used), and those rows get loss weight 0, so a
+  network never learns to predict a day whose flux its embedding saw (training then matches
+  evaluation; early stopping uses the other months of the validation sites too);
+* ``predict(X, sites=, dates=, context=)``: ``context`` (:func:`fluxcore.fewshot.context_frame`:
+  ``SITE_ID, DATE`` and the targets) holds the observed fluxes of the first ``k`` months of the
+  predicted sites, and nothing else: a row outside those months, or not among the predicted
+  rows, is an error. Without ``context`` the flux channels are empty ("not observed": a site
+  without measurements). Nothing fitted changes: the fluxes enter the embedding only.
+
+:meth:`TAMRLLearner.context_rows` tells the runner which rows those are; the runner hands
+their fluxes over and leaves them out of the site's scores (:mod:`fluxcore.fewshot`).
+``context_months = 0`` is the zero-shot computation, unchanged.
 
 Differences from the original
 -----------------------------
@@ -73,24 +92,26 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
+from ..fewshot import first_months_mask
 from ..variables import is_site_level
 from ._util import check_columns, check_inputs
-from .base import Interval, register
+from .base import Interval, check_params, register
 from .torchbase import Batch, TorchLearner, _CallData
 
 #: paper statics and catalogue values that are constant per site (besides is_site_level names)
 STATIC_NAMES = ("ELEV", "SLOPE", "ASPECT", "CLAY", "SAND", "SILT", "LAT", "LON")
 
 
-class _ZeroShotOnly:
-    """Constraint of ``context_months``: 0 (the few-shot mode is not implemented)."""
+class _ContextMonths(Interval):
+    """Constraint of ``context_months``: an integer >= 0 (0: zero-shot)."""
 
-    def ok(self, v: Any) -> bool:
-        return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and int(v) == 0
+    def __init__(self) -> None:
+        super().__init__(int, 0)
 
     def __str__(self) -> str:
-        return "0 (zero-shot; the few-shot mode is not implemented)"
+        return ("an integer >= 0 (0: zero-shot; k: the first k calendar months of a held-out "
+                "site's fluxes enter its embedding and are not scored)")
 
 
 def static_feature_names(names: list[str]) -> list[str]:
@@ -128,10 +149,11 @@ class _TamNet(nn.Module):
     """Task encoder + statically modulated LSTM decoder + FiLM by the task embedding."""
 
     def __init__(self, n_in: int, n_static: int, hidden: int, emb: int, enc: int,
-                 dropout: float, n_out: int):
+                 dropout: float, n_out: int, n_flux: int = 0):
         super().__init__()
         self.n_static = n_static
-        self.encoder = nn.Sequential(nn.Conv1d(n_in, enc, 3, padding=1), nn.ReLU(),
+        # n_flux: extra context channels of the few-shot mode (fluxes + "observed" flags)
+        self.encoder = nn.Sequential(nn.Conv1d(n_in + n_flux, enc, 3, padding=1), nn.ReLU(),
                                      nn.Conv1d(enc, enc, 3, padding=1), nn.ReLU())
         self.to_z = nn.Linear(enc + n_static, emb)
         self.inp = nn.Linear(n_in, hidden)
@@ -183,8 +205,10 @@ class TAMRLLearner(TorchLearner):
     context_pool : int, default 28
         Context steps averaged into one encoder step [days].
     context_months : int, default 0
-        Months of the held-out site's fluxes the embedding may see: only 0 (zero-shot) is
-        implemented; recorded so that results are labelled zero-shot.
+        Few-shot mode: the first ``context_months`` calendar months of each site's observed
+        fluxes enter its embedding (see *Few-shot mode* in the module docstring); 0 is
+        zero-shot. Recorded in the run configuration; results are labelled zero-shot or
+        k-shot (:func:`fluxcore.fewshot.shot_label`).
     dropout : float, default 0.1
         Dropout in the head.
     max_epochs, patience, batch_size, max_windows_per_epoch, max_val_windows, lr,
@@ -208,7 +232,7 @@ class TAMRLLearner(TorchLearner):
 
     name = "tamrl"
     description = "TAM-RL network (task-aware modulation)"
-    _tags = {"sequence": True, "multi_target": True, "fine_tune": True,
+    _tags = {"sequence": True, "multi_target": True, "fine_tune": True, "few_shot": True,
              "fast_strategy": "group_finetune", "time_resolution": ("daily",)}
     _parameter_constraints = {
         "lookback": [Interval(int, 1)],
@@ -218,7 +242,7 @@ class TAMRLLearner(TorchLearner):
         "context_windows": [Interval(int, 1)],
         "context_days": [Interval(int, 1)],
         "context_pool": [Interval(int, 1)],
-        "context_months": [_ZeroShotOnly()],
+        "context_months": [_ContextMonths()],
         "dropout": [Interval(float, 0, 1, closed="left")],
     }
 
@@ -261,8 +285,10 @@ class TAMRLLearner(TorchLearner):
 
     # ------------------------------------------------------------- hooks
     def _build_network(self, n_in: int, n_out: int) -> nn.Module:
+        n_flux = 2 * n_out if int(self.context_months) > 0 else 0
         return _TamNet(n_in, len(self._static_columns()), int(self.hidden_size),
-                       int(self.embedding_size), int(self.encoder_size), float(self.dropout), n_out)
+                       int(self.embedding_size), int(self.encoder_size), float(self.dropout), n_out,
+                       n_flux)
 
     def _static_columns(self) -> np.ndarray:
         """Positions of the static attributes among the features (set on first use in fit)."""
@@ -278,7 +304,7 @@ class TAMRLLearner(TorchLearner):
                 "encoder": list(net.encoder.parameters()) + list(net.to_z.parameters())}
 
     def _call_data(self, Xa: np.ndarray, sites: np.ndarray, dates: np.ndarray,
-                   dev: torch.device) -> _TamCallData:
+                   dev: torch.device, targets: np.ndarray | None = None) -> _TamCallData:
         base = super()._call_data(Xa, sites, dates, dev)
         cols = self._static_columns()
         codes = base.site.cpu().numpy()
@@ -288,9 +314,27 @@ class TAMRLLearner(TorchLearner):
         static = np.zeros((n_sites, len(cols)), dtype=np.float32)
         np.add.at(static, codes, Z.astype(np.float32))
         static /= np.maximum(np.bincount(codes, minlength=n_sites), 1)[:, None]
-        ctx = self._context(base.full, base.pos, base.start, base.site, n_sites)
+        full = base.full
+        if int(self.context_months) > 0:  # few-shot: flux channels of the first k months
+            full = torch.cat([full, self._flux_channels(targets, sites, dates, base.pos, full)], dim=1)
+        ctx = self._context(full, base.pos, base.start, base.site, n_sites)
         return _TamCallData(base.full, base.pos, base.start, base.site, base.site_ids,
                             ctx=ctx, static=torch.as_tensor(static, device=dev))
+
+    def _flux_channels(self, targets: np.ndarray | None, sites: np.ndarray, dates: np.ndarray,
+                       pos: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
+        """Calendar array (like ``full``) of the few-shot channels: standardised fluxes and
+        0/1 "observed" flags, non-zero only on the first ``context_months`` months of each site."""
+        n_t = len(self.target_names_)
+        out = np.zeros((full.shape[0], 2 * n_t), dtype=np.float32)
+        if targets is not None:
+            keep = first_months_mask(sites, dates, int(self.context_months))
+            T = (np.asarray(targets, dtype=float) - self.y_mean_) / self.y_scale_
+            seen = np.isfinite(T) & keep[:, None]
+            p = pos.cpu().numpy()
+            out[p, :n_t] = np.where(seen, T, 0.0)
+            out[p, n_t:] = seen
+        return torch.as_tensor(out, device=full.device)
 
     def _context(self, full: torch.Tensor, pos: torch.Tensor, start: torch.Tensor,
                  site: torch.Tensor, n_sites: int) -> torch.Tensor:
@@ -321,14 +365,133 @@ class TAMRLLearner(TorchLearner):
         b = super()._batch(data, r)
         return TamBatch(b.x, b.rows, b.site, b.site_ids, ctx=data.ctx, static=data.static)
 
+    # ------------------------------------------------------------- few-shot mode
+    def context_rows(self, sites: np.ndarray, dates: np.ndarray) -> np.ndarray:
+        """Rows whose observed fluxes the embedding may see: the first ``context_months``
+        calendar months of each site among these rows (all False when zero-shot).
+
+        Parameters
+        ----------
+        sites, dates : numpy.ndarray, shape (n,)
+            Site id and date of each row (e.g. a held-out site's whole record).
+
+        Returns
+        -------
+        numpy.ndarray of bool, shape (n,)
+        """
+        return first_months_mask(sites, dates, int(self.context_months))
+
+    def _check_context_window(self) -> None:
+        """The first context window must hold the first ``context_months`` months."""
+        k = int(self.context_months)
+        w = max(1, int(self.context_days) // int(self.context_pool)) * int(self.context_pool)
+        if k > 0 and w < 31 * k:
+            raise ConfigError(f"{self.name}: context_months={k} needs context windows of at least "
+                              f"{31 * k} days, but context_days={self.context_days} with "
+                              f"context_pool={self.context_pool} gives {w} days; raise context_days")
+
+    def _loss_weights(self, X: pd.DataFrame, y: pd.DataFrame, sites: np.ndarray,
+                      dates: np.ndarray, sample_weight: np.ndarray | None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Checked ``sites, dates`` and the loss weights: 0 on the context months (few-shot)."""
+        check_params(self)
+        self._check_context_window()
+        if int(self.context_months) == 0:
+            return sites, dates, sample_weight
+        _, _, _, _, sites_a, dates_a, w = check_inputs(X, y, sites, dates, sample_weight)
+        w = np.ones(len(sites_a)) if w is None else np.array(w, dtype=float)
+        w[first_months_mask(sites_a, dates_a, int(self.context_months))] = 0.0
+        return sites_a, dates_a, w
+
+    def fit(self, X: pd.DataFrame, y: pd.DataFrame, *, sites: np.ndarray, dates: np.ndarray,
+            sample_weight: np.ndarray | None = None) -> TAMRLLearner:
+        """As :meth:`TorchLearner.fit`; in few-shot mode each site's first ``context_months``
+        months enter its embedding and get loss weight 0 (see the module docstring)."""
+        sites, dates, sample_weight = self._loss_weights(X, y, sites, dates, sample_weight)
+        return super().fit(X, y, sites=sites, dates=dates, sample_weight=sample_weight)
+
+    def fine_tune(self, X: pd.DataFrame, y: pd.DataFrame, *, sites: np.ndarray, dates: np.ndarray,
+                  sample_weight: np.ndarray | None = None, epochs: int = 1,
+                  lr: float | None = None, max_windows: int | None = None,
+                  parts: str = "all") -> TAMRLLearner:
+        """As :meth:`TorchLearner.fine_tune`, with the few-shot weighting of :meth:`fit`."""
+        sites, dates, sample_weight = self._loss_weights(X, y, sites, dates, sample_weight)
+        return super().fine_tune(X, y, sites=sites, dates=dates, sample_weight=sample_weight,
+                                 epochs=epochs, lr=lr, max_windows=max_windows, parts=parts)
+
+    def _context_targets(self, context: pd.DataFrame | None, sites: np.ndarray, dates: np.ndarray,
+                         what: str) -> np.ndarray | None:
+        """The ``context`` fluxes aligned with the call rows (NaN elsewhere), checked: only
+        rows of the first ``context_months`` months of the call's sites."""
+        if context is None:
+            return None
+        k = int(self.context_months)
+        if k == 0:
+            raise ConfigError(f"{what}: context fluxes given, but context_months=0 (zero-shot); "
+                              "set context_months to use them")
+        if not isinstance(context, pd.DataFrame):
+            raise DataError(None, f"{what}: context must be a DataFrame with SITE_ID, DATE and "
+                                  f"{', '.join(self.target_names_)}, got {type(context).__name__}")
+        need = ["SITE_ID", "DATE", *self.target_names_]
+        missing = [c for c in need if c not in context.columns]
+        if missing:
+            raise DataError(None, f"{what}: context lacks the column(s) {', '.join(missing)}")
+        out = np.full((len(sites), len(self.target_names_)), np.nan)
+        if len(context) == 0:
+            return out
+        key = pd.MultiIndex.from_arrays([np.asarray(sites).astype(str),
+                                         np.asarray(dates).astype("datetime64[ns]")])
+        try:
+            cdates = pd.to_datetime(context["DATE"]).to_numpy().astype("datetime64[ns]")
+        except (ValueError, TypeError) as exc:
+            raise DataError(None, f"{what}: context DATE is not a date column ({exc})") from exc
+        ckey = pd.MultiIndex.from_arrays([context["SITE_ID"].astype(str).to_numpy(), cdates])
+        if ckey.has_duplicates:
+            raise DataError(None, f"{what}: context has a (SITE_ID, DATE) twice")
+        idx = key.get_indexer(ckey)
+        if (idx < 0).any():
+            bad = ckey[np.flatnonzero(idx < 0)[0]]
+            raise DataError(None, f"{what}: context row {bad[0]} {str(bad[1])[:10]} is not among "
+                                  "the predicted rows")
+        outside = ~self.context_rows(sites, dates)[idx]
+        if outside.any():
+            bad = ckey[np.flatnonzero(outside)[0]]
+            raise DataError(None, f"{what}: context row {bad[0]} {str(bad[1])[:10]} lies outside the "
+                                  f"first {k} month(s) of its site: only those fluxes may be given")
+        vals = context[list(self.target_names_)].to_numpy(dtype=float)
+        out[idx] = vals
+        return out
+
+    def predict(self, X: pd.DataFrame, *, sites: np.ndarray, dates: np.ndarray,
+                context: pd.DataFrame | None = None) -> np.ndarray:
+        """Predict every row [target units], shape (n, n_targets).
+
+        Parameters
+        ----------
+        X, sites, dates
+            As in :meth:`TorchLearner.predict`.
+        context : pandas.DataFrame, optional
+            Few-shot mode only: observed fluxes [target units] of the first
+            ``context_months`` months of the predicted sites (columns ``SITE_ID, DATE`` and
+            the targets; :func:`fluxcore.fewshot.context_frame`). They enter the sites'
+            embeddings, nothing else. A row outside those months is an error.
+        """
+        self._check_fitted()
+        Xa, _, fnames, _, sites_a, dates_a, _ = check_inputs(X, None, sites, dates, what="predict")
+        check_columns(self.feature_names_in_, fnames)
+        targets = self._context_targets(context, sites_a, dates_a, f"{self.name}.predict")
+        return self._predict_arrays(Xa, sites_a, dates_a, targets)
+
     def _forward(self, net: nn.Module, batch: Batch) -> torch.Tensor:
         uniq, inv = torch.unique(batch.site, return_inverse=True)
         z = net.encode(batch.ctx[uniq], batch.static[uniq])
         return net(batch.x, z[inv], batch.static[batch.site])
 
     # ------------------------------------------------------------- embeddings
-    def embed(self, X: pd.DataFrame, *, sites: np.ndarray, dates: np.ndarray) -> pd.DataFrame:
-        """Site embeddings from the drivers ``X`` of the sites given (no target needed).
+    def embed(self, X: pd.DataFrame, *, sites: np.ndarray, dates: np.ndarray,
+              context: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Site embeddings from the drivers ``X`` of the sites given (no target needed;
+        few-shot mode: ``context`` fluxes as in :meth:`predict`).
 
         Returns
         -------
@@ -340,11 +503,12 @@ class TAMRLLearner(TorchLearner):
         check_columns(self.feature_names_in_, fnames)
         if len(Xa) == 0:
             raise DataError(None, f"{self.name}.embed: no rows")
+        targets = self._context_targets(context, sites_a, dates_a, f"{self.name}.embed")
         prev = torch.get_num_threads()
         try:
             if self.n_threads:
                 torch.set_num_threads(int(self.n_threads))
-            data = self._call_data(Xa, sites_a, dates_a, torch.device("cpu"))
+            data = self._call_data(Xa, sites_a, dates_a, torch.device("cpu"), targets=targets)
             net = self.model_.eval()
             with torch.no_grad():
                 z = net.encode(data.ctx, data.static).double().numpy()

@@ -444,7 +444,11 @@ class TorchLearner(FluxLearner):
         return full, pos, start
 
     def _call_data(self, Xa: np.ndarray, sites: np.ndarray, dates: np.ndarray,
-                   dev: torch.device) -> _CallData:
+                   dev: torch.device, targets: np.ndarray | None = None) -> _CallData:
+        """Inputs of one call on ``dev``. ``targets`` (n, n_targets), NaN where unknown, are
+        the call's targets in ``fit`` / ``fine_tune`` and the context fluxes a few-shot
+        learner was given in ``predict`` (else None); this base ignores them, a subclass may
+        turn them into per-site inputs."""
         full, pos, start = self._inputs(Xa, sites, dates)
         codes, uniq = pd.factorize(sites, sort=True)
         return _CallData(torch.as_tensor(full, device=dev), torch.as_tensor(pos, device=dev),
@@ -615,7 +619,7 @@ class TorchLearner(FluxLearner):
             self.time_step_ = infer_time_step(dates_a) if self.sequence else "D"
             self.device_ = str(dev)
             self.history_ = []
-            data = self._call_data(Xa, sites_a, dates_a, dev)
+            data = self._call_data(Xa, sites_a, dates_a, dev, targets=ya)
         except Exception:
             self._reset_fitted()
             raise
@@ -675,7 +679,7 @@ class TorchLearner(FluxLearner):
             raise DataError(None, f"fine_tune: targets {tnames} differ from those seen in fit {self.target_names_}")
         self._build_loss()
         dev = torch.device(self.device_)
-        data = self._call_data(Xa, sites_a, dates_a, dev)
+        data = self._call_data(Xa, sites_a, dates_a, dev, targets=ya)
         Y, M, ww, rows = self._prepare_targets(ya, w)
         if len(rows) == 0:
             raise DataError(None, "fine_tune: no row with a finite target")
@@ -696,6 +700,11 @@ class TorchLearner(FluxLearner):
         self._check_fitted()
         Xa, _, fnames, _, sites_a, dates_a, _ = check_inputs(X, None, sites, dates, what="predict")
         check_columns(self.feature_names_in_, fnames)
+        return self._predict_arrays(Xa, sites_a, dates_a)
+
+    def _predict_arrays(self, Xa: np.ndarray, sites_a: np.ndarray, dates_a: np.ndarray,
+                        targets: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`predict` on checked arrays; ``targets`` go to :meth:`_call_data`."""
         dev = self._predict_device()
         out = np.empty((len(Xa), len(self.target_names_)))
         prev = torch.get_num_threads()
@@ -703,7 +712,7 @@ class TorchLearner(FluxLearner):
             if self.n_threads:
                 torch.set_num_threads(int(self.n_threads))
             model = self.model_.to(dev).eval()
-            data = self._call_data(Xa, sites_a, dates_a, dev)
+            data = self._call_data(Xa, sites_a, dates_a, dev, targets=targets)
             with torch.no_grad():
                 for b in range(0, len(Xa), 4096):
                     r = torch.arange(b, min(b + 4096, len(Xa)), device=dev)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..fewshot import context_frame, context_rows
 from ..params import Interval
 from .base import Pools, Strategy, register_strategy, rows_for, site_rows, split_groups, universes
 
@@ -59,7 +60,9 @@ def group_finetune(
     ``finetune_windows`` windows drawn from ``pools[f]`` (which adds the other sites of ``g``
     that the group model has not seen) at the learner's fine-tuning learning rate, then
     predicts ``f``. No model ever sees its test site: ``f`` is outside the group model's
-    training set and outside its own fine-tuning set. Cost: ``n_groups`` full fits plus one
+    training set and outside its own fine-tuning set. A few-shot learner (tag ``few_shot``)
+    also gets, in ``predict(context=)`` only, the fluxes of ``f``'s rows it names
+    (:func:`fluxcore.fewshot.context_rows`); those rows come back as NaN (not scored). Cost: ``n_groups`` full fits plus one
     short fine-tune per fold, instead of one full fit per fold.
 
     With ``n_rounds > 1`` this is repeated with a new partition of the test sites and the
@@ -243,7 +246,15 @@ def _group_job(payload, job) -> tuple[dict[str, np.ndarray], list[str]]:
                             dates=dates[ft_rows], epochs=finetune_epochs, lr=finetune_lr,
                             max_windows=int(finetune_windows))
         te = rows_of[f]
-        out[f] = np.asarray(model.predict(X.iloc[te], sites=sites[te], dates=dates[te]), dtype=float)
+        shots = context_rows(model, sites[te], dates[te])  # few-shot: the site's first k months
+        if shots is None:
+            out[f] = np.asarray(model.predict(X.iloc[te], sites=sites[te], dates=dates[te]), dtype=float)
+            continue
+        ctx = context_frame(Y.iloc[te], sites[te], dates[te], shots)
+        pred = np.asarray(model.predict(X.iloc[te], sites=sites[te], dates=dates[te], context=ctx),
+                          dtype=float)
+        pred[shots] = np.nan  # their fluxes were seen: not scored
+        out[f] = pred
     val = getattr(base, "val_sites_", None)
     return out, sorted(map(str, [] if val is None else val))
 
