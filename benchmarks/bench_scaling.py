@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -46,6 +47,14 @@ from fluxcore.provenance import environment  # noqa: E402
 from fluxcore.sources import load_dataset  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fluxnet2015"
+W_LEARNERS = ("lstm", "rf", "svm", "mlr")  # workload W; W+ adds the new learners
+
+
+def peak_mb() -> dict:
+    """Peak resident memory [MiB] of this process and of its (waited-for) children."""
+    self_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"self": round(self_mb, 1), "children": round(child_mb, 1)}
 
 
 def synthetic_world(n_towers: int, n_years: int = 2) -> FluxDataset:
@@ -84,10 +93,14 @@ def fit_exponent(x, y) -> float | None:
     return round(float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0]), 3)
 
 
-def time_w(ds, learners, targets, params, jobs, seed, runs_dir) -> dict:
-    """Wall seconds of W on ``ds`` and the batch seconds of each learner."""
+def time_w(ds, learners, targets, params, jobs, seed, runs_dir, pretrain=None) -> dict:
+    """Wall seconds of W on ``ds`` and the batch seconds of each learner.
+
+    ``pretrain``: the run's pre-training stage (``RunConfig.pretrain``), e.g. for ``pmtl``.
+    """
+    extra = {"pretrain": pretrain} if pretrain else {}
     cfg = RunConfig(data="demo" if ds.synthetic else str(DEFAULT_DATA), learners=learners, targets=targets,
-                    seed=seed, params=params)
+                    seed=seed, params=params, **extra)
     t0 = time.perf_counter()
     run = run_loso(cfg, dataset=ds, runs_dir=runs_dir, jobs=jobs)
     wall = time.perf_counter() - t0
@@ -96,7 +109,9 @@ def time_w(ds, learners, targets, params, jobs, seed, runs_dir) -> dict:
         lrn = fid.split("/", 1)[0]
         per[lrn] = per.get(lrn, 0.0) + float(secs)
     return {"towers": int(ds.n_sites), "site_days": int(ds.n_site_days), "wall_seconds": round(wall, 1),
-            "learner_seconds": {k: round(v, 2) for k, v in per.items()}}
+            "learner_seconds": {k: round(v, 2) for k, v in per.items()},
+            "W_seconds": round(sum(v for k, v in per.items() if k in W_LEARNERS), 1),
+            "peak_memory_mb": peak_mb()}
 
 
 def plot(points: list[dict], learners: list[str], out_png: Path) -> str:
@@ -145,6 +160,10 @@ def main(argv=None) -> int:
     ap.add_argument("--towers", default="25,50,100,204", help="real tower counts (204 or more: all)")
     ap.add_argument("--synthetic", type=int, default=1000, help="towers of the synthetic world (0: none)")
     ap.add_argument("--learners", default="lstm,rf,svm,mlr")
+    ap.add_argument("--synthetic-learners", default=None,
+                    help="learners timed on the synthetic world (default: --learners)")
+    ap.add_argument("--pretrain", default=None,
+                    help='pre-training stage as JSON, e.g. \'{"learners": ["pmtl"]}\' (W+ with pmtl)')
     ap.add_argument("--targets", default="GPP,ER")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
@@ -159,11 +178,15 @@ def main(argv=None) -> int:
     for text in args.param:
         lrn, name, value = parse_param(text)
         params.setdefault(lrn, {})[name] = value
+    pretrain = json.loads(args.pretrain) if args.pretrain else None
+    syn_learners = [s for s in (args.synthetic_learners or args.learners).split(",") if s]
     runs_dir = Path(tempfile.mkdtemp(prefix="fluxcore-scaling-"))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     result: dict = {"workload": {"learners": learners, "targets": targets, "jobs": args.jobs, "params": params,
-                                 "towers": args.towers, "synthetic": args.synthetic},
+                                 "towers": args.towers, "synthetic": args.synthetic,
+                                 "synthetic_learners": syn_learners, "pretrain": pretrain,
+                                 "W": list(W_LEARNERS)},
                     "machine": {"note": args.note, "cpu_count": os.cpu_count(),
                                 "load_average_start": [round(x, 2) for x in os.getloadavg()]},
                     "environment": environment(), "points": []}
@@ -173,16 +196,19 @@ def main(argv=None) -> int:
     order = [str(s) for s in rng.permutation(sorted(ds_all.site_ids))]
     for n in [int(x) for x in args.towers.split(",") if x]:
         ds = ds_all if n >= ds_all.n_sites else ds_all.subset(sites=order[:n])
-        point = {"world": "fluxnet2015", **time_w(ds, learners, targets, params, args.jobs, args.seed, runs_dir)}
+        point = {"world": "fluxnet2015", **time_w(ds, learners, targets, params, args.jobs, args.seed, runs_dir, pretrain)}
         result["points"].append(point)
         print(json.dumps(point), flush=True)
         out.write_text(json.dumps(result, indent=2, default=str))
     if args.synthetic:
         ds = synthetic_world(args.synthetic)
+        syn_params = {k: v for k, v in params.items() if k in syn_learners}
         point = {"world": f"synthetic demo ({args.synthetic} towers)",
-                 **time_w(ds, learners, targets, params, args.jobs, args.seed, runs_dir)}
+                 **time_w(ds, syn_learners, targets, syn_params,
+                          args.jobs, args.seed, runs_dir, pretrain if "pmtl" in syn_learners else None)}
         result["points"].append(point)
         print(json.dumps(point), flush=True)
+        out.write_text(json.dumps(result, indent=2, default=str))
 
     real = [p for p in result["points"] if p["world"] == "fluxnet2015"]
     result["exponents"] = {

@@ -30,7 +30,7 @@ __all__ = ["make_synthetic", "check_learner", "CHECKS", "KNOWN_TAGS"]
 #: Tags a learner may declare, with the type of their value.
 KNOWN_TAGS: dict[str, type | tuple] = {
     "multi_target": bool, "sequence": bool, "fine_tune": bool, "sample_weight": bool,
-    "fast_strategy": (str, type(None)), "time_resolution": (tuple, list),
+    "fast_strategy": (str, type(None)), "time_resolution": (tuple, list), "few_shot": bool,
 }
 
 

@@ -52,9 +52,10 @@ def test_registered_with_tags_and_zero_shot_label():
     assert est.get_tag("fast_strategy") == "group_finetune"
     assert est.get_tag("multi_target") and est.get_tag("sequence") and est.get_tag("fine_tune")
     assert est.get_params()["context_months"] == 0  # recorded in the run config: zero-shot
-    with pytest.raises(ConfigError, match="context_months.*zero-shot"):
+    assert est.get_tag("few_shot")
+    with pytest.raises(ConfigError, match=r"context_months.*integer >= 0"):
         X, y, s, d = make_synthetic(n_sites=3, n_days=40, seed=1)
-        make_learner("tamrl", context_months=2, **TAMRLLearner.get_test_params()[0]).fit(
+        make_learner("tamrl", context_months=-1, **TAMRLLearner.get_test_params()[0]).fit(
             X, y, sites=s, dates=d)
 
 

@@ -115,7 +115,9 @@ class FluxLearner:
     #: * ``sample_weight``: ``fit`` honours ``sample_weight`` (fuzzy site weights);
     #: * ``fast_strategy``: name of the fast leave-one-site-out strategy in
     #:   :mod:`fluxcore.strategies` (``None``: one fit per fold);
-    #: * ``time_resolution``: time steps it learns from (``"daily"``, ``"monthly"``).
+    #: * ``time_resolution``: time steps it learns from (``"daily"``, ``"monthly"``);
+    #: * ``few_shot``: ``predict`` accepts ``context=`` (the held-out site's first k months of
+    #:   fluxes, :mod:`fluxcore.fewshot`), and the runner leaves those rows out of the scores.
     _tags: ClassVar[dict[str, Any]] = {
         "multi_target": False,
         "sequence": False,
