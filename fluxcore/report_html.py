@@ -21,11 +21,13 @@ import html
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
 
 from .errors import FluxcoreError
+from .fewshot import run_shot_labels
 from .heterogeneity import (
     distance_skill,
     readable_table,
@@ -100,6 +102,8 @@ def _settings(cfg: dict) -> list[tuple[str, Any]]:
         if v in (None, {}, []):
             v = "default" if k not in ("sites", "zones") else "all"
         out.append((k, json.dumps(v) if isinstance(v, (dict, list)) else v))
+    labels = run_shot_labels(SimpleNamespace(learners=cfg.get("learners") or [], params=cfg.get("params") or {}))
+    out.append(("evaluation", "; ".join(f"{n} {lab}" for n, lab in labels.items())))
     return out
 
 

@@ -44,7 +44,7 @@ def test_html_report_is_self_contained_and_complete(small_run, tmp_path):
     assert "SYNTHETIC demo world" in html or "SYNTHETIC" in html
     assert "CC-BY-4.0" not in html  # no FLUXNET attribution on synthetic data
     for s in ("Settings", "Data provenance", "Table 3", "paper LSTM", "Heterogeneity and skill",
-              "Predicted skill map", "Spearman", "R² ≈", "fingerprint"):
+              "Predicted skill map", "Spearman", "R² ≈", "fingerprint", "zero-shot"):
         assert s in html, s
     assert "negative relation" in html  # the sentence against the paper
     assert "None" not in re.sub(r"<script.*?</script>", "", html, flags=re.S)
