@@ -39,10 +39,15 @@ with left:
     pace = st.radio("Pace", list(PACES), index=1, format_func=PACES.get, key="preset", horizontal=True,
                     help=QUICK.description)
     quick = pace == "quick"
-    learners = st.multiselect(
-        "Learners", plain + variants, default=[n for n in ("mlr", "rf") if n in CATALOGUE],
+    # pills, not a multiselect: every learner and whether it is chosen stays visible (a
+    # multiselect box hides its chips behind "+N" once four or more are chosen)
+    learners = st.pills(
+        "Learners", plain + variants, selection_mode="multi", default=[n for n in ("mlr", "rf") if n in CATALOGUE],
         key="learners", format_func=_label,
-        help="Fuzzy variants weight training sites by their similarity to the held-out site.")
+        help="Click a learner to add or remove it. Fuzzy variants weight training sites by their similarity "
+             "to the held-out site.") or []
+    if learners:
+        st.caption(f"Chosen ({len(learners)}): " + ", ".join(f"**{n}** ({plain_learner_name(n)})" for n in learners))
     targets = st.multiselect("Targets", ds.targets, default=[t for t in ("GPP", "ER") if t in ds.targets] or ds.targets[:1],
                              key="targets", help="GPP: gross primary production; ER: ecosystem respiration; "
                              "NEE = ER - GPP [gC m-2 d-1]")
