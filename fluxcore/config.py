@@ -138,7 +138,7 @@ class RunConfig:
         are not affected. For "towers are scarce" comparisons.
     pool_sample : int or None
         Number of training sites (None, default: no sample). A fixed sample of this many
-        sites, stratified by aridity zone and drawn with ``seed``
+        sites, balanced over the aridity zones and drawn with ``seed``
         (:func:`fluxcore.folds.stratified_pool_sample`), is the only set of training sites; a
         fold's pool is that sample minus its test site (intersected with the ``pool`` rule).
         Every site trains when the dataset has no more sites than this. The quick preset

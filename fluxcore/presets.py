@@ -4,7 +4,7 @@ A preset changes a :class:`fluxcore.config.RunConfig` in a documented way. The `
 preset trades accuracy for speed so that a class sees results within about a minute:
 
 * each fold trains on a **fixed sample of 40 training towers drawn from every aridity zone**
-  (``pool="all"``, ``pool_sample=40``: stratified by zone and seeded,
+  (``pool="all"``, ``pool_sample=40``: about as many from each zone, seeded,
   :func:`fluxcore.folds.stratified_pool_sample`), less the test site, instead of every other
   tower;
 * **fewer trees** (random forest: 30 instead of 100), fewer kernel features and training rows
@@ -83,7 +83,8 @@ QUICK = Preset(
     name="quick",
     label="Quick (classroom pace: about a minute on the demo world)",
     description=(f"QUICK preset: each site is predicted by models trained on a fixed sample of "
-                 f"{QUICK_POOL_SAMPLE} training towers drawn from every aridity zone (never the site itself), "
+                 f"{QUICK_POOL_SAMPLE} training towers drawn from every aridity zone, about as many from each "
+                 "(never the site itself), "
                  "with 30 trees (random forest), 100 kernel features and at most "
                  "5,000 training days (support vector machine), a small LSTM trained for 3 epochs, and "
                  "fewer site groups. Faster, usually less accurate than the full settings; not the "

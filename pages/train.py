@@ -67,7 +67,7 @@ with left:
     if quick:
         pool = "all"  # the preset sets it, with its sample of training towers
         st.caption(f"Training pool of each fold: **a fixed sample of {QUICK.pool_sample} training towers from "
-                   "every aridity zone** (stratified by zone, drawn with the seed), less the test site "
+                   "every aridity zone** (about as many from each zone, drawn with the seed), less the test site "
                    "(quick preset).")
     else:
         pool = st.radio("Training pool of each fold", ["all", "zone"], key="pool", horizontal=True,

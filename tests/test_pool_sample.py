@@ -39,12 +39,13 @@ def _zones(ds, sites):
     return Counter(ds.zone_of(s) for s in sites)
 
 
-def test_sample_is_proportional_to_the_zones_and_fixed_by_the_seed(ds):
+def test_sample_is_balanced_over_the_zones_and_fixed_by_the_seed(ds):
     zones = ds.sites["ARIDITY_ZONE"]
     s = stratified_pool_sample(ds.site_ids, zones, 40, seed=0)
     assert len(s) == 40 and len(set(s)) == 40
-    # shares 4, 8, 12, 15.2, 0.8: floors, one for the unknown stratum, the remainder to humid
-    assert _zones(ds, s) == {"arid": 4, "semi-arid": 8, "semi-humid": 12, "humid": 15, None: 1}
+    # balanced: 8 per stratum; the 2 unknown-zone sites leave 6, one more each, the last 2 to
+    # the zones with most sites left (humid, semi-humid)
+    assert _zones(ds, s) == {"arid": 9, "semi-arid": 9, "semi-humid": 10, "humid": 10, None: 2}
     assert s == [x for x in ds.site_ids if x in set(s)]  # dataset order
     assert stratified_pool_sample(ds.site_ids, zones, 40, seed=0) == s
     assert stratified_pool_sample(list(reversed(ds.site_ids)), zones, 40, seed=0) == s[::-1]
@@ -55,8 +56,10 @@ def test_sample_is_proportional_to_the_zones_and_fixed_by_the_seed(ds):
     assert stratified_pool_sample(ds.site_ids, zones, 100, seed=0) == ds.site_ids
     assert stratified_pool_sample(ds.site_ids, zones, 500, seed=0) == ds.site_ids
     lop = _Sites({"arid": 2, "humid": 50})
-    assert _zones(lop, stratified_pool_sample(lop.site_ids, lop.sites["ARIDITY_ZONE"], 30, 0)) == {"arid": 1,
-                                                                                                   "humid": 29}
+    assert _zones(lop, stratified_pool_sample(lop.site_ids, lop.sites["ARIDITY_ZONE"], 30, 0)) == {"arid": 2,
+                                                                                                   "humid": 28}
+    assert _zones(lop, stratified_pool_sample(lop.site_ids, lop.sites["ARIDITY_ZONE"], 3, 0)) == {"arid": 1,
+                                                                                                  "humid": 2}
 
 
 def test_folds_train_on_the_sample_less_the_test_site_and_every_site_is_tested(ds):
