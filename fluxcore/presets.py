@@ -118,12 +118,14 @@ QUICK_ZONE = Preset(
 #: Earlier versions of presets: recognised in stored runs (:func:`preset_of`), not offered.
 EARLIER_PRESETS: dict[str, Preset] = {QUICK_ZONE.name: QUICK_ZONE}
 
-#: Seconds per fold by (preset, learner) when no finished run has measured them: the quick
-#: preset on the demo world's arid zone (15 test sites, 40 sampled training towers) and the standard
-#: settings (pool = all other sites), measured on 2 CPU cores shared with other work
-#: (November 2026); a rough guide, replaced by measurements as runs finish.
+#: Seconds per fold by (preset, learner) when no finished run has measured them. Quick: the
+#: preset with 40 sampled training towers on the demo world's arid zone (15 test sites),
+#: median fold seconds measured on 2 CPU cores under a load average of about 8 (so rather
+#: long); standard: pool = all other sites, 2 shared cores (November 2026). A rough guide,
+#: replaced by measurements as runs finish (runs of the earlier zone-pool quick preset,
+#: whose folds were cheaper, are not counted as quick).
 DEFAULT_FOLD_SECONDS: dict[tuple[str, str], float] = {
-    ("quick", "mlr"): 0.1, ("quick", "rf"): 0.7, ("quick", "svm"): 0.7, ("quick", "lstm"): 0.9,
+    ("quick", "mlr"): 0.15, ("quick", "rf"): 1.7, ("quick", "svm"): 1.3, ("quick", "lstm"): 5.7,
     ("standard", "mlr"): 0.1, ("standard", "rf"): 6.0, ("standard", "svm"): 18.0, ("standard", "lstm"): 20.0,
 }
 #: Seconds to prepare the data and features of a run (before the first fold), by preset.
