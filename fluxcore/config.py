@@ -136,6 +136,13 @@ class RunConfig:
         (:func:`fluxcore.folds.pool_sample`) is the only set of training sites: a fold's pool is
         that sample (minus its test site, intersected with the ``pool`` rule); test sites
         are not affected. For "towers are scarce" comparisons.
+    pool_sample : int or None
+        Number of training sites (None, default: no sample). A fixed sample of this many
+        sites, balanced over the aridity zones and drawn with ``seed``
+        (:func:`fluxcore.folds.stratified_pool_sample`), is the only set of training sites; a
+        fold's pool is that sample minus its test site (intersected with the ``pool`` rule).
+        Every site trains when the dataset has no more sites than this. The quick preset
+        (:mod:`fluxcore.presets`) uses it; not together with ``pool_fraction``.
     features : dict
         Options of ``fluxcore.features.FeatureConfig`` (checked with their types).
     params : dict
@@ -176,6 +183,7 @@ class RunConfig:
     zones: list[str] | None = option(None, names("a list of aridity zones", optional=True))
     pool: str = option("all", text("'all' or 'zone'"))
     pool_fraction: float = option(1.0, number(gt=0, le=1))
+    pool_sample: int | None = option(None, integer(ge=2, optional=True))
     features: dict = option(factory=dict, spec=mapping("a mapping of feature options"))
     params: dict = option(factory=dict, spec=mapping("a mapping {learner: {hyperparameter: value}}", nested=True))
     seed: int = option(0, integer(ge=0, le=MAX_SEED))
@@ -262,10 +270,12 @@ class RunConfig:
     # ------------------------------------------------------------ writing
     def to_dict(self) -> dict:
         """Plain JSON-compatible dict (tuples become lists; ``sites_table`` only when set,
-        ``pool_fraction`` only when not 1: the defaults keep the keys of runs made before)."""
+        ``pool_fraction`` only when not 1, ``pool_sample`` only when set: the defaults keep
+        the keys of runs made before)."""
         d = _jsonable(asdict(self))
-        if d.get("sites_table") is None:
-            d.pop("sites_table", None)
+        for key in ("sites_table", "pool_sample"):
+            if d.get(key) is None:
+                d.pop(key, None)
         if d.get("pool_fraction") == 1.0:
             del d["pool_fraction"]
         return d
@@ -326,6 +336,10 @@ class RunConfig:
             lines.append(f"zones: {msg}")
         if ok("pool") and self.pool not in POOLS:
             lines.append(f"pool: unknown pool {self.pool!r}; choose 'all' or 'zone'")
+        if ok("pool_sample", "pool_fraction") and self.pool_sample is not None and self.pool_fraction != 1.0:
+            lines.append(f"pool_sample: give either pool_sample (a number of training sites, here "
+                         f"{self.pool_sample}) or pool_fraction (a fraction of them, here {self.pool_fraction}), "
+                         "not both")
         if ok("strategy") and self.strategy not in STRATEGIES:
             lines.append(f"strategy: unknown strategy {self.strategy!r}; choose from {list(STRATEGIES)}")
         if ok("data", "sites_table") and self.sites_table is not None and str(self.data).strip().lower() == "demo":

@@ -49,10 +49,12 @@ if data.get("synthetic"):
     st.warning("**SYNTHETIC** data (demo world): illustrates the method, not observations.",
                icon=":material/science:")
 preset = preset_of(run.config)
+sample_note = (f" (a sample of {run.config.pool_sample} training sites)" if run.config.pool_sample
+               else (f" ({run.config.pool_fraction:.0%} of the sites train)" if run.config.pool_fraction != 1 else ""))
 if preset is not None:
     st.info(preset.description, icon=":material/speed:")
 st.caption(f"Data `{data.get('name')}` ({data.get('source')}) · {m.get('n_test_sites')} test sites · "
-           f"{m.get('n_folds')} folds · pool: {run.config.pool} · seed {run.config.seed} · "
+           f"{m.get('n_folds')} folds · pool: {run.config.pool}{sample_note} · seed {run.config.seed} · "
            f"code {m.get('code_version', '')[:12]} · finished {str(m.get('finished') or '')[:19]}")
 if not data.get("synthetic") and common.data_src() == "demo":
     st.caption("This run used real data; the data source chosen for new runs is the demo world.")

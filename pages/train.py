@@ -39,10 +39,15 @@ with left:
     pace = st.radio("Pace", list(PACES), index=1, format_func=PACES.get, key="preset", horizontal=True,
                     help=QUICK.description)
     quick = pace == "quick"
-    learners = st.multiselect(
-        "Learners", plain + variants, default=[n for n in ("mlr", "rf") if n in CATALOGUE],
+    # pills, not a multiselect: every learner and whether it is chosen stays visible (a
+    # multiselect box hides its chips behind "+N" once four or more are chosen)
+    learners = st.pills(
+        "Learners", plain + variants, selection_mode="multi", default=[n for n in ("mlr", "rf") if n in CATALOGUE],
         key="learners", format_func=_label,
-        help="Fuzzy variants weight training sites by their similarity to the held-out site.")
+        help="Click a learner to add or remove it. Fuzzy variants weight training sites by their similarity "
+             "to the held-out site.") or []
+    if learners:
+        st.caption(f"Chosen ({len(learners)}): " + ", ".join(f"**{n}** ({plain_learner_name(n)})" for n in learners))
     targets = st.multiselect("Targets", ds.targets, default=[t for t in ("GPP", "ER") if t in ds.targets] or ds.targets[:1],
                              key="targets", help="GPP: gross primary production; ER: ecosystem respiration; "
                              "NEE = ER - GPP [gC m-2 d-1]")
@@ -60,8 +65,10 @@ with left:
         present = [z for z, n in ds.zone_counts().items() if n and z in ZONES]
         zones = st.multiselect("Aridity zones", present, default=present[:1], key="train_zones")
     if quick:
-        pool = "zone"
-        st.caption("Training pool of each fold: **other sites of the same zone** (quick preset).")
+        pool = "all"  # the preset sets it, with its sample of training towers
+        st.caption(f"Training pool of each fold: **a fixed sample of {QUICK.pool_sample} training towers from "
+                   "every aridity zone** (about as many from each zone, drawn with the seed), less the test site "
+                   "(quick preset).")
     else:
         pool = st.radio("Training pool of each fold", ["all", "zone"], key="pool", horizontal=True,
                         format_func={"all": "all other sites", "zone": "other sites of the same zone"}.get)

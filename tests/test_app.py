@@ -99,7 +99,7 @@ def test_sites_page_filters_and_selection(runs_dir, demo):
 
 def test_train_page_validates_choices(runs_dir, demo):
     at = _app("pages/train.py")
-    opts = {o.split(":")[0].split(" ")[0] for o in at.multiselect(key="learners").options}
+    opts = {o.split(":")[0].split(" ")[0] for o in at.pills(key="learners").options}
     assert {"mlr", "rf", "svm", "lstm"} <= opts
     at.radio(key="scope").set_value("zones").run()
     at.multiselect(key="train_zones").set_value(["arid"]).run()
@@ -110,9 +110,31 @@ def test_train_page_validates_choices(runs_dir, demo):
     assert at.button(key="start").disabled
     at.number_input(key="hp_rf_n_estimators").set_value(20).run()
     assert not any("n_estimators" in w.value for w in at.warning)
-    at.multiselect(key="learners").set_value([]).run()
+    at.pills(key="learners").set_value([]).run()
     assert "Choose at least one learner." in _texts(at)
     assert at.button(key="start").disabled
+
+
+def test_train_page_shows_every_chosen_learner(runs_dir, demo):
+    """Four or more learners stay visible as chosen (a multiselect hid them behind "+N")."""
+    at = _app("pages/train.py")
+    box = at.pills(key="learners")
+    assert box.value == ["mlr", "rf"]
+    for name in ("svm", "lstm"):  # one click each, as a user would
+        at.pills(key="learners").select(name).run()
+    assert not at.exception, [e.value for e in at.exception]
+    box = at.pills(key="learners")
+    four = ["mlr", "rf", "svm", "lstm"]
+    assert box.value == four and at.session_state["learners"] == four
+    # every option is shown, the four shown as chosen, and named in words below the pills
+    assert all(any(o.startswith(f"{n}:") for o in box.options) for n in four + ["tamrl", "mlp"])
+    assert [box.options[i].split(":")[0] for i in box.indices] == four
+    chosen = next(c.value for c in at.caption if c.value.startswith("Chosen ("))
+    assert chosen.startswith("Chosen (4):") and all(f"**{n}**" in chosen for n in four)
+    assert "4 learner(s)" in _texts(at)
+    at.pills(key="learners").unselect("rf").run()
+    assert at.pills(key="learners").value == ["mlr", "svm", "lstm"]
+    assert "3 learner(s)" in _texts(at)
 
 
 def test_results_and_heterogeneity_pages_on_a_stored_run(runs_dir, demo):
@@ -384,7 +406,7 @@ def test_train_run_ends_with_results(runs_dir, demo):
     sites = [s for s in demo.site_ids if demo.zone_of(s) == "arid"][:3]
     at.session_state["selected_sites"] = sites
     at.run()
-    at.multiselect(key="learners").set_value(["mlr", "rf"]).run()
+    at.pills(key="learners").set_value(["mlr", "rf"]).run()
     at.multiselect(key="targets").set_value(["GPP"]).run()
     at.number_input(key="hp_rf_n_estimators").set_value(20).run()
     at.radio(key="scope").set_value("selected").run()
@@ -584,10 +606,11 @@ def test_quick_preset_shows_expected_duration_and_labels_the_run(runs_dir, demo)
     at.radio(key="preset").set_value("quick").run()
     at.radio(key="scope").set_value("zones").run()
     at.multiselect(key="train_zones").set_value(["arid"]).run()
-    at.multiselect(key="learners").set_value(["mlr", "rf", "svm", "lstm"]).run()
+    at.pills(key="learners").set_value(["mlr", "rf", "svm", "lstm"]).run()
     assert not at.exception, [e.value for e in at.exception]
     text = _texts(at)
     assert "Expected duration: about" in text and "rough guide" in text
     assert "QUICK preset" in text
+    assert "a fixed sample of 40 training towers from every aridity zone" in text
     assert at.text_input(key="run_name").placeholder.startswith("QUICK · mlr, rf, svm, lstm")
     assert not at.button(key="start").disabled

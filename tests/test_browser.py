@@ -216,8 +216,9 @@ def test_dashboard_offline_end_to_end(server):
         times["switch_to_train_s"] = round(time.perf_counter() - t, 3)
         _idle(page)
         # keep it small: mlr only, GPP only, on the selected arid sites
-        page.locator('button[aria-label^="Remove rf"]').first.click()
-        page.wait_for_function("() => !document.querySelector('button[aria-label^=\"Remove rf\"]')")
+        # learners are pills (every chosen one stays visible): a click on a chosen pill removes it
+        page.locator('[data-testid="stBaseButton-pillsActive"]', has_text="rf: random forest").first.click()
+        page.locator('[data-testid="stBaseButton-pills"]', has_text="rf: random forest").first.wait_for()
         _idle(page)
         page.locator('button[aria-label="Remove ER"]').first.click()
         page.wait_for_function("() => !document.querySelector('button[aria-label=\"Remove ER\"]')")
@@ -399,10 +400,13 @@ def test_lesson_path_quick_preset_and_state_bugs(lesson_server):
         page.get_by_text("QUICK preset").first.wait_for()
         _idle(page)
         for label in ("svm: support vector machine", "lstm: LSTM network"):
-            page.locator('[data-testid="stMultiSelect"]', has_text="Learners").locator("input").first.click()
-            page.get_by_role("option", name=label, exact=True).first.click()
-            page.keyboard.press("Escape")
+            page.locator('[data-testid="stBaseButton-pills"]', has_text=label).first.click()
+            page.locator('[data-testid="stBaseButton-pillsActive"]', has_text=label).first.wait_for()
             _idle(page)
+        # all four chosen learners are visible as chosen pills (a multiselect hid them)
+        for label in ("mlr: linear regression", "rf: random forest", "svm: support vector machine",
+                      "lstm: LSTM network"):
+            assert page.locator('[data-testid="stBaseButton-pillsActive"]', has_text=label).first.is_visible()
         page.screenshot(path=str(ARTIFACTS / "lesson_train_quick_choosing.png"))
         page.get_by_text(f"{n_arid} test site(s) × 4 learner(s)").first.wait_for()
         expected = page.get_by_text("Expected duration: about").first.inner_text()

@@ -206,12 +206,12 @@ def test_train_page_offers_the_plugin_with_its_metadata(demo, tmp_path, monkeypa
     at.run()
     at.switch_page("pages/train.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    box = at.multiselect(key="learners")
+    box = at.pills(key="learners")
     assert "test_plugin" in box.options or any("test_plugin" in str(o) for o in box.options)
     sites = [s for s in demo.site_ids if demo.zone_of(s) == "humid"][:2]
     at.session_state["selected_sites"] = sites
     at.run()
-    box = at.multiselect(key="learners")
+    box = at.pills(key="learners")
     box.set_value(["test_plugin"]).run()
     at.multiselect(key="targets").set_value(["GPP"]).run()
     at.radio(key="scope").set_value("selected").run()
