@@ -18,6 +18,13 @@ Usage::
     python benchmarks/bench_scaling.py --towers 25,50 --synthetic 0 --learners mlr,rf \\
         --param rf.n_estimators=20 --out benchmarks/out/scaling.json
 
+    # W+ at all 204 towers (W plus tamrl, pmtl pre-trained as in bench_transfer.py, mlp) and
+    # the scaling curve of W's learners at 25, 50 and 100 towers, in one run (issue 21)
+    flock /work/bench.lock python benchmarks/bench_scaling.py --towers 25,50,100,204 --synthetic 0 \
+        --learners lstm,rf,svm,mlr,tamrl,pmtl,mlp --scaling-learners lstm,rf,svm,mlr \
+        --pretrain '{"learners": ["pmtl"], "calibrate": true, "synthetic": ["T+2", "T-2"], "lr": 0.0005}' \
+        --out benchmarks/results/scaling_Wplus.json
+
 Nothing is asserted; ``targets_met`` says whether every exponent is at most 1.1.
 """
 
@@ -160,6 +167,9 @@ def main(argv=None) -> int:
     ap.add_argument("--towers", default="25,50,100,204", help="real tower counts (204 or more: all)")
     ap.add_argument("--synthetic", type=int, default=1000, help="towers of the synthetic world (0: none)")
     ap.add_argument("--learners", default="lstm,rf,svm,mlr")
+    ap.add_argument("--scaling-learners", default=None,
+                    help="learners timed at the tower counts below the largest (default: --learners); "
+                         "the largest count times every learner (W+)")
     ap.add_argument("--synthetic-learners", default=None,
                     help="learners timed on the synthetic world (default: --learners)")
     ap.add_argument("--pretrain", default=None,
@@ -186,6 +196,7 @@ def main(argv=None) -> int:
     result: dict = {"workload": {"learners": learners, "targets": targets, "jobs": args.jobs, "params": params,
                                  "towers": args.towers, "synthetic": args.synthetic,
                                  "synthetic_learners": syn_learners, "pretrain": pretrain,
+                                 "scaling_learners": args.scaling_learners or args.learners,
                                  "W": list(W_LEARNERS)},
                     "machine": {"note": args.note, "cpu_count": os.cpu_count(),
                                 "load_average_start": [round(x, 2) for x in os.getloadavg()]},
@@ -194,9 +205,14 @@ def main(argv=None) -> int:
     ds_all = load_dataset(args.data)
     rng = np.random.default_rng(args.seed)
     order = [str(s) for s in rng.permutation(sorted(ds_all.site_ids))]
-    for n in [int(x) for x in args.towers.split(",") if x]:
+    counts = [int(x) for x in args.towers.split(",") if x]
+    small = [s for s in (args.scaling_learners or args.learners).split(",") if s]
+    for n in counts:
         ds = ds_all if n >= ds_all.n_sites else ds_all.subset(sites=order[:n])
-        point = {"world": "fluxnet2015", **time_w(ds, learners, targets, params, args.jobs, args.seed, runs_dir, pretrain)}
+        lrns = learners if n == max(counts) else small
+        pre = pretrain if "pmtl" in lrns else None
+        point = {"world": "fluxnet2015", **time_w(ds, lrns, targets, {k: v for k, v in params.items() if k in lrns},
+                                                  args.jobs, args.seed, runs_dir, pre)}
         result["points"].append(point)
         print(json.dumps(point), flush=True)
         out.write_text(json.dumps(result, indent=2, default=str))

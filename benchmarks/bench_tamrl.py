@@ -134,6 +134,35 @@ def summarise(runs: dict[str, Path], synthetic: bool) -> dict:
     return out
 
 
+def across_seeds(result: dict) -> dict:
+    """Seed spread and seed-averaged paired differences, from the runs of every seed.
+
+    Per arm and target: the median per-site R² of each seed and their range; on the per-site
+    R² averaged over the seeds an arm has, the paired median difference against ``lstm``
+    with its bootstrap interval (sites where both arms exist).
+    """
+    per_seed: dict[str, pd.DataFrame] = {}
+    for seed, entry in result["seeds"].items():
+        runs = {k: Path(v["run_dir"]) for k, v in entry["runs"].items()}
+        per_seed[seed], _, _ = arm_tables(runs)
+    allm = pd.concat([m.assign(seed=s) for s, m in per_seed.items()], ignore_index=True)
+    out: dict = {"seeds": sorted(per_seed), "arms": {}}
+    mean = allm.groupby(["learner", "target", "SITE_ID"], observed=True)["R2"].mean().reset_index()
+    for arm in allm["learner"].unique():
+        out["arms"][arm] = {}
+        for t in TARGETS:
+            meds = {s: _f(m[(m["learner"] == arm) & (m["target"] == t)]["R2"].median())
+                    for s, m in per_seed.items() if (m["learner"] == arm).any()}
+            vals = [v for v in meds.values() if v is not None]
+            e = {"median_R2_by_seed": meds, "seed_range": _f(max(vals) - min(vals)) if len(vals) > 1 else None,
+                 "median_R2_seed_mean": _f(np.median(mean[(mean["learner"] == arm) & (mean["target"] == t)]["R2"]))}
+            if arm != "lstm":
+                e["paired_vs_lstm_seed_mean"] = paired(mean[(mean["learner"] == "lstm") & (mean["target"] == t)],
+                                                       mean[(mean["learner"] == arm) & (mean["target"] == t)])
+            out["arms"][arm][t] = e
+    return out
+
+
 def _quick_params() -> dict:
     from fluxcore.learners import make_learner
 
@@ -150,8 +179,13 @@ def main(argv=None) -> int:
     ap.add_argument("--runs-dir", default=None)
     ap.add_argument("--quick", action="store_true",
                     help="tiny networks and forests (get_test_params): checks the pipeline, no skill")
+    ap.add_argument("--rf-seeds", default=None,
+                    help="seeds that also run the rf reference arm (default: every seed)")
+    ap.add_argument("--append", action="store_true",
+                    help="add the seeds to an existing --out file of the same workload")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "tamrl.json"))
     args = ap.parse_args(argv)
+    rf_seeds = None if args.rf_seeds is None else {int(s) for s in args.rf_seeds.split(",") if s}
     from fluxcore.sources import load_dataset
 
     ds = load_dataset(args.data)
@@ -167,16 +201,23 @@ def main(argv=None) -> int:
                               "hyperparameters by learner name; data, features, seed, test sites and "
                               "pools are identical. Timings on a 2-core machine shared with other work.")},
         "environment": environment(), "seeds": {}}
+    if args.append and Path(args.out).is_file():
+        before = json.loads(Path(args.out).read_text())
+        if before["workload"]["fingerprint"] != result["workload"]["fingerprint"]:
+            raise SystemExit(f"{args.out}: another dataset (fingerprint {before['workload']['fingerprint']})")
+        result["seeds"] = before["seeds"]
+        result["environment_earlier_seeds"] = before["environment"]
     for seed in [int(s) for s in args.seeds.split(",") if s]:
         runs: dict[str, Path] = {}
         wall: dict[str, float] = {}
         bw = {"loss": "mse+balance", "balance_weight": args.balance_weight}
         tiny = _quick_params() if args.quick else {"lstm": {}, "tamrl": {}, "rf": {}}
         for key, learners, params in (
-                ("A", ["lstm", "tamrl", "rf"], {"lstm": {**tiny["lstm"], "loss": "mse"},
-                                                "tamrl": {**tiny["tamrl"], "loss": "mse"}, "rf": tiny["rf"]}),
+                ("A", ["lstm", "tamrl"] + (["rf"] if rf_seeds is None or seed in rf_seeds else []),
+                 {"lstm": {**tiny["lstm"], "loss": "mse"}, "tamrl": {**tiny["tamrl"], "loss": "mse"},
+                  "rf": tiny["rf"]}),
                 ("B", ["lstm", "tamrl"], {"lstm": {**tiny["lstm"], **bw}, "tamrl": {**tiny["tamrl"], **bw}})):
-            params = {k: v for k, v in params.items() if v}
+            params = {k: v for k, v in params.items() if v and k in learners}
             cfg = RunConfig(data=args.data, learners=learners, targets=TARGETS, seed=seed, params=params)
             t0 = time.perf_counter()
             runs[key] = run_loso(cfg, dataset=ds, runs_dir=runs_dir, jobs=args.jobs)
@@ -189,6 +230,9 @@ def main(argv=None) -> int:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n")  # after every seed
+    if len(result["seeds"]) > 1:
+        result["across_seeds"] = across_seeds(result)
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
 

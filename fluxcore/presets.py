@@ -3,10 +3,8 @@
 A preset changes a :class:`fluxcore.config.RunConfig` in a documented way. The ``quick``
 preset trades accuracy for speed so that a class sees results within about a minute:
 
-* each fold trains on a **fixed sample of 40 training towers drawn from every aridity zone**
-  (``pool="all"``, ``pool_sample=40``: about as many from each zone, seeded,
-  :func:`fluxcore.folds.stratified_pool_sample`), less the test site, instead of every other
-  tower;
+* each fold trains on the **other towers of the test site's aridity zone** (``pool="zone"``),
+  a sample of the training towers instead of every other tower;
 * **fewer trees** (random forest: 30 instead of 100), fewer kernel features and training rows
   (support vector machine), a **smaller network trained for 3 epochs** (LSTM);
 * **fewer groups** in the fast strategies (one model per group of sites, see
@@ -15,12 +13,6 @@ preset trades accuracy for speed so that a class sees results within about a min
 Its numbers are *not* those of the paper's setting: quick runs are labelled as such (run
 name, Results page; :func:`preset_of` recognises them from their configuration). No model
 ever sees its test site's fluxes, as in every run.
-
-Earlier versions of the quick preset trained each fold on the other towers of the test
-site's zone (``pool="zone"``): fast, but with negative median R² on the real arid towers
-(``benchmarks/results/quick_preset_2026-11-29.json``). Runs made with it are still
-recognised (:data:`QUICK_ZONE`, in :data:`EARLIER_PRESETS`), and their fold times are kept
-apart from those of the current preset.
 
 Expected duration: :func:`fold_seconds_history` reads the seconds per fold measured by
 finished runs of a run store (manifest ``fold_seconds``, per learner, preset and data set)
@@ -41,7 +33,7 @@ from typing import Any
 
 from .config import RunConfig
 
-__all__ = ["Preset", "QUICK", "QUICK_POOL_SAMPLE", "QUICK_ZONE", "PRESETS", "EARLIER_PRESETS", "apply_preset", "preset_of", "fold_seconds_history",
+__all__ = ["Preset", "QUICK", "PRESETS", "apply_preset", "preset_of", "fold_seconds_history",
            "expected_duration", "Expected", "DEFAULT_FOLD_SECONDS", "DEFAULT_PREPARE_SECONDS"]
 
 
@@ -63,8 +55,6 @@ class Preset:
         Fast-strategy options per learner that the preset sets.
     pool : str or None
         Training pool of each fold (None: left as chosen).
-    pool_sample : int or None
-        Number of training sites of the run (``RunConfig.pool_sample``; None: every site).
     """
 
     name: str
@@ -73,19 +63,13 @@ class Preset:
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     strategy_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     pool: str | None = None
-    pool_sample: int | None = None
 
-
-#: Training towers of a quick run (a stratified, seeded sample from every zone).
-QUICK_POOL_SAMPLE = 40
 
 QUICK = Preset(
     name="quick",
     label="Quick (classroom pace: about a minute on the demo world)",
-    description=(f"QUICK preset: each site is predicted by models trained on a fixed sample of "
-                 f"{QUICK_POOL_SAMPLE} training towers drawn from every aridity zone, about as many from each "
-                 "(never the site itself), "
-                 "with 30 trees (random forest), 100 kernel features and at most "
+    description=("QUICK preset: each site is predicted by models trained on the other towers of its "
+                 "aridity zone only, with 30 trees (random forest), 100 kernel features and at most "
                  "5,000 training days (support vector machine), a small LSTM trained for 3 epochs, and "
                  "fewer site groups. Faster, usually less accurate than the full settings; not the "
                  "paper's setting."),
@@ -94,38 +78,18 @@ QUICK = Preset(
             "lstm": {"max_epochs": 3, "hidden_size": 32, "max_windows_per_epoch": 5000}},
     strategy_options={"rf": {"n_groups": 5}, "svm": {"n_groups": 5, "n_rounds": 1},
                       "lstm": {"n_groups": 2, "finetune_windows": 1000}},
-    pool="all",
-    pool_sample=QUICK_POOL_SAMPLE,
-)
-
-#: Presets by name (offered to users).
-PRESETS: dict[str, Preset] = {QUICK.name: QUICK}
-
-#: The quick preset before the sample of training towers: other towers of the test site's zone.
-QUICK_ZONE = Preset(
-    name="quick-zone",
-    label="Quick (earlier version: the test site's zone only)",
-    description=("QUICK preset (earlier version): each site is predicted by models trained on the other "
-                 "towers of its aridity zone only, with 30 trees (random forest), 100 kernel features and "
-                 "at most 5,000 training days (support vector machine), a small LSTM trained for 3 epochs, "
-                 "and fewer site groups. Faster, usually less accurate than the full settings; not the "
-                 "paper's setting."),
-    params=QUICK.params,
-    strategy_options=QUICK.strategy_options,
     pool="zone",
 )
 
-#: Earlier versions of presets: recognised in stored runs (:func:`preset_of`), not offered.
-EARLIER_PRESETS: dict[str, Preset] = {QUICK_ZONE.name: QUICK_ZONE}
+#: Presets by name.
+PRESETS: dict[str, Preset] = {QUICK.name: QUICK}
 
-#: Seconds per fold by (preset, learner) when no finished run has measured them. Quick: the
-#: preset with 40 sampled training towers on the demo world's arid zone (15 test sites),
-#: median fold seconds measured on 2 CPU cores under a load average of about 8 (so rather
-#: long); standard: pool = all other sites, 2 shared cores (November 2026). A rough guide,
-#: replaced by measurements as runs finish (runs of the earlier zone-pool quick preset,
-#: whose folds were cheaper, are not counted as quick).
+#: Seconds per fold by (preset, learner) when no finished run has measured them: the quick
+#: preset on the demo world's arid zone (15 test sites, pool = zone) and the standard
+#: settings (pool = all other sites), measured on 2 CPU cores shared with other work
+#: (November 2026); a rough guide, replaced by measurements as runs finish.
 DEFAULT_FOLD_SECONDS: dict[tuple[str, str], float] = {
-    ("quick", "mlr"): 0.15, ("quick", "rf"): 1.7, ("quick", "svm"): 1.3, ("quick", "lstm"): 5.7,
+    ("quick", "mlr"): 0.1, ("quick", "rf"): 0.7, ("quick", "svm"): 0.7, ("quick", "lstm"): 0.9,
     ("standard", "mlr"): 0.1, ("standard", "rf"): 6.0, ("standard", "svm"): 18.0, ("standard", "lstm"): 20.0,
 }
 #: Seconds to prepare the data and features of a run (before the first fold), by preset.
@@ -156,9 +120,6 @@ def apply_preset(config: RunConfig, preset: Preset | str) -> RunConfig:
                                       {k: v for k, v in p.strategy_options.items() if k in lrns})
     if p.pool is not None:
         cfg.pool = p.pool
-    if p.pool_sample is not None:
-        cfg.pool_sample = p.pool_sample
-        cfg.pool_fraction = 1.0  # one kind of sample at a time
     return cfg
 
 
@@ -171,18 +132,15 @@ def _config_dict(config: Any) -> dict:
 def preset_of(config: RunConfig | Mapping) -> Preset | None:
     """The preset a configuration was made with (None: standard settings).
 
-    A configuration matches a preset when it has the preset's pool and sample of training
-    sites and, for each of its learners the preset sets, the preset's hyperparameters
-    (resolved configurations, with every default filled in, match too). Runs of an earlier
-    version of a preset (:data:`EARLIER_PRESETS`) are recognised as that version.
+    A configuration matches a preset when it has the preset's pool and, for each of its
+    learners the preset sets, the preset's hyperparameters (resolved configurations, with
+    every default filled in, match too).
     """
     d = _config_dict(config)
     lrns = list(d.get("learners") or [])
     params = d.get("params") or {}
-    for p in (*PRESETS.values(), *EARLIER_PRESETS.values()):
+    for p in PRESETS.values():
         if p.pool is not None and d.get("pool", "all") != p.pool:
-            continue
-        if d.get("pool_sample") != p.pool_sample:
             continue
         known = [lrn for lrn in lrns if lrn in p.params]
         if not known:

@@ -65,10 +65,8 @@ with left:
         present = [z for z, n in ds.zone_counts().items() if n and z in ZONES]
         zones = st.multiselect("Aridity zones", present, default=present[:1], key="train_zones")
     if quick:
-        pool = "all"  # the preset sets it, with its sample of training towers
-        st.caption(f"Training pool of each fold: **a fixed sample of {QUICK.pool_sample} training towers from "
-                   "every aridity zone** (about as many from each zone, drawn with the seed), less the test site "
-                   "(quick preset).")
+        pool = "zone"
+        st.caption("Training pool of each fold: **other sites of the same zone** (quick preset).")
     else:
         pool = st.radio("Training pool of each fold", ["all", "zone"], key="pool", horizontal=True,
                         format_func={"all": "all other sites", "zone": "other sites of the same zone"}.get)
