@@ -611,6 +611,6 @@ def test_quick_preset_shows_expected_duration_and_labels_the_run(runs_dir, demo)
     text = _texts(at)
     assert "Expected duration: about" in text and "rough guide" in text
     assert "QUICK preset" in text
-    assert "a fixed sample of 40 training towers from every aridity zone" in text
+    assert "other sites of the same zone" in text and "other towers of its aridity zone" in text
     assert at.text_input(key="run_name").placeholder.startswith("QUICK · mlr, rf, svm, lstm")
     assert not at.button(key="start").disabled
