@@ -178,8 +178,10 @@ class DaskSession:
         ``"local"`` or a Dask scheduler address.
     jobs : int
         Workers of a local cluster (ignored for an address).
-    timeout : str
-        How long to try to reach a scheduler address (Dask time string) [s].
+    timeout : str, optional
+        How long to try to reach a scheduler address (a Dask time string such as ``"20s"``);
+        default: Dask's ``distributed.comm.timeouts.connect`` (30 s unless configured, e.g.
+        by the environment variable ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=10s``).
 
     Raises
     ------
@@ -189,7 +191,7 @@ class DaskSession:
 
     distributed = True
 
-    def __init__(self, scheduler: str, jobs: int = 1, timeout: str = "20s"):
+    def __init__(self, scheduler: str, jobs: int = 1, timeout: str | None = None):
         check_scheduler(scheduler)
         if not scheduler:
             raise ConfigError("scheduler: give 'local' or an address like tcp://HOST:PORT")
@@ -214,6 +216,7 @@ class DaskSession:
             self.client = distributed.Client(self.cluster)
             address = self.cluster.scheduler_address
         else:
+            timeout = timeout or dask.config.get("distributed.comm.timeouts.connect")
             try:
                 self.client = distributed.Client(scheduler, timeout=timeout)
             except (OSError, ValueError, TypeError) as exc:
