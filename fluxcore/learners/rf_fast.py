@@ -138,9 +138,10 @@ def rf_site_oob(
     mapper : TaskMapper, optional
         Where the trees are grown: :class:`fluxcore.strategies.base.LocalMapper` with
         ``n_jobs`` threads by default, or a :class:`fluxcore.parallel.DaskSession` (the
-        arrays are sent to each worker once). At most twice as many trees as the mapper has
-        slots are in flight; their predictions are summed in the order of the plan, so the
-        result does not depend on the mapper.
+        arrays are sent to each worker once; a task grows a whole round's trees there). At
+        most twice as many tasks as the mapper has slots are in flight; the trees'
+        predictions are summed in the order of the plan, so the result does not depend on
+        the mapper.
 
     Returns
     -------
@@ -195,16 +196,24 @@ def rf_site_oob(
             for j, job in enumerate(rounds[r]):
                 tasks.append(job)
                 meta.append((ui, r, j == len(rounds[r]) - 1))
+    mapper = mapper or LocalMapper(n_threads=n_jobs)
+    fn = _grow_tree
+    if mapper.distributed:  # one task per round on a cluster: fewer, larger tasks (same order)
+        cuts = [i + 1 for i, (_, _, last) in enumerate(meta) if last]
+        tasks = [tasks[a:b] for a, b in zip([0] + cuts[:-1], cuts, strict=True)]
+        meta = [meta[b - 1] for b in cuts]
+        fn = _grow_trees
     if done and progress is not None:
         progress(done / n_units)
 
-    def add(i: int, preds: dict[str, np.ndarray]) -> None:
+    def add(i: int, preds: dict[str, np.ndarray] | list[dict[str, np.ndarray]]) -> None:
         nonlocal done
         ui, r, last = meta[i]
         sums, bounds, pos = state[ui]
-        for s, pr in preds.items():  # in plan order: deterministic
-            p = pos[s]
-            sums[bounds[p]:bounds[p + 1]] += pr
+        for tree in preds if isinstance(preds, list) else [preds]:
+            for s, pr in tree.items():  # in plan order: deterministic
+                p = pos[s]
+                sums[bounds[p]:bounds[p + 1]] += pr
         if last:  # round r of this universe complete: store the running sums
             checkpoint.save(f"u{ui:04d}-r{r:04d}", {"sums": sums}, {"universe": ui, "round": r, "n_tests": len(pos)})
             if r > 0:
@@ -213,14 +222,18 @@ def rf_site_oob(
             if progress is not None:
                 progress(done / n_units)  # may raise to cancel
 
-    mapper = mapper or LocalMapper(n_threads=n_jobs)
-    mapper.map(_grow_tree, tasks, payload=payload, kind="threads", on_result=add,
+    mapper.map(fn, tasks, payload=payload, kind="threads", on_result=add,
                window=2 * max(1, mapper.slots("threads")))
     out: dict[str, np.ndarray] = {}
     for (_, rounds), (sums, bounds, pos) in zip(units, state, strict=True):
         for s, p in pos.items():
             out[s] = sums[bounds[p]:bounds[p + 1]] / max(len(rounds), 1)
     return out
+
+
+def _grow_trees(payload: dict, jobs: list) -> list[dict[str, np.ndarray]]:
+    """The trees of one round (:func:`_grow_tree` for each job, in order)."""
+    return [_grow_tree(payload, job) for job in jobs]
 
 
 def _grow_tree(payload: dict, job) -> dict[str, np.ndarray]:
