@@ -17,6 +17,8 @@ GPP and ER, default settings (``strategy="fast"``), as one run through
   faster forest settings) against the same run with the previous strategy options
   (:data:`REFERENCE_OPTIONS`): median per-site R² of both, paired per-site differences and
   whether the tolerance (median no more than 0.01 below) is met;
+* with ``--scheduler``: W on the Dask cluster, then the same W in local processes, their wall
+  times and whether the predictions are identical (``scale_out``);
 * the load average of the machine before and after (the figures are only comparable on a
   quiet machine; ``--note`` records what else ran).
 
@@ -30,6 +32,9 @@ Usage::
         --strategy-options '{"rf": {"scaled_groups": true}}' --out ...
     # W on the first 50 towers (sorted ids), no naive reference
     python benchmarks/bench_speed.py --n-towers 50 --naive-learners '' --out ...
+    # scale-out: W on a Dask LocalCluster of --jobs workers, then in local processes, compared
+    python benchmarks/bench_speed.py --n-towers 25 --learners mlr,rf --naive-learners '' \
+        --param rf.n_estimators=10 --scheduler local --out benchmarks/out/speed_dask.json
 
 Writes JSON; nothing is asserted (targets are reported as met or not).
 """
@@ -157,6 +162,36 @@ def within_tolerance(per_learner: dict, tolerance: float = 0.01,
     return out
 
 
+def compare_local(cfg: RunConfig, ds, res, learners: list[str], jobs: int, wall_seconds: float,
+                  scheduler: str) -> dict:
+    """W again without the scheduler (local threads / ``jobs`` processes), in a fresh run folder.
+
+    The run key does not depend on the scheduler, so the local run needs a folder of its own.
+    Returns both wall times [s] and, per learner, whether the predictions are identical
+    (``np.array_equal``) and the largest absolute difference [gC m-2 d-1].
+    """
+    t0 = time.perf_counter()
+    local = load_run(run_loso(cfg, dataset=ds, runs_dir=Path(tempfile.mkdtemp(prefix="fluxcore-bench-local-")),
+                              jobs=jobs))
+    local_seconds = time.perf_counter() - t0
+    keys = ["learner", "target", "SITE_ID", "DATE"]
+    a = res.predictions.sort_values(keys).reset_index(drop=True)
+    b = local.predictions.sort_values(keys).reset_index(drop=True)
+    same_rows = a[keys].equals(b[keys])
+    per: dict = {}
+    for lrn in learners:
+        pa = a.loc[a["learner"] == lrn, "predicted"].to_numpy(dtype=float)
+        pb = b.loc[b["learner"] == lrn, "predicted"].to_numpy(dtype=float)
+        equal = same_rows and len(pa) == len(pb) and bool(np.array_equal(pa, pb, equal_nan=True))
+        diff = float(np.nanmax(np.abs(pa - pb))) if same_rows and len(pa) == len(pb) and len(pa) else None
+        per[lrn] = {"identical": equal, "max_abs_difference": diff, "n_rows": int(len(pa))}
+    ex = res.manifest.get("sessions", [{}])[-1].get("executor")
+    return {"scheduler": scheduler, "executor": ex, "wall_seconds": round(wall_seconds, 1),
+            "local_wall_seconds": round(local_seconds, 1), "local_jobs": jobs,
+            "local_learner_seconds": learner_seconds(local.manifest),
+            "predictions": per, "identical": all(v["identical"] for v in per.values())}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(DEFAULT_DATA))
@@ -177,7 +212,9 @@ def main(argv=None) -> int:
     ap.add_argument("--reference-learners", default="auto",
                     help="learners also run with REFERENCE_OPTIONS for paired skill ('' to skip; "
                          "auto: those whose --strategy-options differ from the defaults)")
-    ap.add_argument("--scheduler", default=None, help="'local' (Dask LocalCluster) or tcp://host:port")
+    ap.add_argument("--scheduler", default=None,
+                    help="'local' (Dask LocalCluster of --jobs workers) or tcp://host:port; W is then also "
+                         "run in local processes and the predictions compared (JSON 'scale_out')")
     ap.add_argument("--note", default="shared 2-core machine: other helpers' jobs were running",
                     help="what else ran on the machine (stored in the JSON)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "speed.json"))
@@ -235,6 +272,12 @@ def main(argv=None) -> int:
     result["W"]["n_test_sites"] = int(metrics["SITE_ID"].nunique())
     print(json.dumps({"W_wall_seconds": result["W"]["wall_seconds"],
                       "learner_seconds": result["W"]["learner_seconds"]}), flush=True)
+
+    # ------------------------------------------- scale-out: the same W in local processes
+    if args.scheduler:
+        result["scale_out"] = compare_local(cfg, ds, res, learners, args.jobs, result["W"]["wall_seconds"],
+                                            args.scheduler)
+        print(json.dumps({"scale_out": result["scale_out"]}), flush=True)
 
     # ------------------------------------------------ reference (previous strategy options)
     wanted = (",".join(strategy_options) if args.reference_learners == "auto" else args.reference_learners)
@@ -318,6 +361,7 @@ def main(argv=None) -> int:
         "reference_median_R2_within_0.01": result.get("reference", {}).get("within_tolerance"),
         "peak_memory_within_8_GB": max(peak_mb().values()) <= 8 * 1024,
         "reload_within_2_s": reload_seconds <= 2.0,
+        "scale_out_identical_predictions": result.get("scale_out", {}).get("identical"),
         "naive_ratio_at_least_10x": (result.get("naive", {}).get("overall_ratio_per_fold") or 0) >= 10,
         "naive_median_R2_within_0.01": within_tolerance(result.get("naive", {}).get("learners", {})),
         "best_median_R2_GPP_at_least_0.65": best.get("GPP", (-9,))[0] >= 0.65,

@@ -34,6 +34,24 @@ def _stage_for(data: FoldData, strategy: Strategy, learner: str, store: RunStore
     return stage.bound(data.y, store.path / "pretrain")
 
 
+class _CountingMapper:
+    """A task mapper that counts the tasks it was given (recorded in the manifest)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.distributed = inner.distributed
+        self.description = inner.description
+        self.n_tasks = 0
+
+    def slots(self, kind: str = "threads") -> int:
+        return self.inner.slots(kind)
+
+    def map(self, fn, tasks, **kwargs):
+        tasks = list(tasks)
+        self.n_tasks += len(tasks)
+        return self.inner.map(fn, tasks, **kwargs)
+
+
 def fast_strategy_of(rc: RunConfig, templates: dict, learner: str) -> Strategy | None:
     """The fast strategy that computes ``learner``'s folds in this run (None: fold by fold)."""
     if rc.strategy != "fast":
@@ -44,7 +62,7 @@ def fast_strategy_of(rc: RunConfig, templates: dict, learner: str) -> Strategy |
 
 def run_fast_batches(store: RunStore, rc: RunConfig, data: FoldData, templates: dict,
                      plan: FoldPlan, report: ProgressFn, cancelled: Callable[[], bool],
-                     jobs: int = 1) -> int:
+                     jobs: int = 1, mapper=None) -> int:
     """Compute the pending folds of every learner with a fast strategy, one batch per learner.
 
     Each batch claims the learner's pending folds in the store (folds claimed by another live
@@ -54,6 +72,12 @@ def run_fast_batches(store: RunStore, rc: RunConfig, data: FoldData, templates: 
     trees, a group model) in the store's ``units/`` (:class:`fluxcore.strategies.base.Checkpoint`)
     and a rerun reads them back instead of computing them, with identical predictions; the
     units are deleted once the batch's folds are stored. A batch is the only work in flight, so tree learners use every core.
+
+    ``mapper`` (a :class:`fluxcore.parallel.DaskSession`, the run's cluster) runs the
+    strategies' tasks (group models, trees) on a Dask cluster instead of local threads and
+    ``jobs`` processes (:class:`fluxcore.strategies.base.LocalMapper`); the predictions are the
+    same, and each fold's manifest entry names it (``executor``) with the number of tasks
+    its batch sent there (``executor_tasks``; 0 for ``mlr_exact``, computed here in one pass).
     Returns the number of folds computed.
     """
     by_id = plan.by_id()
@@ -88,12 +112,15 @@ def run_fast_batches(store: RunStore, rc: RunConfig, data: FoldData, templates: 
 
         context = StrategyContext(n_jobs=max(jobs, os.cpu_count() or 1), n_processes=jobs,
                                   progress=progress, info={}, models=store, learner_name=lrn,
-                                  site_weights=weights, pretrain=_stage_for(data, strategy, lrn, store))
+                                  site_weights=weights, pretrain=_stage_for(data, strategy, lrn, store),
+                                  mapper=None if mapper is None else _CountingMapper(mapper))
         written: set[str] = set()
         try:
             preds = strategy.run(template, data.X, data.y[list(rc.targets)], data.sites, data.dates, pools,
                                  rc.strategy_options.get(lrn, strategy.check_options({})), context)
             seconds = time.perf_counter() - t0
+            where = ({} if mapper is None else
+                     {"executor": mapper.description, "executor_tasks": context.mapper.n_tasks})
             for fid in claimed:
                 _, site, pool = by_id[fid]
                 df = fold_frame(data, site, lrn, rc.targets, data.test_rows(site), preds[site])
@@ -101,7 +128,7 @@ def run_fast_batches(store: RunStore, rc: RunConfig, data: FoldData, templates: 
                 store.finish_fold(fid, seconds / len(claimed),
                                   {"strategy": strategy.name, "batch_folds": len(claimed),
                                    "batch_seconds": round(seconds, 3), "n_train_sites": len(pool),
-                                   "val_sites": [], **context.info.get(site, {})})
+                                   "val_sites": [], **where, **context.info.get(site, {})})
                 written.add(fid)
             if hasattr(store, "clear_units"):
                 store.clear_units(lrn)  # every fold of the batch is stored: its checkpoints are spent

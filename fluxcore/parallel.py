@@ -19,6 +19,12 @@ the run store. The executors know nothing else of folds (no import of the runner
   twice as slow; fluxcore unsets it for the workers it starts
   (``distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_ = None``) and records the
   value seen inside the workers in the run manifest (``executor.malloc_trim_threshold``).
+* :class:`DaskSession`: the run's connection to the cluster (one per run, opened by the
+  runner, closed at its end). The per-fold :class:`DaskExecutor` and the fast strategies (as
+  their task mapper, ``StrategyContext.mapper``) share it, so a run starts one LocalCluster
+  at most. Fast-strategy tasks (group models, trees) get the strategy's payload once per
+  worker and one BLAS / torch thread each; their results come back in task order, so the
+  predictions equal those of local threads or processes.
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ import concurrent.futures as cf
 import logging
 import multiprocessing as mp
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from .errors import ConfigError
+from .strategies.base import run_ordered
 
 _FN: Any = None
 _PAYLOAD: Any = None
@@ -127,6 +135,20 @@ def _malloc_env() -> str | None:
     return os.environ.get("MALLOC_TRIM_THRESHOLD_")
 
 
+_WORKER_THREADS: int | None = None
+
+
+def _dask_call(fn: Callable[[Any, Any], Any], payload, task, threads: int):
+    """One fast-strategy task on a Dask worker, with ``threads`` BLAS / OpenMP / torch threads."""
+    global _WORKER_THREADS
+    if _WORKER_THREADS != threads:  # once per worker process (tasks of a run share the setting)
+        _set_threads(threads)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
+        _WORKER_THREADS = threads
+    return fn(payload, task)
+
+
 def check_scheduler(scheduler: str | None) -> None:
     """Raise :class:`ConfigError` unless ``scheduler`` is None, ``"local"`` or a Dask address."""
     if scheduler is None or scheduler == "local":
@@ -136,10 +158,43 @@ def check_scheduler(scheduler: str | None) -> None:
         raise ConfigError(f"scheduler {scheduler!r}: give 'local' or an address like tcp://HOST:PORT")
 
 
-class DaskExecutor:
-    """Run folds on a Dask distributed cluster (``tcp://host:port`` or ``"local"``)."""
+class DaskSession:
+    """A connection to a Dask cluster for one run: per-fold tasks and fast-strategy tasks.
 
-    def __init__(self, fn: FoldFn, payload, scheduler: str, jobs: int = 1):
+    ``scheduler="local"`` starts a :class:`distributed.LocalCluster` on 127.0.0.1 with ``jobs``
+    worker processes of one thread each (no dashboard; ``MALLOC_TRIM_THRESHOLD_`` unset in
+    the workers, see the module docstring); an address ``tcp://HOST:PORT`` connects to a
+    running scheduler (``dask-scheduler``, a dask-jobqueue cluster's ``scheduler_address``).
+    :meth:`close` closes the client and a cluster started here, never a remote one.
+
+    It is also a task mapper for the fast strategies
+    (:class:`fluxcore.strategies.base.TaskMapper`, ``StrategyContext.mapper``): :meth:`map`
+    sends the payload to every worker once and hands the results back in task order, so the
+    predictions equal those of local threads or processes.
+
+    Parameters
+    ----------
+    scheduler : str
+        ``"local"`` or a Dask scheduler address.
+    jobs : int
+        Workers of a local cluster (ignored for an address).
+    timeout : str, optional
+        How long to try to reach a scheduler address (a Dask time string such as ``"20s"``);
+        default: Dask's ``distributed.comm.timeouts.connect`` (30 s unless configured, e.g.
+        by the environment variable ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=10s``).
+
+    Raises
+    ------
+    ConfigError
+        dask.distributed missing, a malformed address or a scheduler that cannot be reached.
+    """
+
+    distributed = True
+
+    def __init__(self, scheduler: str, jobs: int = 1, timeout: str | None = None):
+        check_scheduler(scheduler)
+        if not scheduler:
+            raise ConfigError("scheduler: give 'local' or an address like tcp://HOST:PORT")
         try:
             import dask
             import distributed
@@ -161,19 +216,81 @@ class DaskExecutor:
             self.client = distributed.Client(self.cluster)
             address = self.cluster.scheduler_address
         else:
-            check_scheduler(scheduler)
+            timeout = timeout or dask.config.get("distributed.comm.timeouts.connect")
             try:
-                self.client = distributed.Client(scheduler, timeout="20s")
-            except OSError as exc:
-                raise ConfigError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
+                self.client = distributed.Client(scheduler, timeout=timeout)
+            except (OSError, ValueError, TypeError) as exc:
+                raise ConfigError(
+                    f"scheduler {scheduler}: cannot reach a Dask scheduler there within {timeout} "
+                    f"({type(exc).__name__}: {exc}); start one with `dask-scheduler` and workers with "
+                    f"`dask-worker {scheduler}`, or give --scheduler local") from None
             address = scheduler
         workers = self.client.scheduler_info().get("workers", {})
-        nthreads = sum(int(w.get("nthreads", 1)) for w in workers.values()) or 1
-        self.capacity = max(nthreads, 1) * 2  # keep workers busy while the driver writes
-        self.description = f"dask {address} ({len(workers)} workers, {nthreads} threads)"
+        self.nthreads = sum(int(w.get("nthreads", 1)) for w in workers.values()) or 1
+        self.address = address
+        self.description = f"dask {address} ({len(workers)} workers, {self.nthreads} threads)"
         malloc = self.client.run(_malloc_env)
         self.info = {"kind": "dask", "scheduler": address, "n_workers": len(workers),
-                     "nthreads": nthreads, "malloc_trim_threshold": sorted(set(map(str, malloc.values())))}
+                     "nthreads": self.nthreads,
+                     "malloc_trim_threshold": sorted(set(map(str, malloc.values())))}
+
+    def slots(self, kind: str = "threads") -> int:
+        """Tasks that run at the same time on the cluster (its worker threads)."""
+        return self.nthreads
+
+    def map(self, fn: Callable[[Any, Any], Any], tasks, *, payload: Any = None, kind: str = "threads",
+            on_result: Callable[[int, Any], None] | None = None, window: int | None = None,
+            blas_threads: int | None = None) -> list | None:
+        """Compute ``fn(payload, task)`` on the cluster for every task, results in task order.
+
+        As :meth:`fluxcore.strategies.base.LocalMapper.map`: ``payload`` reaches every worker
+        once (scattered with ``broadcast=True``); ``kind`` only matters locally (every task
+        runs in a worker process of its own thread); each task runs with ``blas_threads``
+        (default 1) BLAS / OpenMP / torch threads. ``on_result`` may raise to stop: the tasks
+        still queued are cancelled.
+        """
+        tasks = list(tasks)
+        out: list | None = [] if on_result is None else None
+        handle = on_result if on_result is not None else (lambda i, r: out.append(r))
+        if not tasks:
+            return out
+        data = self.client.scatter([payload], broadcast=True, hash=False)[0]
+        threads = int(blas_threads or 1)
+        try:
+            run_ordered(lambda call, task: self.client.submit(call, fn, data, task, threads, pure=False),
+                        _dask_call, tasks, handle, window, cancel=self.client.cancel)
+        finally:
+            data.release()
+        return out
+
+    def close(self) -> None:
+        """Close the client, and the cluster when this session started it."""
+        try:
+            self.client.close()
+        finally:
+            if self.cluster is not None:
+                self.cluster.close()
+                self.cluster = None
+            if self._popped_env is not None:
+                os.environ["MALLOC_TRIM_THRESHOLD_"] = self._popped_env
+                self._popped_env = None
+
+
+class DaskExecutor:
+    """Run folds on a Dask distributed cluster (``tcp://host:port`` or ``"local"``).
+
+    With ``session`` the folds run on that :class:`DaskSession` (the run's, shared with the
+    fast strategies; :meth:`close` leaves it open); otherwise the executor opens its own.
+    """
+
+    def __init__(self, fn: FoldFn, payload, scheduler: str, jobs: int = 1, session: DaskSession | None = None):
+        self._own = session is None
+        self.session = DaskSession(scheduler, jobs=jobs) if session is None else session
+        self.client = self.session.client
+        self._distributed = self.session._distributed
+        self.capacity = max(self.session.nthreads, 1) * 2  # keep workers busy while the driver writes
+        self.description = self.session.description
+        self.info = dict(self.session.info)
         self.fn = fn
         self.payload = self.client.scatter(payload, broadcast=True, hash=False)
 
@@ -196,23 +313,27 @@ class DaskExecutor:
             self.client.cancel(list(futures))
 
     def close(self) -> None:
-        try:
-            self.client.close()
-        finally:
-            if self.cluster is not None:
-                self.cluster.close()
-            if self._popped_env is not None:
-                os.environ["MALLOC_TRIM_THRESHOLD_"] = self._popped_env
+        if self._own:
+            self.session.close()
+        else:
+            self.payload.release()
 
 
-def make_executor(fn: FoldFn, payload, jobs: int = 1, scheduler: str | None = None):
+def open_session(scheduler: str | None, jobs: int = 1) -> DaskSession | None:
+    """The run's :class:`DaskSession` for ``scheduler`` (None without a scheduler)."""
+    return DaskSession(scheduler, jobs=jobs) if scheduler else None
+
+
+def make_executor(fn: FoldFn, payload, jobs: int = 1, scheduler: str | None = None,
+                  session: DaskSession | None = None):
     """Pick the executor for ``jobs`` / ``scheduler`` (see module docstring).
 
     ``fn(payload, task)`` computes one task; it must be a module-level function (it travels to
-    worker processes by reference).
+    worker processes by reference). ``session``: the run's open :class:`DaskSession`, used
+    instead of opening another connection (or cluster) for ``scheduler``.
     """
-    if scheduler:
-        return DaskExecutor(fn, payload, scheduler, jobs=jobs)
+    if scheduler or session is not None:
+        return DaskExecutor(fn, payload, scheduler or session.address, jobs=jobs, session=session)
     if jobs is None or int(jobs) <= 1:
         return SerialExecutor(fn, payload)
     return ProcessExecutor(fn, payload, int(jobs))

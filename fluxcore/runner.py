@@ -20,10 +20,10 @@ from pathlib import Path
 
 from .config import RunConfig
 from .errors import ConfigError, DataError
-from .fastbatch import ProgressFn, RunCancelled, run_fast_batches
+from .fastbatch import ProgressFn, RunCancelled, fast_strategy_of, run_fast_batches
 from .foldrun import FoldData, build_fold_data, compute_fold, make_task, resolve_learners
 from .folds import plan_folds
-from .parallel import as_cancel_check, check_scheduler, make_executor
+from .parallel import as_cancel_check, check_scheduler, make_executor, open_session
 from .pretrain import PretrainConfig, PretrainStage, source_targets
 from .provenance import code_version, environment
 from .runstore import RunStore, atomic_write_bytes, now_iso, repair_run, result_problems, run_key
@@ -96,7 +96,10 @@ def run_loso(config, *, dataset=None, runs_dir: str | Path = "runs", jobs: int =
         threads for ``rf``/``svm`` and ``jobs`` spawned processes for the ``lstm`` group models.
         With ``jobs > 1`` a calling script needs an ``if __name__ == "__main__":`` guard.
     scheduler : str, optional
-        ``"local"`` (a LocalCluster on 127.0.0.1) or a Dask scheduler address ``tcp://H:P``.
+        ``"local"`` (a LocalCluster on 127.0.0.1 with ``jobs`` workers) or a Dask scheduler
+        address ``tcp://H:P``: the fast strategies' tasks and the per-fold folds run there
+        (one cluster connection per run, closed at its end), with the same predictions as
+        local processes (docs/scale-out.md).
     progress : callable, optional
         ``progress(done, total, eta_seconds, message)`` after each fold (done counts folds
         stored by any process, including those from earlier sessions).
@@ -143,6 +146,7 @@ def run_loso(config, *, dataset=None, runs_dir: str | Path = "runs", jobs: int =
                "jobs": jobs, "scheduler": scheduler, "folds_computed": 0}
     t_start = time.perf_counter()
     executor = None
+    cluster = None  # the run's Dask session (scheduler given): fast batches and folds share it
     in_flight: dict = {}
     status = "failed"
     try:
@@ -156,8 +160,11 @@ def run_loso(config, *, dataset=None, runs_dir: str | Path = "runs", jobs: int =
         if rc.strategy == "fast" and len(done_ids) < total:
             payload = _fold_data(dataset, rc)
             templates = resolve_learners(rc, dataset)
+            if scheduler and any(fast_strategy_of(rc, templates, lrn) for lrn in rc.learners):
+                cluster = open_session(scheduler, jobs=jobs)
+                session["executor"] = cluster.info
             n_session += run_fast_batches(store, rc, payload, templates, plan, report,
-                                          cancelled, jobs=jobs)
+                                          cancelled, jobs=jobs, mapper=cluster)
             session["folds_computed"] = n_session
         while True:
             if cancelled():
@@ -169,7 +176,7 @@ def run_loso(config, *, dataset=None, runs_dir: str | Path = "runs", jobs: int =
                 if payload is None:
                     payload = _fold_data(dataset, rc)
                     templates = resolve_learners(rc, dataset)
-                executor = make_executor(compute_fold, payload, jobs=jobs, scheduler=scheduler)
+                executor = make_executor(compute_fold, payload, jobs=jobs, scheduler=scheduler, session=cluster)
                 session["executor"] = executor.info
                 if executor.capacity > 1:  # claim more now that the capacity is known
                     more, busy = store.claim(wanted, limit=executor.capacity - len(claimed))
@@ -217,6 +224,11 @@ def run_loso(config, *, dataset=None, runs_dir: str | Path = "runs", jobs: int =
             try:
                 executor.cancel(list(in_flight))
                 executor.close()
+            except Exception:  # noqa: BLE001 - closing must not hide the real error
+                pass
+        if cluster is not None:
+            try:
+                cluster.close()
             except Exception:  # noqa: BLE001 - closing must not hide the real error
                 pass
         if in_flight:

@@ -16,14 +16,12 @@ stored, with the same predictions.
 
 from __future__ import annotations
 
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 from ..params import Boolean, Interval
 from ..strategies.base import (
     Checkpoint,
+    LocalMapper,
     Pools,
     Strategy,
     prepare_arrays,
@@ -91,6 +89,7 @@ def rf_site_oob(
     n_jobs: int = 2,
     progress=None,
     checkpoint: Checkpoint | None = None,
+    mapper=None,
 ) -> dict[str, np.ndarray]:
     """Site-level out-of-bag random forest for all folds at once.
 
@@ -136,14 +135,19 @@ def rf_site_oob(
     checkpoint : Checkpoint, optional
         Where each finished round of a universe is stored (the running sums of that universe's
         test sites) and read back by a rerun, which resumes after the last stored round.
+    mapper : TaskMapper, optional
+        Where the trees are grown: :class:`fluxcore.strategies.base.LocalMapper` with
+        ``n_jobs`` threads by default, or a :class:`fluxcore.parallel.DaskSession` (the
+        arrays are sent to each worker once; a task grows a whole round's trees there). At
+        most twice as many tasks as the mapper has slots are in flight; the trees'
+        predictions are summed in the order of the plan, so the result does not depend on
+        the mapper.
 
     Returns
     -------
     dict
         Test site -> predictions (rows of the site, t).
     """
-    from sklearn.tree import DecisionTreeRegressor
-
     pools, X, Y, index, rows_of = prepare_arrays(X, Y, sites, pools, dtype=np.float32)
     t = Y.shape[1]
     miss = ~np.isfinite(X)
@@ -169,84 +173,105 @@ def rf_site_oob(
                            for grp in split_groups(tests, g, rng)])
         units.append((tests, rounds))
 
-    def grow(job):
-        seed, train_codes, group = job
-        r = np.random.default_rng(seed)
-        train_rows = np.concatenate([rows_of[s] for s in train_codes])
-        cnt = cnt_obs[train_codes].sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mu = np.where(cnt > 0, sum_obs[train_codes].sum(axis=0) / cnt, 0.0).astype(np.float32)
-        test_x = {s: np.where(miss[rows_of[index[s]]], mu, X[rows_of[index[s]]]) for s in group}
-        preds = {s: np.empty((len(xt), t)) for s, xt in test_x.items()}
-        for g, ok in zip(target_groups, fit_ok, strict=True):
-            rows = train_rows[ok[train_rows]]
-            if len(rows) == 0:  # no finite value of these targets in the training sites
-                for s in preds:
-                    preds[s][:, g] = np.nan
-                continue
-            k = int(max_samples if isinstance(max_samples, (int, np.integer)) and max_samples > 1
-                    else max(1, round(float(max_samples) * len(rows))))
-            pick = rows[r.integers(0, len(rows), size=k)]
-            xs = np.where(miss[pick], mu, X[pick])
-            yy = Y[pick][:, g]
-            tree = DecisionTreeRegressor(
-                min_samples_leaf=min_samples_leaf, max_features=max_features, max_depth=max_depth,
-                random_state=int(r.integers(2**31 - 1)),
-            ).fit(xs, yy[:, 0] if len(g) == 1 else yy)
-            for s, xt in test_x.items():
-                preds[s][:, g] = tree.predict(xt).reshape(len(xt), len(g))
-        return preds
+    payload = {"X": X, "Y": Y, "miss": miss, "sum_obs": sum_obs, "cnt_obs": cnt_obs, "rows_of": rows_of,
+               "index": index, "target_groups": target_groups, "fit_ok": fit_ok, "max_samples": max_samples,
+               "min_samples_leaf": min_samples_leaf, "max_features": max_features, "max_depth": max_depth}
 
-    out: dict[str, np.ndarray] = {}
     n_units = sum(len(rounds) for _, rounds in units)
     done = 0
-    workers = max(1, n_jobs)
-    queue: deque = deque()  # (round, last job of the round, future), in submission order
-    with ThreadPoolExecutor(max_workers=workers) as ex:
-        for ui, (tests, rounds) in enumerate(units):
-            bounds = np.cumsum([0] + [len(rows_of[index[s]]) for s in tests])
-            pos = {s: p for p, s in enumerate(tests)}
-            sums = np.zeros((bounds[-1], t))
-            start = 0
-            for r in range(len(rounds) - 1, -1, -1):  # resume after the last stored round
-                got = checkpoint.load(f"u{ui:04d}-r{r:04d}")
-                if got is not None and got.get("sums", np.empty(0)).shape == sums.shape:
-                    sums, start = np.array(got["sums"], dtype=np.float64), r + 1
-                    break
-            done += start
-            if start and progress is not None:
-                progress(done / n_units)
+    state = []  # per universe: (running sums, row bounds of its test sites, site -> position)
+    tasks, meta = [], []  # trees to grow; (universe, round, last tree of the round)
+    for ui, (tests, rounds) in enumerate(units):
+        bounds = np.cumsum([0] + [len(rows_of[index[s]]) for s in tests])
+        sums = np.zeros((bounds[-1], t))
+        start = 0
+        for r in range(len(rounds) - 1, -1, -1):  # resume after the last stored round
+            got = checkpoint.load(f"u{ui:04d}-r{r:04d}")
+            if got is not None and got.get("sums", np.empty(0)).shape == sums.shape:
+                sums, start = np.array(got["sums"], dtype=np.float64), r + 1
+                break
+        done += start
+        state.append((sums, bounds, {s: p for p, s in enumerate(tests)}))
+        for r in range(start, len(rounds)):
+            for j, job in enumerate(rounds[r]):
+                tasks.append(job)
+                meta.append((ui, r, j == len(rounds[r]) - 1))
+    mapper = mapper or LocalMapper(n_threads=n_jobs)
+    fn = _grow_tree
+    if mapper.distributed:  # one task per round on a cluster: fewer, larger tasks (same order)
+        cuts = [i + 1 for i, (_, _, last) in enumerate(meta) if last]
+        tasks = [tasks[a:b] for a, b in zip([0] + cuts[:-1], cuts, strict=True)]
+        meta = [meta[b - 1] for b in cuts]
+        fn = _grow_trees
+    if done and progress is not None:
+        progress(done / n_units)
 
-            def drain(_ui=ui, _sums=sums, _bounds=bounds, _pos=pos) -> None:
-                nonlocal done
-                r, last, fut = queue.popleft()
-                for s, pr in fut.result().items():  # in submission order: deterministic
-                    p = _pos[s]
-                    _sums[_bounds[p]:_bounds[p + 1]] += pr
-                if last:  # round r of this universe complete: store the running sums
-                    checkpoint.save(f"u{_ui:04d}-r{r:04d}", {"sums": _sums},
-                                    {"universe": _ui, "round": r, "n_tests": len(_pos)})
-                    if r > 0:
-                        checkpoint.discard(f"u{_ui:04d}-r{r - 1:04d}")
-                    done += 1
-                    if progress is not None:
-                        progress(done / n_units)  # may raise to cancel
+    def add(i: int, preds: dict[str, np.ndarray] | list[dict[str, np.ndarray]]) -> None:
+        nonlocal done
+        ui, r, last = meta[i]
+        sums, bounds, pos = state[ui]
+        for tree in preds if isinstance(preds, list) else [preds]:
+            for s, pr in tree.items():  # in plan order: deterministic
+                p = pos[s]
+                sums[bounds[p]:bounds[p + 1]] += pr
+        if last:  # round r of this universe complete: store the running sums
+            checkpoint.save(f"u{ui:04d}-r{r:04d}", {"sums": sums}, {"universe": ui, "round": r, "n_tests": len(pos)})
+            if r > 0:
+                checkpoint.discard(f"u{ui:04d}-r{r - 1:04d}")
+            done += 1
+            if progress is not None:
+                progress(done / n_units)  # may raise to cancel
 
-            try:
-                for r in range(start, len(rounds)):
-                    for j, job in enumerate(rounds[r]):
-                        queue.append((r, j == len(rounds[r]) - 1, ex.submit(grow, job)))
-                        if len(queue) >= 2 * workers:
-                            drain()
-                while queue:
-                    drain()
-            except BaseException:
-                for _, _, fut in queue:
-                    fut.cancel()
-                raise
-            for s, p in pos.items():
-                out[s] = sums[bounds[p]:bounds[p + 1]] / max(len(rounds), 1)
+    mapper.map(fn, tasks, payload=payload, kind="threads", on_result=add,
+               window=2 * max(1, mapper.slots("threads")))
+    out: dict[str, np.ndarray] = {}
+    for (_, rounds), (sums, bounds, pos) in zip(units, state, strict=True):
+        for s, p in pos.items():
+            out[s] = sums[bounds[p]:bounds[p + 1]] / max(len(rounds), 1)
     return out
+
+
+def _grow_trees(payload: dict, jobs: list) -> list[dict[str, np.ndarray]]:
+    """The trees of one round (:func:`_grow_tree` for each job, in order)."""
+    return [_grow_tree(payload, job) for job in jobs]
+
+
+def _grow_tree(payload: dict, job) -> dict[str, np.ndarray]:
+    """Grow one tree of :func:`rf_site_oob` (``job``: seed, training site codes, test group).
+
+    Returns the tree's predictions of each test site of the group (rows, targets).
+    """
+    from sklearn.tree import DecisionTreeRegressor
+
+    X, Y, miss, rows_of, index = (payload[k] for k in ("X", "Y", "miss", "rows_of", "index"))
+    max_samples = payload["max_samples"]
+    t = Y.shape[1]
+    seed, train_codes, group = job
+    r = np.random.default_rng(seed)
+    train_rows = np.concatenate([rows_of[s] for s in train_codes])
+    cnt = payload["cnt_obs"][train_codes].sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mu = np.where(cnt > 0, payload["sum_obs"][train_codes].sum(axis=0) / cnt, 0.0).astype(np.float32)
+    test_x = {s: np.where(miss[rows_of[index[s]]], mu, X[rows_of[index[s]]]) for s in group}
+    preds = {s: np.empty((len(xt), t)) for s, xt in test_x.items()}
+    for g, ok in zip(payload["target_groups"], payload["fit_ok"], strict=True):
+        rows = train_rows[ok[train_rows]]
+        if len(rows) == 0:  # no finite value of these targets in the training sites
+            for s in preds:
+                preds[s][:, g] = np.nan
+            continue
+        k = int(max_samples if isinstance(max_samples, (int, np.integer)) and max_samples > 1
+                else max(1, round(float(max_samples) * len(rows))))
+        pick = rows[r.integers(0, len(rows), size=k)]
+        xs = np.where(miss[pick], mu, X[pick])
+        yy = Y[pick][:, g]
+        tree = DecisionTreeRegressor(
+            min_samples_leaf=payload["min_samples_leaf"], max_features=payload["max_features"],
+            max_depth=payload["max_depth"], random_state=int(r.integers(2**31 - 1)),
+        ).fit(xs, yy[:, 0] if len(g) == 1 else yy)
+        for s, xt in test_x.items():
+            preds[s][:, g] = tree.predict(xt).reshape(len(xt), len(g))
+    return preds
 
 
 class RFSiteOOB(Strategy):
@@ -279,7 +304,7 @@ class RFSiteOOB(Strategy):
                            max_features=p.get("max_features", 0.5), max_depth=p.get("max_depth"),
                            random_state=0 if seed is None else int(seed),
                            n_jobs=max(1, int(context.n_jobs)), progress=context.progress,
-                           checkpoint=checkpoint)
+                           checkpoint=checkpoint, mapper=context.mapper)
 
 
 register_strategy(RFSiteOOB())

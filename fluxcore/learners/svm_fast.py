@@ -165,15 +165,17 @@ class SVMGroup(Strategy):
         seed = p.get("random_state")
         seed = 0 if seed is None else int(seed)
         if options.get("solver", "svr") == "svr":
-            # liblinear holds a process-wide lock (reproducibility): groups run in processes;
-            # one BLAS thread per fit, so that the numbers do not depend on the number of jobs
+            # liblinear holds a process-wide lock (reproducibility): groups run in processes (or
+            # on the run's Dask workers); one BLAS thread per fit, so that the numbers do not
+            # depend on the number of jobs or on where the groups ran
             return group_holdout(learner, X, Y, sites, dates, pools, n_groups=int(options["n_groups"]),
                                  n_rounds=int(options["n_rounds"]), random_state=seed,
                                  n_jobs=max(1, int(context.n_jobs)),
                                  n_processes=max(1, int(context.n_processes)), blas_threads=1,
                                  progress=context.progress,
                                  checkpoint=holdout_checkpoint(self.name, learner, X, Y, sites, pools,
-                                                               options, context))
+                                                               options, context),
+                                 mapper=context.mapper)
         gamma = p.get("gamma", "scale")
         return lssvm_group_loso(X.to_numpy(dtype=float), Y.to_numpy(dtype=float), np.asarray(sites).astype(str),
                                 pools, n_groups=int(options["n_groups"]),

@@ -22,12 +22,14 @@ predictions of shape (rows of that site, t), rows in the order they appear in ``
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import hashlib
 import json
-from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+import multiprocessing as mp
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -39,10 +41,183 @@ Pools = Mapping[str, Sequence[str]]
 __all__ = [
     "Pools", "Strategy", "StrategyContext", "register_strategy", "get_strategy",
     "available_strategies", "strategy_for", "check_pools", "prepare_arrays", "site_rows",
-    "rows_for", "universes", "split_groups", "digest", "Checkpoint",
+    "rows_for", "universes", "split_groups", "digest", "Checkpoint", "TaskMapper", "LocalMapper",
+    "blas_limit", "run_ordered",
 ]
 
 _STRATEGIES: dict[str, Strategy] = {}
+
+
+TaskFn = Callable[[Any, Any], Any]
+ResultFn = Callable[[int, Any], None]
+
+
+class TaskMapper(Protocol):
+    """Where a strategy's independent tasks (group models, trees) run.
+
+    :class:`LocalMapper` (threads or spawned processes on this machine) is the default;
+    :class:`fluxcore.parallel.DaskSession` runs the same tasks on a Dask cluster. Both call
+    ``fn(payload, task)`` for every task and hand the results back in task order, so the
+    predictions do not depend on where the tasks ran.
+    """
+
+    distributed: bool
+    description: str
+
+    def slots(self, kind: str = "threads") -> int:
+        """Tasks that run at the same time for tasks of ``kind``."""
+
+    def map(self, fn: TaskFn, tasks: Iterable, *, payload: Any = None, kind: str = "threads",
+            on_result: ResultFn | None = None, window: int | None = None,
+            blas_threads: int | None = None) -> list | None:
+        """Compute ``fn(payload, task)`` for every task; see :meth:`LocalMapper.map`."""
+
+
+class LocalMapper:
+    """Tasks in this process, in ``n_threads`` threads or in ``n_processes`` spawned processes.
+
+    Parameters
+    ----------
+    n_threads : int
+        Threads for tasks of kind ``"threads"`` (work that releases the GIL: tree growing).
+    n_processes : int
+        Spawned worker processes for tasks of kind ``"processes"`` (work that holds the GIL or a
+        process-wide lock: torch training, liblinear); 1 computes them in this process.
+        Spawned processes re-import the calling script: guard a script's entry point with
+        ``if __name__ == "__main__":``.
+    """
+
+    distributed = False
+
+    def __init__(self, n_threads: int = 1, n_processes: int = 1):
+        self.n_threads = max(1, int(n_threads))
+        self.n_processes = max(1, int(n_processes))
+        self.description = f"local ({self.n_threads} threads, {self.n_processes} processes)"
+
+    def slots(self, kind: str = "threads") -> int:
+        return self.n_processes if kind == "processes" else self.n_threads
+
+    def map(self, fn: TaskFn, tasks: Iterable, *, payload: Any = None, kind: str = "threads",
+            on_result: ResultFn | None = None, window: int | None = None,
+            blas_threads: int | None = None) -> list | None:
+        """Compute ``fn(payload, task)`` for every task, results handed back in task order.
+
+        Parameters
+        ----------
+        fn : callable
+            ``fn(payload, task)``; a module-level function for ``kind="processes"`` (it travels
+            to the workers by reference).
+        tasks : iterable
+            Small task descriptions.
+        payload : object
+            Shared data, sent once to each worker process (threads share it).
+        kind : {"threads", "processes"}
+            See the class parameters; with one slot the tasks run here, one after the other.
+        on_result : callable, optional
+            ``on_result(index, result)`` in task order, as soon as the results before are in
+            (e.g. to store a checkpoint unit or report progress); it may raise to stop, which
+            cancels the tasks not started and stops the worker processes. Without it the
+            results are returned as a list.
+        window : int, optional
+            At most this many tasks submitted and not yet handed back (bounds the memory of
+            results waiting for an earlier one); default: all.
+        blas_threads : int, optional
+            BLAS / OpenMP threads during the tasks (None: unchanged here, 1 in worker processes).
+
+        Returns
+        -------
+        list or None
+            The results in task order, or None when ``on_result`` is given.
+        """
+        tasks = list(tasks)
+        out: list | None = [] if on_result is None else None
+        handle = on_result if on_result is not None else (lambda i, r: out.append(r))
+        workers = min(self.slots(kind), len(tasks))
+        limit = blas_limit(blas_threads) if (kind != "processes" or workers <= 1) else None
+        try:
+            if workers <= 1:
+                for i, task in enumerate(tasks):
+                    handle(i, fn(payload, task))
+                return out
+            if kind == "processes":
+                ex: cf.Executor = cf.ProcessPoolExecutor(
+                    max_workers=workers, mp_context=mp.get_context("spawn"),
+                    initializer=_process_init, initargs=(fn, payload, blas_threads or 1))
+                call: Callable = _process_task
+            else:
+                ex = cf.ThreadPoolExecutor(max_workers=workers)
+
+                def call(task, _fn=fn, _payload=payload):
+                    return _fn(_payload, task)
+            run_ordered(ex.submit, call, tasks, handle, window,
+                     cancel=lambda futs: _stop_pool(ex, futs))
+            ex.shutdown(wait=True)
+            return out
+        finally:
+            if limit is not None:
+                limit.restore_original_limits()
+
+
+def run_ordered(submit: Callable, call: Callable, tasks: list, handle: ResultFn, window: int | None,
+                cancel: Callable[[list], None]) -> None:
+    """``submit(call, task)`` for every task, at most ``window`` in flight; results in task order.
+
+    ``handle(index, result)`` receives the results in task order; when it (or a task) raises,
+    ``cancel(futures still queued)`` is called and the exception propagates. Shared by
+    :class:`LocalMapper` and :class:`fluxcore.parallel.DaskSession`.
+    """
+    window = len(tasks) if not window else max(1, int(window))
+    queue: deque = deque()
+    try:
+        for i, task in enumerate(tasks):
+            queue.append((i, submit(call, task)))
+            while len(queue) >= window:
+                j, fut = queue.popleft()
+                handle(j, fut.result())
+        while queue:
+            j, fut = queue.popleft()
+            handle(j, fut.result())
+    except BaseException:
+        cancel([fut for _, fut in queue])
+        raise
+
+
+def _stop_pool(ex: cf.Executor, futures: list) -> None:
+    """Cancel pending tasks; a cancelled run must not keep computing in the background."""
+    procs = list((getattr(ex, "_processes", None) or {}).values())
+    if procs:  # the pool then marks the pending futures broken (cancelling them first makes
+        for proc in procs:  # its manager thread fail)
+            proc.terminate()
+        ex.shutdown(wait=True)
+        return
+    for fut in futures:
+        fut.cancel()
+    ex.shutdown(wait=True, cancel_futures=True)
+
+
+_TASK_FN: Any = None
+_TASK_PAYLOAD: Any = None
+
+
+def _process_init(fn: TaskFn, payload: Any, blas_threads: int) -> None:
+    global _TASK_FN, _TASK_PAYLOAD
+    _TASK_FN, _TASK_PAYLOAD = fn, payload
+    blas_limit(blas_threads)  # the workers share the cores
+
+
+def _process_task(task):
+    return _TASK_FN(_TASK_PAYLOAD, task)
+
+
+def blas_limit(n: int | None):
+    """Limit BLAS / OpenMP threads of this process to ``n`` (a threadpoolctl limiter, or None)."""
+    if not n:
+        return None
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return None
+    return threadpool_limits(int(n))
 
 
 @dataclass
@@ -71,6 +246,10 @@ class StrategyContext:
     pretrain : object or None
         A :class:`fluxcore.pretrain.PretrainStage` (source targets and fine-tuning plan) for
         strategies that support pre-training.
+    mapper : TaskMapper or None
+        Where the strategy's tasks run: None is a :class:`LocalMapper` with ``n_jobs`` threads
+        and ``n_processes`` processes (see :meth:`task_mapper`); the runner gives a
+        :class:`fluxcore.parallel.DaskSession` when the run has a ``scheduler``.
     """
 
     n_jobs: int = 1
@@ -81,6 +260,17 @@ class StrategyContext:
     learner_name: str = ""
     site_weights: Mapping[str, Mapping[str, float]] | None = None
     pretrain: Any = None
+    mapper: Any = None
+
+    def task_mapper(self) -> TaskMapper:
+        """The mapper of this context: ``mapper``, or local pools sized by ``n_jobs`` / ``n_processes``."""
+        if self.mapper is not None:
+            return self.mapper
+        return LocalMapper(n_threads=self.n_jobs, n_processes=self.n_processes)
+
+    def map(self, fn: TaskFn, tasks: Iterable, **kwargs) -> list | None:
+        """``fn(payload, task)`` for every task, in task order (:meth:`LocalMapper.map`)."""
+        return self.task_mapper().map(fn, tasks, **kwargs)
 
 
 class Strategy:

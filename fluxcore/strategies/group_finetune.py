@@ -19,7 +19,16 @@ import numpy as np
 from ..errors import ConfigError
 from ..fewshot import context_frame, context_rows
 from ..params import Interval
-from .base import Pools, Strategy, register_strategy, rows_for, site_rows, split_groups, universes
+from .base import (
+    LocalMapper,
+    Pools,
+    Strategy,
+    register_strategy,
+    rows_for,
+    site_rows,
+    split_groups,
+    universes,
+)
 
 __all__ = ["group_finetune", "GroupFinetune", "group_model_name"]
 
@@ -50,6 +59,7 @@ def group_finetune(
     models: Any = None,
     learner_name: str = "",
     pretrain: Any = None,
+    mapper: Any = None,
 ) -> dict[str, np.ndarray]:
     """Any fine-tunable learner for all folds: pre-train per group of test sites, fine-tune per fold.
 
@@ -106,6 +116,11 @@ def group_finetune(
         The learner's name in the run (folder of its stored models).
     pretrain : PretrainStage, optional
         Pre-training stage (:class:`fluxcore.pretrain.PretrainStage`).
+    mapper : TaskMapper, optional
+        Where the group jobs run (default: :class:`fluxcore.strategies.base.LocalMapper` with
+        ``n_jobs`` spawned processes; a :class:`fluxcore.parallel.DaskSession` on a cluster,
+        whose workers then need the model store's folder). Results are collected in job order:
+        the predictions do not depend on where the jobs ran.
 
     Returns
     -------
@@ -145,41 +160,12 @@ def group_finetune(
             if progress is not None:
                 progress(done, f"{f}" + (f" (round {k + 1}/{n_rounds})" if n_rounds > 1 else ""))
 
-    workers = min(max(1, int(n_jobs)), len(jobs))
-    if workers == 1:
-        for job in jobs:
-            collect(job, _group_job(payload, job))
-    else:
-        import concurrent.futures as cf
-        import multiprocessing as mp
-
-        # spawn: safe with torch; each worker gets the data once and trains whole group models
-        # (one torch thread each). Results are collected in job order: identical to n_jobs=1.
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                    initializer=_pool_init, initargs=(payload,)) as ex:
-            futures = [ex.submit(_pool_task, job) for job in jobs]
-            try:
-                for job, fut in zip(jobs, futures, strict=True):
-                    collect(job, fut.result())
-            except BaseException:
-                # a cancelled run must not keep training in the background; the pool then marks
-                # the pending futures broken (cancelling them first makes its manager thread fail)
-                for proc in list((getattr(ex, "_processes", None) or {}).values()):
-                    proc.terminate()
-                raise
+    # spawned processes (safe with torch) or cluster workers get the data once and train whole
+    # group models (one torch thread each); results in job order: identical to n_jobs=1
+    mapper = mapper or LocalMapper(n_processes=n_jobs)
+    mapper.map(_group_job, jobs, payload=payload, kind="processes",
+               on_result=lambda i, result: collect(jobs[i], result))
     return sums if n_rounds == 1 else {f: v / n_rounds for f, v in sums.items()}
-
-
-_PAYLOAD = None
-
-
-def _pool_init(payload) -> None:
-    global _PAYLOAD
-    _PAYLOAD = payload
-
-
-def _pool_task(job):
-    return _group_job(_PAYLOAD, job)
 
 
 def _stored(models, learner_name: str, name: str, template, seed):
@@ -288,7 +274,7 @@ class GroupFinetune(Strategy):
             finetune_windows=int(options["finetune_windows"]), finetune_lr=options.get("finetune_lr"),
             n_rounds=n_rounds, random_state=_grouping_seed(learner), n_jobs=max(1, int(context.n_processes)),
             info=context.info, models=context.models, learner_name=context.learner_name,
-            pretrain=context.pretrain,
+            pretrain=context.pretrain, mapper=context.mapper,
             progress=None if progress is None else (lambda done, msg: progress(done / n_folds)))
 
 

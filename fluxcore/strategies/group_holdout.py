@@ -7,13 +7,12 @@ saw. See :func:`group_holdout`.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 from ..params import Interval
 from .base import (
     Checkpoint,
+    LocalMapper,
     Pools,
     Strategy,
     register_strategy,
@@ -42,6 +41,7 @@ def group_holdout(
     blas_threads: int | None = None,
     progress=None,
     checkpoint: Checkpoint | None = None,
+    mapper=None,
 ) -> dict[str, np.ndarray]:
     """Any learner for all folds: one fresh model per group of test sites.
 
@@ -89,6 +89,11 @@ def group_holdout(
     checkpoint : Checkpoint, optional
         Each group model's predictions are stored as one unit and read back by a rerun
         instead of refitting the model.
+    mapper : TaskMapper, optional
+        Where the group models are fitted (:class:`fluxcore.strategies.base.LocalMapper` with
+        ``n_jobs`` threads / ``n_processes`` processes by default; a
+        :class:`fluxcore.parallel.DaskSession` on a cluster). The group models' predictions
+        are collected in group order, so the result does not depend on where they ran.
 
     Returns
     -------
@@ -128,52 +133,22 @@ def group_holdout(
         if progress is not None:
             progress((i + 1) / len(jobs))
 
-    workers = min(max(1, int(n_processes)), max(len(todo), 1))
-    if workers > 1:
-        import concurrent.futures as cf
-        import multiprocessing as mp
+    mapper = mapper or LocalMapper(n_threads=n_jobs, n_processes=n_processes)
+    kind = "processes" if (mapper.distributed or int(n_processes) > 1) else "threads"
+    stored = sorted(results)
 
-        ex = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                    initializer=_pool_init, initargs=(payload, blas_threads or 1))
-        submit = ex.submit
-        task = _pool_task
-    else:
-        ex = ThreadPoolExecutor(max_workers=max(1, int(n_jobs)))
-        submit = ex.submit
+    def computed(k: int, res: dict[str, np.ndarray]) -> None:
+        i = todo[k]
+        while stored and stored[0] < i:  # stored units before this one, in job order
+            j = stored.pop(0)
+            collect(j, results.pop(j), computed=False)
+        collect(i, res, computed=True)
 
-        def task(job):
-            return _fit_predict(payload, job)
-    futures: dict = {}
-    limit = _blas_limit(blas_threads)
-    try:
-        futures.update({i: submit(task, jobs[i]) for i in todo})
-        for i in range(len(jobs)):  # in job order: deterministic
-            if i in results:
-                collect(i, results.pop(i), computed=False)
-            else:
-                collect(i, futures[i].result(), computed=True)
-    except BaseException:
-        for fut in futures.values():
-            fut.cancel()
-        for proc in list((getattr(ex, "_processes", None) or {}).values()):
-            proc.terminate()  # a cancelled run must not keep fitting in the background
-        raise
-    finally:
-        ex.shutdown(wait=True, cancel_futures=True)
-        if limit is not None:
-            limit.restore_original_limits()
+    mapper.map(_fit_predict, [jobs[i] for i in todo], payload=payload, kind=kind, on_result=computed,
+               blas_threads=blas_threads)
+    for j in stored:
+        collect(j, results.pop(j), computed=False)
     return {f: sums[f] / counts[f] for f in sums}
-
-
-def _blas_limit(n: int | None):
-    """Limit BLAS / OpenMP threads of this process to ``n`` (a threadpoolctl limiter, or None)."""
-    if not n:
-        return None
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        return None
-    return threadpool_limits(int(n))
 
 
 def _fit_predict(payload, job) -> dict[str, np.ndarray]:
@@ -188,19 +163,6 @@ def _fit_predict(payload, job) -> dict[str, np.ndarray]:
         te = rows_of[f]
         res[f] = np.asarray(model.predict(X.iloc[te], sites=sites[te], dates=dates[te]), dtype=float)
     return res
-
-
-_PAYLOAD = None
-
-
-def _pool_init(payload, blas_threads: int = 1) -> None:
-    global _PAYLOAD
-    _PAYLOAD = payload
-    _blas_limit(blas_threads)  # the workers share the cores
-
-
-def _pool_task(job) -> dict[str, np.ndarray]:
-    return _fit_predict(_PAYLOAD, job)
 
 
 class GroupHoldout(Strategy):
@@ -220,7 +182,8 @@ class GroupHoldout(Strategy):
                              n_rounds=int(options["n_rounds"]), random_state=0 if seed is None else int(seed),
                              n_jobs=max(1, int(context.n_jobs)), progress=context.progress,
                              checkpoint=holdout_checkpoint(self.name, learner, X, Y, sites, pools, options,
-                                                           context))
+                                                           context),
+                             mapper=context.mapper)
 
 
 def holdout_checkpoint(name: str, learner, X, Y, sites, pools, options, context) -> Checkpoint:
