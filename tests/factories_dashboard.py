@@ -42,7 +42,7 @@ def make_predictions(n_sites: int = 4, n_days: int = 100, learners=("rf", "mlr")
 
 
 def write_fake_run(runs_dir, dataset, sites, learners=("mlr", "rf"), targets=("GPP", "ER"), seed=0,
-                   key="fakerun000000001", data="demo"):
+                   key="fakerun000000001", data="demo", params=None):
     """A finished run folder in the documented run-store format, with made-up predictions
     (observed = the dataset's values, predicted = observed + seeded noise). For page tests
     that need results without training anything."""
@@ -66,7 +66,8 @@ def write_fake_run(runs_dir, dataset, sites, learners=("mlr", "rf"), targets=("G
     pred = pd.concat(rows, ignore_index=True)
     zones = {s: dataset.zone_of(s) for s in sites}
     met = site_metrics(pred, zones)
-    cfg = RunConfig(data=str(data), learners=list(learners), targets=list(targets), sites=list(sites), seed=seed)
+    cfg = RunConfig(data=str(data), learners=list(learners), targets=list(targets), sites=list(sites), seed=seed,
+                    params=params or {})
     (run / "config.json").write_text(json.dumps(cfg.to_dict()))
     manifest = {"key": key, "status": "done", "created": "2026-01-01T00:00:00", "finished": "2026-01-01T00:01:00",
                 "data": {"source": str(data), "name": dataset.name, "synthetic": bool(dataset.synthetic),

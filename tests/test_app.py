@@ -137,6 +137,17 @@ def test_train_page_shows_every_chosen_learner(runs_dir, demo):
     assert "3 learner(s)" in _texts(at)
 
 
+def test_results_page_labels_a_few_shot_learner(runs_dir, demo):
+    from tests.factories_dashboard import write_fake_run
+
+    sites = [s for s in demo.site_ids if demo.zone_of(s) == "humid"][:3]
+    write_fake_run(runs_dir, demo, sites, learners=("mlr", "tamrl"), params={"tamrl": {"context_months": 2}})
+    at = _app("pages/results.py")
+    assert not at.exception, [e.value for e in at.exception]
+    info = [i.value for i in at.info if "Few-shot evaluation" in i.value]
+    assert info and "**tamrl** 2-shot" in info[0] and "mlr" not in info[0]
+
+
 def test_results_and_heterogeneity_pages_on_a_stored_run(runs_dir, demo):
     from tests.factories_dashboard import write_fake_run
 
@@ -144,6 +155,7 @@ def test_results_and_heterogeneity_pages_on_a_stored_run(runs_dir, demo):
     humid = [s for s in demo.site_ids if demo.zone_of(s) == "humid"][:3]
     write_fake_run(runs_dir, demo, arid + humid)
     at = _app("pages/results.py")
+    assert not any("Few-shot evaluation" in i.value for i in at.info)  # every learner zero-shot
     assert len(at.get("plotly_chart")) >= 2  # one scatter per learner (mlr, rf)
     assert at.selectbox(key="res_target").value == "GPP"
     assert {"R2", "r2", "RMSE", "n"} <= set(at.dataframe[0].value.columns)  # per-site scores
