@@ -217,8 +217,8 @@ def test_dashboard_offline_end_to_end(server):
         _idle(page)
         # keep it small: mlr only, GPP only, on the selected arid sites
         # learners are pills (every chosen one stays visible): a click on a chosen pill removes it
-        page.locator('[data-testid="stBaseButton-pillsActive"]', has_text="rf: random forest").first.click()
-        page.locator('[data-testid="stBaseButton-pills"]', has_text="rf: random forest").first.wait_for()
+        page.locator('button[aria-pressed="true"]', has_text="rf: random forest").first.click()
+        page.locator('button[aria-pressed="false"]', has_text="rf: random forest").first.wait_for()
         _idle(page)
         page.locator('button[aria-label="Remove ER"]').first.click()
         page.wait_for_function("() => !document.querySelector('button[aria-label=\"Remove ER\"]')")
@@ -400,13 +400,13 @@ def test_lesson_path_quick_preset_and_state_bugs(lesson_server):
         page.get_by_text("QUICK preset").first.wait_for()
         _idle(page)
         for label in ("svm: support vector machine", "lstm: LSTM network"):
-            page.locator('[data-testid="stBaseButton-pills"]', has_text=label).first.click()
-            page.locator('[data-testid="stBaseButton-pillsActive"]', has_text=label).first.wait_for()
+            page.locator('button[aria-pressed="false"]', has_text=label).first.click()
+            page.locator('button[aria-pressed="true"]', has_text=label).first.wait_for()
             _idle(page)
         # all four chosen learners are visible as chosen pills (a multiselect hid them)
         for label in ("mlr: linear regression", "rf: random forest", "svm: support vector machine",
                       "lstm: LSTM network"):
-            assert page.locator('[data-testid="stBaseButton-pillsActive"]', has_text=label).first.is_visible()
+            assert page.locator('button[aria-pressed="true"]', has_text=label).first.is_visible()
         page.screenshot(path=str(ARTIFACTS / "lesson_train_quick_choosing.png"))
         page.get_by_text(f"{n_arid} test site(s) × 4 learner(s)").first.wait_for()
         expected = page.get_by_text("Expected duration: about").first.inner_text()
