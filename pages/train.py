@@ -40,12 +40,18 @@ with left:
                     help=QUICK.description)
     quick = pace == "quick"
     # pills, not a multiselect: every learner and whether it is chosen stays visible (a
-    # multiselect box hides its chips behind "+N" once four or more are chosen)
-    learners = st.pills(
-        "Learners", plain + variants, selection_mode="multi", default=[n for n in ("mlr", "rf") if n in CATALOGUE],
+    # multiselect box hides its chips behind "+N" once four or more are chosen); the pills
+    # wrap onto several lines instead of scrolling sideways (Streamlit's default), and the
+    # fuzzy variants get a box of their own so that the learners fit in view
+    st.html("<style>div[data-testid='stButtonGroup'] > div {flex-wrap: wrap; overflow-x: visible;}</style>")
+    chosen = st.pills(
+        "Learners", plain, selection_mode="multi", default=[n for n in ("mlr", "rf") if n in CATALOGUE],
         key="learners", format_func=_label,
-        help="Click a learner to add or remove it. Fuzzy variants weight training sites by their similarity "
-             "to the held-out site.") or []
+        help="Click a learner to add or remove it.") or []
+    chosen_variants = st.multiselect(
+        "Fuzzy variants (optional)", variants, key="learner_variants", format_func=_label,
+        help="Fuzzy variants weight training sites by their similarity to the held-out site.") if variants else []
+    learners = list(chosen) + list(chosen_variants)
     if learners:
         st.caption(f"Chosen ({len(learners)}): " + ", ".join(f"**{n}** ({plain_learner_name(n)})" for n in learners))
     targets = st.multiselect("Targets", ds.targets, default=[t for t in ("GPP", "ER") if t in ds.targets] or ds.targets[:1],

@@ -129,6 +129,11 @@ def test_train_page_shows_every_chosen_learner(runs_dir, demo):
     # every option is shown, the four shown as chosen, and named in words below the pills
     assert all(any(o.startswith(f"{n}:") for o in box.options) for n in four + ["tamrl", "mlp"])
     assert [box.options[i].split(":")[0] for i in box.indices] == four
+    # the fuzzy variants have a box of their own and join the chosen learners
+    assert all("(variant)" not in o for o in box.options)
+    at.multiselect(key="learner_variants").set_value(["rf_fuzzy"]).run()
+    assert "5 learner(s)" in _texts(at)
+    at.multiselect(key="learner_variants").set_value([]).run()
     chosen = next(c.value for c in at.caption if c.value.startswith("Chosen ("))
     assert chosen.startswith("Chosen (4):") and all(f"**{n}**" in chosen for n in four)
     assert "4 learner(s)" in _texts(at)
