@@ -161,6 +161,28 @@ def plot(points: list[dict], learners: list[str], out_png: Path) -> str:
         return f"no PNG (plotly cannot export images: {type(exc).__name__}); HTML figure: {html}"
 
 
+def finish(result: dict, learners: list[str], out: Path) -> None:
+    """Exponents, figure and targets from the points measured so far; writes ``out``
+    (called after every point, so that a run cut short still has its curve)."""
+    real = [p for p in result["points"] if p["world"] == "fluxnet2015"]
+    result["exponents"] = {
+        lrn: {"towers_real": fit_exponent([p["towers"] for p in real],
+                                          [p["learner_seconds"].get(lrn, np.nan) for p in real]),
+              "site_days_all": fit_exponent([p["site_days"] for p in result["points"]],
+                                            [p["learner_seconds"].get(lrn, np.nan) for p in result["points"]])}
+        for lrn in learners}
+    # W: the sum of W's learners (the largest point may time W+, whose wall holds more learners)
+    result["exponents"]["W"] = {
+        "towers_real": fit_exponent([p["towers"] for p in real], [p["W_seconds"] for p in real]),
+        "site_days_all": fit_exponent([p["site_days"] for p in result["points"]],
+                                      [p["W_seconds"] for p in result["points"]])}
+    result["figure"] = plot(result["points"], learners, out.with_suffix(".png"))
+    result["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    exps = [v["towers_real"] for v in result["exponents"].values() if v["towers_real"] is not None]
+    result["targets_met"] = {"exponent_at_most_1.1": bool(exps) and max(exps) <= 1.1}
+    out.write_text(json.dumps(result, indent=2, default=str))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(DEFAULT_DATA))
@@ -215,7 +237,7 @@ def main(argv=None) -> int:
                                                   args.jobs, args.seed, runs_dir, pre)}
         result["points"].append(point)
         print(json.dumps(point), flush=True)
-        out.write_text(json.dumps(result, indent=2, default=str))
+        finish(result, learners, out)
     if args.synthetic:
         ds = synthetic_world(args.synthetic)
         syn_params = {k: v for k, v in params.items() if k in syn_learners}
@@ -224,24 +246,8 @@ def main(argv=None) -> int:
                           args.jobs, args.seed, runs_dir, pretrain if "pmtl" in syn_learners else None)}
         result["points"].append(point)
         print(json.dumps(point), flush=True)
-        out.write_text(json.dumps(result, indent=2, default=str))
+        finish(result, learners, out)
 
-    real = [p for p in result["points"] if p["world"] == "fluxnet2015"]
-    result["exponents"] = {
-        lrn: {"towers_real": fit_exponent([p["towers"] for p in real],
-                                          [p["learner_seconds"].get(lrn, np.nan) for p in real]),
-              "site_days_all": fit_exponent([p["site_days"] for p in result["points"]],
-                                            [p["learner_seconds"].get(lrn, np.nan) for p in result["points"]])}
-        for lrn in learners}
-    result["exponents"]["W"] = {
-        "towers_real": fit_exponent([p["towers"] for p in real], [p["wall_seconds"] for p in real]),
-        "site_days_all": fit_exponent([p["site_days"] for p in result["points"]],
-                                      [p["wall_seconds"] for p in result["points"]])}
-    result["figure"] = plot(result["points"], learners, out.with_suffix(".png"))
-    result["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    exps = [v["towers_real"] for v in result["exponents"].values() if v["towers_real"] is not None]
-    result["targets_met"] = {"exponent_at_most_1.1": bool(exps) and max(exps) <= 1.1}
-    out.write_text(json.dumps(result, indent=2, default=str))
     print(json.dumps(result["exponents"], indent=2))
     print(result["figure"])
     return 0
