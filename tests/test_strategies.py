@@ -371,3 +371,65 @@ def test_group_holdout_never_fits_on_a_site_it_predicts_and_equals_per_fold_with
         assert sum(s not in f for f in fits) == 2
         assert not any(s in f and s in p for p, f in predicted)
     assert not np.allclose(two["S01"], out["S01"])
+
+
+def _sample_pools(uniq, sample):
+    """Pools of a run whose training sites are a fixed sample (pool_fraction, pool_sample)."""
+    return {s: [x for x in sample if x != s] for s in uniq}
+
+
+def test_universes_share_one_universe_for_sites_outside_a_training_sample():
+    from fluxcore.strategies.base import split_groups, universes
+
+    uniq = [f"S{i:02d}" for i in range(12)]
+    sample = uniq[::3]  # 4 training sites; the other 8 are nobody's training site
+    pools = _sample_pools(uniq, sample)
+    u = universes(pools)
+    assert len(u) == 1  # not one universe (and one set of group models) per outside site
+    (universe, tests), = u.items()
+    assert universe == frozenset(sample) and sorted(tests) == uniq
+    # every group model trained on universe - group uses only training sites of each of its test sites
+    for groups in (2, 3, 12):
+        for g in split_groups(sorted(tests), groups, np.random.default_rng(groups)):
+            for t in g:
+                assert set(universe - set(g)) <= set(pools[t]) and t not in universe - set(g)
+    # leave-one-site-out over all sites keeps one universe: the sites plus nobody left out
+    full = {s: [x for x in uniq if x != s] for s in uniq}
+    assert list(universes(full)) == [frozenset(uniq)]
+
+
+def test_rf_trees_with_a_training_sample_never_fit_on_the_sites_they_predict(monkeypatch):
+    """Spy as above, with pools from a training sample: no tree that predicts a site (in the
+    sample or outside it) was fitted on that site, and only sample sites ever train."""
+    from sklearn.tree import DecisionTreeRegressor
+
+    X, Y, sites, _ = make_problem(n_sites=10, seed=5, missing=0.0)
+    uniq = sorted(set(sites.tolist()))
+    sample = uniq[:4]
+    pools = _sample_pools(uniq, sample)
+    codes = np.unique(sites, return_inverse=True)[1].astype(float)
+    sample_codes = {float(uniq.index(s)) for s in sample}
+    log = []
+    orig_fit, orig_predict = DecisionTreeRegressor.fit, DecisionTreeRegressor.predict
+
+    def fit(self, X, y, *a, **k):
+        self._seen = set(np.unique(X[:, -1]).tolist())
+        return orig_fit(self, X, y, *a, **k)
+
+    def predict(self, X, *a, **k):
+        log.append((self._seen, set(np.unique(X[:, -1]).tolist())))
+        return orig_predict(self, X, *a, **k)
+
+    monkeypatch.setattr(DecisionTreeRegressor, "fit", fit)
+    monkeypatch.setattr(DecisionTreeRegressor, "predict", predict)
+    out = rf_site_oob(np.c_[X, codes], Y, sites, pools, trees_per_site=3, n_groups=3, n_jobs=1)
+    assert sorted(out) == uniq and all(np.isfinite(v).all() for v in out.values())
+    for seen, predicted in log:
+        assert not (seen & predicted) and seen <= sample_codes
+    # and the held-out targets never reach the fit, inside or outside the sample
+    base = rf_site_oob(X, Y, sites, pools, trees_per_site=3, n_groups=3, random_state=0)
+    for s in (sample[0], uniq[-1]):
+        Y2 = Y.copy()
+        Y2[sites == s] = 1e3
+        np.testing.assert_array_equal(rf_site_oob(X, Y2, sites, pools, trees_per_site=3, n_groups=3,
+                                                  random_state=0)[s], base[s])

@@ -421,10 +421,21 @@ def rows_for(rows_of: Mapping[str, np.ndarray], site_list) -> np.ndarray:
 
 
 def universes(pools: dict[str, list[str]]) -> dict[frozenset, list[str]]:
-    """Group test sites by their universe (pool plus the site itself)."""
+    """Group test sites by their universe: the sites whose models may predict them.
+
+    A test site that is some other site's training site has the universe "its pool plus
+    itself" (the strategies train each group model on the universe without the group, so the
+    site is left out of the models that predict it). A test site that is nobody's training
+    site (``pool_fraction``, ``pool_sample``: towers outside the training sample) has its
+    pool alone as universe: no model can have seen it, and all such sites with one pool share
+    one universe with the pool's own test sites, instead of one universe (and one set of
+    group models) each. For every test site ``t`` of a universe ``U`` and any group ``G``
+    holding ``t``, ``U - G`` is a subset of ``pools[t]``.
+    """
+    trained_on = set().union(*map(set, pools.values())) if pools else set()
     groups: dict[frozenset, list[str]] = defaultdict(list)
     for test, pool in pools.items():
-        groups[frozenset(pool) | {test}].append(test)
+        groups[frozenset(pool) | ({test} if test in trained_on else frozenset())].append(test)
     return groups
 
 
