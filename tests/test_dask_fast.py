@@ -26,6 +26,7 @@ from fluxcore.loso import load_run, run_loso
 from fluxcore.runstore import RunStore
 from fluxcore.strategies.base import Checkpoint, LocalMapper, StrategyContext
 from fluxcore.strategies.group_holdout import group_holdout
+from tests.test_checkpoint import _world  # the same small problem as the resume tests
 
 LEARNERS = ["mlr", "rf", "svm", "lstm"]
 
@@ -46,16 +47,6 @@ def _preds(res, learner: str) -> pd.DataFrame:
     return p.sort_values(["target", "SITE_ID", "DATE"]).reset_index(drop=True)
 
 
-def _world(n_sites=6, n=60, seed=0):
-    rng = np.random.default_rng(seed)
-    sites = np.repeat([f"S{i}" for i in range(n_sites)], n)
-    X = rng.normal(size=(len(sites), 4))
-    X[rng.random(X.shape) < 0.05] = np.nan
-    Y = np.column_stack([np.nan_to_num(X[:, 0]) + rng.normal(size=len(sites)) * 0.1,
-                         np.nan_to_num(X[:, 1]) - np.nan_to_num(X[:, 2])])
-    Y[rng.random(Y.shape) < 0.03] = np.nan
-    pools = {s: [o for o in sorted(set(sites)) if o != s] for s in sorted(set(sites))}
-    return X, Y, sites, pools
 
 
 class Stop(Exception):

@@ -91,14 +91,12 @@ def test_test_site_targets_never_reach_the_fit(strategy):
         np.testing.assert_array_equal(changed[target_site], base[target_site])
 
 
-def test_rf_trees_never_fit_on_the_sites_they_predict(monkeypatch):
-    """Spy: an id column reveals which sites each tree was fitted on and predicted."""
+def _tree_spy(monkeypatch) -> list:
+    """Patch the tree's fit / predict to log (sites fitted, sites predicted) from the id column
+    (the last column of X)."""
     from sklearn.tree import DecisionTreeRegressor
 
-    X, Y, sites, pools = make_problem(n_sites=9, seed=4, missing=0.0)
-    codes = np.unique(sites, return_inverse=True)[1].astype(float)
-    Xid = np.c_[X, codes]
-    log = []
+    log: list = []
     orig_fit, orig_predict = DecisionTreeRegressor.fit, DecisionTreeRegressor.predict
 
     def fit(self, X, y, *a, **k):
@@ -111,6 +109,16 @@ def test_rf_trees_never_fit_on_the_sites_they_predict(monkeypatch):
 
     monkeypatch.setattr(DecisionTreeRegressor, "fit", fit)
     monkeypatch.setattr(DecisionTreeRegressor, "predict", predict)
+    return log
+
+
+def test_rf_trees_never_fit_on_the_sites_they_predict(monkeypatch):
+    """Spy: an id column reveals which sites each tree was fitted on and predicted."""
+
+    X, Y, sites, pools = make_problem(n_sites=9, seed=4, missing=0.0)
+    codes = np.unique(sites, return_inverse=True)[1].astype(float)
+    Xid = np.c_[X, codes]
+    log = _tree_spy(monkeypatch)
     out = rf_site_oob(Xid, Y, sites, pools, trees_per_site=4, n_groups=3, n_jobs=1)
     assert len(log) == 9 * 4  # every site predicted by exactly trees_per_site trees
     for seen, predicted in log:
@@ -401,7 +409,6 @@ def test_universes_share_one_universe_for_sites_outside_a_training_sample():
 def test_rf_trees_with_a_training_sample_never_fit_on_the_sites_they_predict(monkeypatch):
     """Spy as above, with pools from a training sample: no tree that predicts a site (in the
     sample or outside it) was fitted on that site, and only sample sites ever train."""
-    from sklearn.tree import DecisionTreeRegressor
 
     X, Y, sites, _ = make_problem(n_sites=10, seed=5, missing=0.0)
     uniq = sorted(set(sites.tolist()))
@@ -409,19 +416,7 @@ def test_rf_trees_with_a_training_sample_never_fit_on_the_sites_they_predict(mon
     pools = _sample_pools(uniq, sample)
     codes = np.unique(sites, return_inverse=True)[1].astype(float)
     sample_codes = {float(uniq.index(s)) for s in sample}
-    log = []
-    orig_fit, orig_predict = DecisionTreeRegressor.fit, DecisionTreeRegressor.predict
-
-    def fit(self, X, y, *a, **k):
-        self._seen = set(np.unique(X[:, -1]).tolist())
-        return orig_fit(self, X, y, *a, **k)
-
-    def predict(self, X, *a, **k):
-        log.append((self._seen, set(np.unique(X[:, -1]).tolist())))
-        return orig_predict(self, X, *a, **k)
-
-    monkeypatch.setattr(DecisionTreeRegressor, "fit", fit)
-    monkeypatch.setattr(DecisionTreeRegressor, "predict", predict)
+    log = _tree_spy(monkeypatch)
     out = rf_site_oob(np.c_[X, codes], Y, sites, pools, trees_per_site=3, n_groups=3, n_jobs=1)
     assert sorted(out) == uniq and all(np.isfinite(v).all() for v in out.values())
     for seen, predicted in log:
