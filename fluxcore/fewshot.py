@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["first_months_mask", "context_rows", "context_frame", "shot_label", "run_shot_labels"]
+__all__ = ["first_months_mask", "context_rows", "context_frame", "shot_label", "run_shot_labels",
+           "evaluation_text", "few_shot_note"]
 
 
 def first_months_mask(sites: np.ndarray, dates: np.ndarray, months: int) -> np.ndarray:
@@ -121,3 +122,20 @@ def run_shot_labels(config: Any, learners: Sequence[str] | None = None) -> dict[
     names = list(getattr(config, "learners", []) if learners is None else learners)
     params = getattr(config, "params", {}) or {}
     return {n: shot_label(dict(params.get(n, {}) or {}).get("context_months", 0)) for n in names}
+
+
+def evaluation_text(config: Any) -> str:
+    """``"<learner> zero-shot; <learner> k-shot; ..."``: each learner's evaluation mode in words
+    (:func:`run_shot_labels`), for summaries and reports."""
+    return "; ".join(f"{n} {lab}" for n, lab in run_shot_labels(config).items())
+
+
+def few_shot_note(config: Any) -> str | None:
+    """One sentence naming the run's few-shot learners (Markdown), or None when every
+    learner is zero-shot."""
+    shots = {n: lab for n, lab in run_shot_labels(config).items() if lab != "zero-shot"}
+    if not shots:
+        return None
+    return ("Few-shot evaluation: " + ", ".join(f"**{n}** {lab}" for n, lab in shots.items())
+            + ". The first months of each test site's fluxes entered that learner's site embedding and are "
+            "left out of its scores; every other learner is zero-shot.")

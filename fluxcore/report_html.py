@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import FluxcoreError
-from .fewshot import run_shot_labels
+from .fewshot import evaluation_text
 from .heterogeneity import (
     distance_skill,
     readable_table,
@@ -102,8 +102,8 @@ def _settings(cfg: dict) -> list[tuple[str, Any]]:
         if v in (None, {}, []):
             v = "default" if k not in ("sites", "zones") else "all"
         out.append((k, json.dumps(v) if isinstance(v, (dict, list)) else v))
-    labels = run_shot_labels(SimpleNamespace(learners=cfg.get("learners") or [], params=cfg.get("params") or {}))
-    out.append(("evaluation", "; ".join(f"{n} {lab}" for n, lab in labels.items())))
+    out.append(("evaluation", evaluation_text(SimpleNamespace(learners=cfg.get("learners") or [],
+                                                              params=cfg.get("params") or {}))))
     return out
 
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 import pandas as pd
 
 from .config import RunConfig
-from .fewshot import run_shot_labels
+from .fewshot import evaluation_text, few_shot_note
 from .metrics import ZONE_VAR_DDOF, skill_summary, table3
 
 __all__ = ["summary_markdown"]
 
 
 def _evaluation_line(rc: RunConfig) -> str:
-    """``* evaluation: <learner> zero-shot | k-shot; ...`` (:func:`fluxcore.fewshot.run_shot_labels`)."""
-    labels = run_shot_labels(rc)
-    line = "* evaluation: " + "; ".join(f"{n} {lab}" for n, lab in labels.items())
-    if any(v != "zero-shot" for v in labels.values()):
+    """``* evaluation: <learner> zero-shot | k-shot; ...`` (:func:`fluxcore.fewshot.evaluation_text`)."""
+    line = "* evaluation: " + evaluation_text(rc)
+    if few_shot_note(rc):
         line += (" (k-shot: the first k months of each test site's fluxes entered the learner's "
                  "site embedding and are left out of that site's scores)")
     return line

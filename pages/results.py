@@ -17,7 +17,7 @@ from fluxcore.anchors import (
     default_anchor_dir,
 )
 from fluxcore.errors import FluxcoreError
-from fluxcore.fewshot import run_shot_labels
+from fluxcore.fewshot import few_shot_note
 from fluxcore.jobs import read_run_name, skipped_problem
 from fluxcore.metrics import skill_summary
 from fluxcore.presets import preset_of
@@ -54,11 +54,9 @@ sample_note = (f" (a sample of {run.config.pool_sample} training sites)" if run.
                else (f" ({run.config.pool_fraction:.0%} of the sites train)" if run.config.pool_fraction != 1 else ""))
 if preset is not None:
     st.info(preset.description, icon=":material/speed:")
-shots = {n: lab for n, lab in run_shot_labels(run.config).items() if lab != "zero-shot"}
-if shots:
-    st.info("Few-shot evaluation: " + ", ".join(f"**{n}** {lab}" for n, lab in shots.items())
-            + ". The first months of each test site's fluxes entered that learner's site embedding and are "
-            "left out of its scores; every other learner is zero-shot.", icon=":material/info:")
+shot_note = few_shot_note(run.config)
+if shot_note:
+    st.info(shot_note, icon=":material/info:")
 st.caption(f"Data `{data.get('name')}` ({data.get('source')}) · {m.get('n_test_sites')} test sites · "
            f"{m.get('n_folds')} folds · pool: {run.config.pool}{sample_note} · seed {run.config.seed} · "
            f"code {m.get('code_version', '')[:12]} · finished {str(m.get('finished') or '')[:19]}")
