@@ -85,6 +85,7 @@ def rf_site_oob(
     min_samples_leaf: int = 5,
     max_features: float = 0.5,
     max_depth: int | None = None,
+    splitter: str = "best",
     random_state: int = 0,
     n_jobs: int = 2,
     progress=None,
@@ -122,8 +123,9 @@ def rf_site_oob(
         missing-value pattern, as ``RFLearner``).
     max_samples : float or int
         Rows per tree: a fraction of the training rows or a count (bootstrap).
-    min_samples_leaf, max_features, max_depth
-        As in :class:`sklearn.tree.DecisionTreeRegressor`.
+    min_samples_leaf, max_features, max_depth, splitter
+        As in :class:`sklearn.tree.DecisionTreeRegressor` (``splitter="random"``: extremely
+        randomized trees, Geurts et al. 2006, doi:10.1007/s10994-006-6226-1).
     random_state : int
         Seed; the result is deterministic for a fixed seed whatever ``n_jobs``, and whether the
         batch ran in one go or was resumed from its checkpoint.
@@ -175,7 +177,8 @@ def rf_site_oob(
 
     payload = {"X": X, "Y": Y, "miss": miss, "sum_obs": sum_obs, "cnt_obs": cnt_obs, "rows_of": rows_of,
                "index": index, "target_groups": target_groups, "fit_ok": fit_ok, "max_samples": max_samples,
-               "min_samples_leaf": min_samples_leaf, "max_features": max_features, "max_depth": max_depth}
+               "min_samples_leaf": min_samples_leaf, "max_features": max_features, "max_depth": max_depth,
+               "splitter": splitter}
 
     n_units = sum(len(rounds) for _, rounds in units)
     done = 0
@@ -267,7 +270,8 @@ def _grow_tree(payload: dict, job) -> dict[str, np.ndarray]:
         yy = Y[pick][:, g]
         tree = DecisionTreeRegressor(
             min_samples_leaf=payload["min_samples_leaf"], max_features=payload["max_features"],
-            max_depth=payload["max_depth"], random_state=int(r.integers(2**31 - 1)),
+            max_depth=payload["max_depth"], splitter=payload.get("splitter", "best"),
+            random_state=int(r.integers(2**31 - 1)),
         ).fit(xs, yy[:, 0] if len(g) == 1 else yy)
         for s, xt in test_x.items():
             preds[s][:, g] = tree.predict(xt).reshape(len(xt), len(g))
@@ -302,6 +306,7 @@ class RFSiteOOB(Strategy):
                            max_samples=1.0 if ms is None else ms,
                            min_samples_leaf=p.get("min_samples_leaf", 5),
                            max_features=p.get("max_features", 0.5), max_depth=p.get("max_depth"),
+                           splitter=p.get("splitter", "best"),
                            random_state=0 if seed is None else int(seed),
                            n_jobs=max(1, int(context.n_jobs)), progress=context.progress,
                            checkpoint=checkpoint, mapper=context.mapper)
