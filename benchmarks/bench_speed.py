@@ -162,18 +162,64 @@ def within_tolerance(per_learner: dict, tolerance: float = 0.01,
     return out
 
 
+def baseline_comparison(metrics, baseline_dir: str, learners: list[str], targets: list[str],
+                        tolerance: float = 0.01, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Per-site skill of this run against an earlier run folder (today's W before a change).
+
+    Per learner and target: both medians of per-site R² and r², the paired per-site difference
+    (this run - baseline) with a percentile-bootstrap 95 % interval of its median (``n_boot``
+    resamples of sites), the sites not worse than ``-tolerance`` and whether this run's median
+    R² is at most ``tolerance`` below the baseline's (the issue's skill tolerance).
+    """
+    base = load_run(Path(baseline_dir))
+    bm = base.metrics
+    rng = np.random.default_rng(seed)
+    out: dict = {"run_dir": str(baseline_dir), "git_commit": base.manifest.get("git_commit"),
+                 "tolerance": tolerance, "learners": {}}
+    for lrn in learners:
+        row: dict = {}
+        for tgt in targets:
+            a = bm[(bm["learner"] == lrn) & (bm["target"] == tgt)].set_index("SITE_ID")
+            b = metrics[(metrics["learner"] == lrn) & (metrics["target"] == tgt)].set_index("SITE_ID")
+            common = a.index.intersection(b.index)
+            if not len(common):
+                continue
+            d = (b.loc[common, "R2"] - a.loc[common, "R2"]).to_numpy(dtype=float)
+            d = d[np.isfinite(d)]
+            boots = np.median(rng.choice(d, size=(n_boot, len(d))), axis=1)
+            ma, mb = float(a.loc[common, "R2"].median()), float(b.loc[common, "R2"].median())
+            row[tgt] = {"n_sites": int(len(d)), "median_R2": {"baseline": _f(ma), "fluxcore": _f(mb)},
+                        "median_r2": {"baseline": _f(a.loc[common, "r2"].median()),
+                                      "fluxcore": _f(b.loc[common, "r2"].median())},
+                        "paired_median_difference": _f(np.median(d)),
+                        "paired_ci95": [_f(np.percentile(boots, 2.5)), _f(np.percentile(boots, 97.5))],
+                        "sites_not_worse_than_tolerance": int((d >= -tolerance).sum()),
+                        "within_tolerance": bool(mb >= ma - tolerance - 1e-12)}
+        out["learners"][lrn] = row
+    return out
+
+
 def compare_local(cfg: RunConfig, ds, res, learners: list[str], jobs: int, wall_seconds: float,
-                  scheduler: str) -> dict:
+                  scheduler: str, local_run: str | None = None) -> dict:
     """W again without the scheduler (local threads / ``jobs`` processes), in a fresh run folder.
 
     The run key does not depend on the scheduler, so the local run needs a folder of its own.
+    ``local_run``: an existing local run folder of the same configuration and data (checked by
+    its run key) to compare with instead of running W a second time.
     Returns both wall times [s] and, per learner, whether the predictions are identical
     (``np.array_equal``) and the largest absolute difference [gC m-2 d-1].
     """
     t0 = time.perf_counter()
-    local = load_run(run_loso(cfg, dataset=ds, runs_dir=Path(tempfile.mkdtemp(prefix="fluxcore-bench-local-")),
-                              jobs=jobs))
-    local_seconds = time.perf_counter() - t0
+    if local_run:
+        local = load_run(Path(local_run))
+        if Path(local_run).name != Path(res.path).name:
+            raise SystemExit(f"--local-run {local_run}: another configuration or dataset (run key "
+                             f"{Path(local_run).name}, this run {Path(res.path).name})")
+        local_seconds = float(sum(learner_seconds(local.manifest).values()))
+    else:
+        local = load_run(run_loso(cfg, dataset=ds,
+                                  runs_dir=Path(tempfile.mkdtemp(prefix="fluxcore-bench-local-")), jobs=jobs))
+        local_seconds = time.perf_counter() - t0
     keys = ["learner", "target", "SITE_ID", "DATE"]
     a = res.predictions.sort_values(keys).reset_index(drop=True)
     b = local.predictions.sort_values(keys).reset_index(drop=True)
@@ -188,6 +234,7 @@ def compare_local(cfg: RunConfig, ds, res, learners: list[str], jobs: int, wall_
     ex = res.manifest.get("sessions", [{}])[-1].get("executor")
     return {"scheduler": scheduler, "executor": ex, "wall_seconds": round(wall_seconds, 1),
             "local_wall_seconds": round(local_seconds, 1), "local_jobs": jobs,
+            "local_run": str(local_run) if local_run else None,
             "local_learner_seconds": learner_seconds(local.manifest),
             "predictions": per, "identical": all(v["identical"] for v in per.values())}
 
@@ -215,6 +262,11 @@ def main(argv=None) -> int:
     ap.add_argument("--scheduler", default=None,
                     help="'local' (Dask LocalCluster of --jobs workers) or tcp://host:port; W is then also "
                          "run in local processes and the predictions compared (JSON 'scale_out')")
+    ap.add_argument("--baseline-run", default=None,
+                    help="an earlier run folder of the same workload: paired per-site skill against it")
+    ap.add_argument("--local-run", default=None,
+                    help="with --scheduler: an existing local run folder of the same workload to compare "
+                         "the predictions with (instead of running W locally again)")
     ap.add_argument("--note", default="shared 2-core machine: other helpers' jobs were running",
                     help="what else ran on the machine (stored in the JSON)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "speed.json"))
@@ -276,8 +328,14 @@ def main(argv=None) -> int:
     # ------------------------------------------- scale-out: the same W in local processes
     if args.scheduler:
         result["scale_out"] = compare_local(cfg, ds, res, learners, args.jobs, result["W"]["wall_seconds"],
-                                            args.scheduler)
+                                            args.scheduler, args.local_run)
         print(json.dumps({"scale_out": result["scale_out"]}), flush=True)
+
+    # ------------------------------------------------ baseline (an earlier run of W)
+    if args.baseline_run:
+        result["baseline"] = baseline_comparison(metrics, args.baseline_run, learners, targets)
+        print(json.dumps({"baseline": {k: {t: v["within_tolerance"] for t, v in row.items()}
+                                       for k, row in result["baseline"]["learners"].items()}}), flush=True)
 
     # ------------------------------------------------ reference (previous strategy options)
     wanted = (",".join(strategy_options) if args.reference_learners == "auto" else args.reference_learners)

@@ -84,18 +84,20 @@ def _encode_forests(forests: list, arrays: dict[str, np.ndarray]) -> list[dict]:
             depths.append(int(st["max_depth"]))
         out.append({"cols": [int(c) for c in cols], "n_trees": len(rf.estimators_),
                     "n_outputs": int(rf.n_outputs_), "n_features": int(rf.n_features_in_),
-                    "depths": depths, "params": _jsonable(rf.get_params())})
+                    "depths": depths, "params": _jsonable(rf.get_params()),
+                    "estimator": type(rf).__name__})
     return out
 
 
 def _decode_forests(spec: list[dict], arrays: dict[str, np.ndarray]) -> list:
-    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
     from sklearn.tree import DecisionTreeRegressor
     from sklearn.tree._tree import Tree
 
     forests = []
     for g, f in enumerate(spec):
-        rf = RandomForestRegressor(**f["params"])
+        forest = ExtraTreesRegressor if f.get("estimator") == "ExtraTreesRegressor" else RandomForestRegressor
+        rf = forest(**f["params"])
         n_out, n_feat = int(f["n_outputs"]), int(f["n_features"])
         ests = []
         for k in range(int(f["n_trees"])):
