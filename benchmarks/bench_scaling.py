@@ -200,6 +200,7 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--param", action="append", default=[], help="LEARNER.NAME=VALUE")
+    ap.add_argument("--runs-dir", default=None, help="where the runs are kept (default: a fresh temporary folder)")
     ap.add_argument("--note", default="shared 2-core machine: other helpers' jobs were running")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "scaling.json"))
     args = ap.parse_args(argv)
@@ -212,14 +213,14 @@ def main(argv=None) -> int:
         params.setdefault(lrn, {})[name] = value
     pretrain = json.loads(args.pretrain) if args.pretrain else None
     syn_learners = [s for s in (args.synthetic_learners or args.learners).split(",") if s]
-    runs_dir = Path(tempfile.mkdtemp(prefix="fluxcore-scaling-"))
+    runs_dir = Path(args.runs_dir) if args.runs_dir else Path(tempfile.mkdtemp(prefix="fluxcore-scaling-"))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     result: dict = {"workload": {"learners": learners, "targets": targets, "jobs": args.jobs, "params": params,
                                  "towers": args.towers, "synthetic": args.synthetic,
                                  "synthetic_learners": syn_learners, "pretrain": pretrain,
                                  "scaling_learners": args.scaling_learners or args.learners,
-                                 "W": list(W_LEARNERS)},
+                                 "W": list(W_LEARNERS), "runs_dir": str(runs_dir)},
                     "machine": {"note": args.note, "cpu_count": os.cpu_count(),
                                 "load_average_start": [round(x, 2) for x in os.getloadavg()]},
                     "environment": environment(), "points": []}
