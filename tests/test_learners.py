@@ -200,6 +200,7 @@ BAD_PARAMS = [
     ("rf", "n_estimators", 0, "an integer >= 1"),
     ("rf", "max_samples", 7.5, "a number in (0, 1]"),
     ("rf", "max_features", "all", "'sqrt', 'log2'"),
+    ("rf", "splitter", "fast", "'best'"),
     ("svm", "C", -1.0, "a number > 0"),
     ("svm", "gamma", "auto", "'scale'"),
     ("svm", "method", "fast", "'nystroem'"),

@@ -22,9 +22,10 @@ def grid_path(tmp_path):
     return make_grid(tmp_path / "drivers.nc", lat=np.arange(40.5, 45.0), lon=np.arange(-100.5, -96.0))
 
 
-@pytest.mark.parametrize("learner", ["mlr", "rf"])
-def test_final_model_roundtrip_identical_predictions(tmp_path, grid_path, learner):
-    run_dir = small_run(tmp_path, grid_path, learners=(learner,), params={"rf": {"n_estimators": 8}})
+@pytest.mark.parametrize("learner,rf_params", [("mlr", {}), ("rf", {}), ("rf", {"splitter": "best", "max_features": 0.5})],
+                         ids=["mlr", "rf", "rf-breiman"])
+def test_final_model_roundtrip_identical_predictions(tmp_path, grid_path, learner, rf_params):
+    run_dir = small_run(tmp_path, grid_path, learners=(learner,), params={"rf": {"n_estimators": 8, **rf_params}})
     prov_path = upscale.fit_final_model(run_dir, learner)
     prov = json.loads(prov_path.read_text())
     ds = read_grid(grid_path)
@@ -42,6 +43,9 @@ def test_final_model_roundtrip_identical_predictions(tmp_path, grid_path, learne
     ft = build_features(ds, FeatureConfig.from_dict(model.features), ["GPP", "ER", "NEE"])
     ref = make_learner(learner, **prov["params"]).fit(ft.X, ft.y, sites=np.asarray(ft.sites), dates=np.asarray(ft.dates))
     np.testing.assert_array_equal(model.predict_dataset(ds), ref.predict(ft.X, sites=ft.sites, dates=ft.dates))
+    if learner == "rf":  # the stored forest keeps its kind (extremely randomized or Breiman's)
+        kinds = {type(f).__name__ for m in model.models for _, f in m.forests_}
+        assert kinds == {"RandomForestRegressor" if rf_params else "ExtraTreesRegressor"}
 
 
 def test_final_model_errors(tmp_path, grid_path):
