@@ -22,8 +22,8 @@ def grid_path(tmp_path):
     return make_grid(tmp_path / "drivers.nc", lat=np.arange(40.5, 45.0), lon=np.arange(-100.5, -96.0))
 
 
-@pytest.mark.parametrize("learner,rf_params", [("mlr", {}), ("rf", {}), ("rf", {"splitter": "best", "max_features": 0.5})],
-                         ids=["mlr", "rf", "rf-breiman"])
+@pytest.mark.parametrize("learner,rf_params", [("mlr", {}), ("rf", {}), ("rf", {"splitter": "random", "max_features": 1.0})],
+                         ids=["mlr", "rf", "rf-extratrees"])
 def test_final_model_roundtrip_identical_predictions(tmp_path, grid_path, learner, rf_params):
     run_dir = small_run(tmp_path, grid_path, learners=(learner,), params={"rf": {"n_estimators": 8, **rf_params}})
     prov_path = upscale.fit_final_model(run_dir, learner)
@@ -45,7 +45,7 @@ def test_final_model_roundtrip_identical_predictions(tmp_path, grid_path, learne
     np.testing.assert_array_equal(model.predict_dataset(ds), ref.predict(ft.X, sites=ft.sites, dates=ft.dates))
     if learner == "rf":  # the stored forest keeps its kind (extremely randomized or Breiman's)
         kinds = {type(f).__name__ for m in model.models for _, f in m.forests_}
-        assert kinds == {"RandomForestRegressor" if rf_params else "ExtraTreesRegressor"}
+        assert kinds == {"ExtraTreesRegressor" if rf_params else "RandomForestRegressor"}
 
 
 def test_final_model_errors(tmp_path, grid_path):

@@ -1,7 +1,7 @@
 """Random-forest regression (Breiman 2001; extremely randomized splits, Geurts et al. 2006), multi-output.
 
-Wraps :class:`sklearn.ensemble.ExtraTreesRegressor` (default, ``splitter="random"``) or
-:class:`sklearn.ensemble.RandomForestRegressor` (``splitter="best"``), both with bootstrap
+Wraps :class:`sklearn.ensemble.RandomForestRegressor` (default, ``splitter="best"``) or
+:class:`sklearn.ensemble.ExtraTreesRegressor` (``splitter="random"``), both with bootstrap
 row samples. Targets that share the same rows with
 finite values (usually GPP and ER, both from the same flux partitioning) are fitted by one
 multi-output forest; a target with a different missing-value pattern gets its own forest.
@@ -9,18 +9,17 @@ multi-output forest; a target with a different missing-value pattern gets its ow
 Defaults are chosen for leave-one-site-out runs on ~500,000 site-days on 2 cores:
 ``n_estimators=100`` trees, each grown on a bootstrap sample of ``max_samples=0.1`` of the
 rows (~50,000 rows at full size; bagging many small samples is nearly as accurate for
-smooth daily fluxes and ~10x faster), ``splitter="random"`` with ``max_features=1.0`` (every
-feature is a candidate at each split, each with one random threshold: extremely randomized
-trees), ``min_samples_leaf=5`` (smaller trees and predictions averaged over at least 5 days). ``n_jobs=1`` because the runner parallelises
+smooth daily fluxes and ~10x faster), ``max_features=0.5`` of the features per split
+(decorrelates trees, halves split search cost), ``min_samples_leaf=5`` (smaller trees and
+predictions averaged over at least 5 days). ``n_jobs=1`` because the runner parallelises
 folds; set ``n_jobs=2`` (or -1) for a single big fit.
 
-``splitter="random"`` (the default since issue 21) draws each candidate split's threshold at
-random instead of searching every threshold: extremely randomized trees (Geurts et al. 2006),
-grown on the same bootstrap row samples. On the 33,000-row samples of a 204-tower run a tree
-grows about three times faster (no sorting at every node). On all 204 towers the fast
-strategy's forest took 161 s instead of 498 s, with median per-site R² GPP 0.541 / ER 0.431
-against 0.527 / 0.435 for Breiman's forest (``splitter="best", max_features=0.5``, the
-previous defaults; paired per-site medians +0.008 / +0.001; ``benchmarks/README.md``).
+``splitter="random"`` draws each candidate split's threshold at random instead of searching
+every threshold: extremely randomized trees (Geurts et al. 2006), grown on the same bootstrap
+row samples, about three times faster per tree. It is an option, not the default: on all 204
+towers (``max_features=1.0``) it kept the median per-site R² (GPP 0.541 / ER 0.431 against
+0.527 / 0.435) in a third of the time, but it lost badly at some arid towers (AU-ASM GPP
+0.57 -> -0.21, ER 0.60 -> -0.28) and on the arid zone's median (``benchmarks/README.md``).
 
 References
 ----------
@@ -50,14 +49,14 @@ class RFLearner(FluxLearner):
         Number of trees.
     min_samples_leaf : int, default 5
         Minimum rows per leaf.
-    max_features : float, int or str, default 1.0
-        Features considered per split (fraction, count, ``"sqrt"``...). 0.5 was the default
-        with ``splitter="best"``.
+    max_features : float, int or str, default 0.5
+        Features considered per split (fraction, count, ``"sqrt"``...); with
+        ``splitter="random"`` 1.0 is the usual choice.
     max_samples : float or None, default 0.1
         Bootstrap sample size per tree as a fraction of the rows (None: all rows).
     max_depth : int or None, default None
         Maximum tree depth.
-    splitter : {"best", "random"}, default "random"
+    splitter : {"best", "random"}, default "best"
         ``"best"``: Breiman's forest, the best threshold of each candidate feature;
         ``"random"``: one random threshold per candidate feature (extremely randomized trees,
         :class:`sklearn.ensemble.ExtraTreesRegressor` with the same bootstrap).
@@ -100,8 +99,8 @@ class RFLearner(FluxLearner):
     }
 
     def __init__(self, n_estimators: int = 100, min_samples_leaf: int = 5,
-                 max_features: float | int | str = 1.0, max_samples: float | None = 0.1,
-                 max_depth: int | None = None, splitter: str = "random", n_jobs: int | None = 1,
+                 max_features: float | int | str = 0.5, max_samples: float | None = 0.1,
+                 max_depth: int | None = None, splitter: str = "best", n_jobs: int | None = 1,
                  random_state: int | None = 0):
         self.n_estimators = n_estimators
         self.min_samples_leaf = min_samples_leaf

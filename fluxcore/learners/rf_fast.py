@@ -83,9 +83,9 @@ def rf_site_oob(
     merge_targets: float = 0.0,
     max_samples: float | int = 0.1,
     min_samples_leaf: int = 5,
-    max_features: float = 1.0,
+    max_features: float = 0.5,
     max_depth: int | None = None,
-    splitter: str = "random",
+    splitter: str = "best",
     random_state: int = 0,
     n_jobs: int = 2,
     progress=None,
@@ -270,7 +270,7 @@ def _grow_tree(payload: dict, job) -> dict[str, np.ndarray]:
         yy = Y[pick][:, g]
         tree = DecisionTreeRegressor(
             min_samples_leaf=payload["min_samples_leaf"], max_features=payload["max_features"],
-            max_depth=payload["max_depth"], splitter=payload.get("splitter", "random"),
+            max_depth=payload["max_depth"], splitter=payload.get("splitter", "best"),
             random_state=int(r.integers(2**31 - 1)),
         ).fit(xs, yy[:, 0] if len(g) == 1 else yy)
         for s, xt in test_x.items():
@@ -305,8 +305,8 @@ class RFSiteOOB(Strategy):
                            merge_targets=float(options["merge_targets"]),
                            max_samples=1.0 if ms is None else ms,
                            min_samples_leaf=p.get("min_samples_leaf", 5),
-                           max_features=p.get("max_features", 1.0), max_depth=p.get("max_depth"),
-                           splitter=p.get("splitter", "random"),
+                           max_features=p.get("max_features", 0.5), max_depth=p.get("max_depth"),
+                           splitter=p.get("splitter", "best"),
                            random_state=0 if seed is None else int(seed),
                            n_jobs=max(1, int(context.n_jobs)), progress=context.progress,
                            checkpoint=checkpoint, mapper=context.mapper)
