@@ -8,7 +8,9 @@ target:
 
 * CPU seconds per tree (``time.process_time``, one thread);
 * the median and mean per-site R² (1 - SSE/SST) of the hold-out towers when the first 10, 30,
-  60 and 100 trees are averaged (one growth, cumulative averages).
+  60 and 100 trees are averaged (one growth, cumulative averages), over all hold-out towers,
+  over those of one aridity zone (``--zone``, all of the zone's towers are held out) and
+  over the others, and the per-site R² after all trees.
 
 Builders: ``exact`` (scikit-learn's CART, best threshold, ``max_features=0.5``: the forest
 before issue 21), ``random`` (one random threshold per candidate feature: extremely randomized
@@ -47,14 +49,14 @@ BUILDERS = {"exact": {"splitter": "best", "max_features": 0.5},
 CHECKPOINTS = (10, 30, 60, 100)
 
 
-def site_r2(y: np.ndarray, p: np.ndarray, sites: np.ndarray) -> np.ndarray:
-    """R² = 1 - SSE/SST of each site with at least 10 finite values."""
-    out = []
+def site_r2(y: np.ndarray, p: np.ndarray, sites: np.ndarray) -> dict[str, float]:
+    """R² = 1 - SSE/SST of each site with at least 10 finite values (site -> R²)."""
+    out = {}
     for s in np.unique(sites):
         k = (sites == s) & np.isfinite(y)
         if k.sum() >= 10 and np.var(y[k]) > 0:
-            out.append(1.0 - np.sum((y[k] - p[k]) ** 2) / np.sum((y[k] - y[k].mean()) ** 2))
-    return np.asarray(out)
+            out[str(s)] = float(1.0 - np.sum((y[k] - p[k]) ** 2) / np.sum((y[k] - y[k].mean()) ** 2))
+    return out
 
 
 def lightgbm_tree(X: np.ndarray, y: np.ndarray, seed: int):
@@ -74,7 +76,8 @@ def lightgbm_tree(X: np.ndarray, y: np.ndarray, seed: int):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(DEFAULT_DATA))
-    ap.add_argument("--holdout", type=int, default=40, help="hold-out towers")
+    ap.add_argument("--holdout", type=int, default=40, help="hold-out towers (the zone's and random others)")
+    ap.add_argument("--zone", default="arid", help="aridity zone whose towers are all held out ('' for none)")
     ap.add_argument("--trees", type=int, default=100)
     ap.add_argument("--max-samples", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
@@ -89,12 +92,16 @@ def main(argv=None) -> int:
     Y = ft.y.to_numpy(dtype=float)
     sites = np.asarray(ft.sites).astype(str)
     rng = np.random.default_rng(args.seed)
-    held = rng.choice(np.unique(sites), size=args.holdout, replace=False)
+    zone_sites = np.unique(sites[np.asarray(ft.zones) == args.zone]) if args.zone else np.array([], dtype=str)
+    others = rng.choice(np.setdiff1d(np.unique(sites), zone_sites), size=max(0, args.holdout - len(zone_sites)),
+                        replace=False)
+    held = np.r_[zone_sites, others]
     test = np.isin(sites, held)
     mu = np.nanmean(X[~test], axis=0)  # training means only
     X = np.where(np.isnan(X), mu, X).astype(np.float32)
     result: dict = {"workload": {"data": args.data, "n_site_days": int(len(X)), "n_features": int(X.shape[1]),
-                                 "holdout_towers": sorted(held.tolist()), "trees": args.trees,
+                                 "holdout_towers": sorted(held.tolist()), "zone": args.zone,
+                                 "zone_towers": sorted(zone_sites.tolist()), "trees": args.trees,
                                  "max_samples": args.max_samples, "seed": args.seed,
                                  "fingerprint": ds.fingerprint()},
                     "machine": {"note": args.note, "cpu_count": os.cpu_count(),
@@ -119,10 +126,17 @@ def main(argv=None) -> int:
                 pred += tree.predict(X[test])
                 if i + 1 in CHECKPOINTS:
                     r2 = site_r2(Y[test, j], pred / (i + 1), sites[test])
-                    by_trees[str(i + 1)] = {"median_R2": round(float(np.median(r2)), 4),
-                                            "mean_R2": round(float(np.mean(r2)), 4), "n_sites": int(len(r2))}
+                    in_zone = np.isin(np.array(list(r2)), zone_sites)
+                    vals = np.array(list(r2.values()))
+                    by_trees[str(i + 1)] = {"median_R2": round(float(np.median(vals)), 4),
+                                            "mean_R2": round(float(np.mean(vals)), 4), "n_sites": int(len(vals)),
+                                            "median_R2_zone": (round(float(np.median(vals[in_zone])), 4)
+                                                               if in_zone.any() else None),
+                                            "median_R2_others": (round(float(np.median(vals[~in_zone])), 4)
+                                                                 if (~in_zone).any() else None)}
             result["builders"][name][target] = {"cpu_seconds_per_tree": round(cpu / args.trees, 4),
-                                                "skill_by_trees": by_trees}
+                                                "skill_by_trees": by_trees,
+                                                "site_R2": {k: round(float(v), 4) for k, v in r2.items()}}
             print(name, target, result["builders"][name][target], flush=True)
         try:
             import lightgbm  # noqa: F401

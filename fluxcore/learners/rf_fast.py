@@ -81,7 +81,7 @@ def rf_site_oob(
     n_groups: int = 10,
     scaled_groups: bool = False,
     merge_targets: float = 0.0,
-    max_samples: float | int = 0.1,
+    max_samples: float | int = 0.05,
     min_samples_leaf: int = 5,
     max_features: float = 0.5,
     max_depth: int | None = None,
