@@ -106,11 +106,14 @@ def test_digest_follows_data_and_settings():
 
 
 def test_groups_follow_the_number_of_test_sites():
-    assert groups_per_round(204, 204, 10) == 10
-    assert groups_per_round(12, 204, 10) == 2
-    assert groups_per_round(50, 204, 10) == 3
-    assert groups_per_round(12, 204, 10, scaled=False) == 10
-    assert groups_per_round(1, 204, 10) == 1
+    assert groups_per_round(204, 10) == 10  # W keeps its groups
+    assert groups_per_round(12, 10) == 6  # one zone: at most two test sites per group
+    assert groups_per_round(13, 10) == 7
+    assert groups_per_round(50, 10) == 10
+    assert groups_per_round(25, 10) == 10
+    assert groups_per_round(12, 10, scaled=False) == 10
+    assert groups_per_round(3, 10, scaled=False) == 3
+    assert groups_per_round(1, 10) == 1
 
 
 def test_targets_share_trees_only_when_their_rows_nearly_coincide():

@@ -5,8 +5,8 @@ sites are shuffled into groups and one tree is grown per group on the pool witho
 group's sites; a site is predicted only by trees that never saw it. After ``trees_per_site``
 rounds every site has ``trees_per_site`` out-of-bag trees, each trained on about
 ``(1 - 1/n_groups)`` of the sites. Cost: ``groups * trees_per_site`` trees instead of
-``n_sites * n_estimators``; with ``scaled_groups`` (off by default: it costs skill) a
-selection of few test sites gets proportionally fewer groups (:func:`groups_per_round`), so
+``n_sites * n_estimators``; with ``scaled_groups`` (the default) a selection of fewer than
+``2 * n_groups`` test sites gets ``ceil(tests / 2)`` groups (:func:`groups_per_round`), so
 the cost follows the number of test sites. Targets whose missing rows differ get one tree each per group and round, as the
 per-fold learner then grows one forest per target; ``merge_targets`` (off by default: it
 lowers ER skill) lets nearly equal masks share multi-output trees (:func:`merged_target_groups`). Each finished round is a checkpoint unit
@@ -34,21 +34,29 @@ from ._util import mask_groups
 __all__ = ["rf_site_oob", "RFSiteOOB"]
 
 
-def groups_per_round(n_tests: int, n_universe: int, n_groups: int, scaled: bool = True) -> int:
-    """Groups (trees) per round for ``n_tests`` test sites in a universe of ``n_universe`` sites.
+def groups_per_round(n_tests: int, n_groups: int, scaled: bool = True) -> int:
+    """Groups (trees) per round for ``n_tests`` test sites of a universe.
 
     ``n_groups`` is the number of groups when every site of the universe is a test site (W:
-    204 of 204). With ``scaled`` a selection of fewer test sites gets proportionally fewer
-    groups, ``ceil(n_groups * n_tests / n_universe)`` but at least 2 (so that a test site still
-    shares its trees' training set with some of the other test sites), so that each tree
-    still leaves out about ``1 / n_groups`` of the universe's sites and the cost follows the
-    number of test sites. Never more groups than test sites.
+    204 of 204, 10 groups of about 20 random sites, so a tree leaves out about 10 % of the
+    sites). Never more groups than ``n_groups`` or than test sites.
+
+    With ``scaled`` (the default) a selection of few test sites gets fewer groups, so that the
+    cost follows the number of test sites: ``ceil(n_tests / 2)``, at most two test sites per
+    group. Why two: the test sites of a selection are often one aridity zone, so every site a
+    group leaves out is a neighbour of the others in that group. In W a group of 20 random
+    sites leaves out about one site of an arid test site's own zone (20 x 11 / 203); a group of
+    two arid test sites leaves out exactly one. Larger groups would leave out more of a zone's
+    own sites from every tree (the rule of the 2026-11-29 release, ``ceil(n_groups * n_tests /
+    n_universe)`` but at least 2, put 6 of the 12 arid towers in each group and lowered their
+    paired per-site R² by 0.06 for GPP). W itself (204 test sites) keeps its 10 groups.
+    Without ``scaled``: ``min(n_groups, n_tests)`` groups.
     """
-    n_tests, n_universe, n_groups = int(n_tests), max(int(n_universe), 1), max(int(n_groups), 1)
+    n_tests, n_groups = int(n_tests), max(int(n_groups), 1)
     g = n_groups
     if scaled:
-        g = max(min(2, n_groups), -(-n_groups * n_tests // n_universe))
-    return max(1, min(g, n_tests))
+        g = -(-n_tests // 2)
+    return max(1, min(g, n_groups, n_tests))
 
 
 def merged_target_groups(finite: np.ndarray, tolerance: float = 0.01) -> list[list[int]]:
@@ -79,7 +87,7 @@ def rf_site_oob(
     *,
     trees_per_site: int = 100,
     n_groups: int = 10,
-    scaled_groups: bool = False,
+    scaled_groups: bool = True,
     merge_targets: float = 0.0,
     max_samples: float | int = 0.05,
     min_samples_leaf: int = 5,
@@ -100,7 +108,8 @@ def rf_site_oob(
     ``max_samples`` rows drawn from the universe's sites *outside* the group, with missing
     predictors imputed by that tree's training means. A test site is predicted by the average
     of the trees grown without it: exactly ``trees_per_site`` trees, none of which saw any of its
-    rows. With ``n_groups >= number of test sites`` this is the per-fold forest itself.
+    rows. With ``n_groups >= number of test sites`` and ``scaled_groups=False`` this is the
+    per-fold forest itself.
 
     Parameters
     ----------
@@ -113,11 +122,9 @@ def rf_site_oob(
         Groups per round when all sites of the universe are test sites; each tree is trained
         without about ``1/n_groups`` of the sites.
     scaled_groups : bool
-        Fewer groups for fewer test sites (:func:`groups_per_round`): the cost follows the
-        number of test sites, but each tree leaves out a larger share of the selection's
-        sites. Off by default (``min(n_groups, n_tests)`` groups): on the 12 arid towers it was
-        5x cheaper and lowered the paired per-site R² median by 0.06 (GPP) / 0.007 (ER)
-        against the 204-tower forest (benchmarks/README.md).
+        At most two test sites per group when there are fewer than ``2 * n_groups`` test sites
+        (:func:`groups_per_round`): the cost follows the number of test sites. False:
+        ``min(n_groups, n_tests)`` groups whatever the number of test sites.
     merge_targets : float
         Tolerance of :func:`merged_target_groups` (0, the default: one set of trees per
         missing-value pattern, as ``RFLearner``).
@@ -168,7 +175,7 @@ def rf_site_oob(
     units = []  # per universe: (test sites, [per round: [(tree seed, train codes, group)]])
     for universe, tests in sorted(universes(pools).items(), key=lambda kv: sorted(kv[1])):
         tests = sorted(tests)
-        g = groups_per_round(len(tests), len(universe), n_groups, scaled_groups)
+        g = groups_per_round(len(tests), n_groups, scaled_groups)
         rounds = []
         for _ in range(trees_per_site):
             rounds.append([(int(rng.integers(2**31 - 1)), [index[s] for s in sorted(universe - set(grp))], grp)
@@ -285,7 +292,7 @@ class RFSiteOOB(Strategy):
     description = ("site-level out-of-bag forest (trees grown without a group of sites; one tree per "
                    "target when the targets' missing rows differ)")
     plain_description = "trees grown without a group of sites, each site predicted by the trees that never saw it"
-    default_options = {"n_groups": 10, "scaled_groups": False, "merge_targets": 0.0}
+    default_options = {"n_groups": 10, "scaled_groups": True, "merge_targets": 0.0}
     option_constraints = {"n_groups": [Interval(int, 1)], "scaled_groups": [Boolean()],
                           "merge_targets": [Interval(float, 0, 1, closed="both")]}
 
