@@ -212,9 +212,13 @@ def compare_local(cfg: RunConfig, ds, res, learners: list[str], jobs: int, wall_
     t0 = time.perf_counter()
     if local_run:
         local = load_run(Path(local_run))
-        if Path(local_run).name != Path(res.path).name:
-            raise SystemExit(f"--local-run {local_run}: another configuration or dataset (run key "
-                             f"{Path(local_run).name}, this run {Path(res.path).name})")
+        mine, theirs = res.config.to_dict(), local.config.to_dict()
+        mine.pop("data", None)
+        theirs.pop("data", None)
+        fp = (res.manifest.get("data", {}) or {}).get("fingerprint"), (local.manifest.get("data", {}) or {}).get("fingerprint")
+        if mine != theirs or fp[0] != fp[1]:
+            raise SystemExit(f"--local-run {local_run}: another configuration or dataset than this run "
+                             f"({res.path}); compare runs of the same workload")
         local_seconds = float(sum(learner_seconds(local.manifest).values()))
     else:
         local = load_run(run_loso(cfg, dataset=ds,
@@ -235,6 +239,8 @@ def compare_local(cfg: RunConfig, ds, res, learners: list[str], jobs: int, wall_
     return {"scheduler": scheduler, "executor": ex, "wall_seconds": round(wall_seconds, 1),
             "local_wall_seconds": round(local_seconds, 1), "local_jobs": jobs,
             "local_run": str(local_run) if local_run else None,
+            "code_version": {"scheduler_run": res.manifest.get("code_version"),
+                             "local_run": local.manifest.get("code_version")},
             "local_learner_seconds": learner_seconds(local.manifest),
             "predictions": per, "identical": all(v["identical"] for v in per.values())}
 
