@@ -1,11 +1,12 @@
-"""Per-site skill of one learner in several stored runs, side by side (optionally one zone).
+"""Per-site skill of learners in several stored runs, side by side (optionally one zone).
 
 Usage::
 
     python benchmarks/site_skill.py breiman=RUN_A extratrees=RUN_B --learner rf --zone arid \\
         --out benchmarks/results/site_skill.json
 
-Each ``LABEL=RUN`` is read with :func:`fluxcore.runstore.load_run`. Writes JSON: per target,
+Each ``LABEL=RUN`` is read with :func:`fluxcore.runstore.load_run`. Writes JSON: per learner
+(``--learner a,b``: one key ``learner/target`` each; one learner: the target alone) and target,
 each run's per-site R² (1 - SSE/SST) and r² (squared Pearson) of the learner on the sites of
 ``--zone`` (all sites when empty), their medians, and each run's git commit and parameters of
 the learner. Nothing is recomputed: the metrics are the runs' own.
@@ -24,10 +25,22 @@ sys.path.insert(0, str(ROOT))
 from fluxcore.runstore import load_run  # noqa: E402
 
 
+def per_site(metrics, learner: str, target: str, zone: str = "") -> dict:
+    """Per-site R² and r² of one learner and target from a run's metrics (medians included)."""
+    m = metrics[(metrics["learner"] == learner) & (metrics["target"] == target)]
+    if zone:
+        m = m[m["zone"] == zone]
+    m = m.set_index("SITE_ID").sort_index()
+    return {"median_R2": round(float(m["R2"].median()), 4), "median_r2": round(float(m["r2"].median()), 4),
+            "n_sites": int(len(m)),
+            "site_R2": {str(k): round(float(v), 4) for k, v in m["R2"].items()},
+            "site_r2": {str(k): round(float(v), 4) for k, v in m["r2"].items()}}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("runs", nargs="+", help="LABEL=RUN_FOLDER")
-    ap.add_argument("--learner", default="rf")
+    ap.add_argument("--learner", default="rf", help="one learner or several, comma-separated")
     ap.add_argument("--zone", default="")
     ap.add_argument("--targets", default="GPP,ER")
     ap.add_argument("--out", required=True)
@@ -38,23 +51,17 @@ def main(argv=None) -> int:
         if not folder:
             raise SystemExit(f"{text!r}: expected LABEL=RUN_FOLDER")
         runs[label] = load_run(Path(folder))
+    learners = [s for s in args.learner.split(",") if s]
     result: dict = {"learner": args.learner, "zone": args.zone or None, "runs": {}, "targets": {}}
     for label, res in runs.items():
         result["runs"][label] = {"run_dir": str(res.path), "git_commit": res.manifest.get("git_commit"),
-                                 "params": res.config.params.get(args.learner, {})}
-    for tgt in [t for t in args.targets.split(",") if t]:
-        per: dict = {}
-        for label, res in runs.items():
-            m = res.metrics
-            m = m[(m["learner"] == args.learner) & (m["target"] == tgt)]
-            if args.zone:
-                m = m[m["zone"] == args.zone]
-            m = m.set_index("SITE_ID").sort_index()
-            per[label] = {"median_R2": round(float(m["R2"].median()), 4), "median_r2": round(float(m["r2"].median()), 4),
-                          "n_sites": int(len(m)),
-                          "site_R2": {str(k): round(float(v), 4) for k, v in m["R2"].items()},
-                          "site_r2": {str(k): round(float(v), 4) for k, v in m["r2"].items()}}
-        result["targets"][tgt] = per
+                                 "params": {lrn: res.config.params.get(lrn, {}) for lrn in learners}}
+    targets = [t for t in args.targets.split(",") if t]
+    for lrn in learners:
+        for tgt in targets:
+            key = tgt if len(learners) == 1 else f"{lrn}/{tgt}"
+            result["targets"][key] = {label: per_site(res.metrics, lrn, tgt, args.zone)
+                                      for label, res in runs.items()}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
