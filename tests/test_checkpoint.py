@@ -151,3 +151,12 @@ def test_run_killed_in_the_rf_batch_resumes_from_units(tmp_path):
     a = ref.sort_values(key).reset_index(drop=True)
     b = got.sort_values(key).reset_index(drop=True)
     np.testing.assert_array_equal(a["predicted"].to_numpy(), b["predicted"].to_numpy())
+
+
+def test_tree_rows_floor_keeps_small_pools_useful():
+    from fluxcore.learners.rf import tree_rows
+
+    assert tree_rows(366_000, 0.05, 5000) == 18_300  # W: the fraction decides
+    assert tree_rows(10_000, 0.05, 5000) == 5000  # a few towers: the floor decides
+    assert tree_rows(3000, 0.05, 5000) == 3000  # never more rows than there are
+    assert tree_rows(10_000, 0.05, 1) == 500

@@ -30,6 +30,7 @@ from ..strategies.base import (
     universes,
 )
 from ._util import mask_groups
+from .rf import tree_rows
 
 __all__ = ["rf_site_oob", "RFSiteOOB"]
 
@@ -90,6 +91,7 @@ def rf_site_oob(
     scaled_groups: bool = True,
     merge_targets: float = 0.0,
     max_samples: float | int = 0.05,
+    min_tree_rows: int = 5000,
     min_samples_leaf: int = 5,
     max_features: float = 0.5,
     max_depth: int | None = None,
@@ -130,6 +132,9 @@ def rf_site_oob(
         missing-value pattern, as ``RFLearner``).
     max_samples : float or int
         Rows per tree: a fraction of the training rows or a count (bootstrap).
+    min_tree_rows : int
+        With a fraction: at least this many rows per tree (all rows when fewer), as
+        :class:`~fluxcore.learners.rf.RFLearner`.
     min_samples_leaf, max_features, max_depth, splitter
         As in :class:`sklearn.tree.DecisionTreeRegressor` (``splitter="random"``: extremely
         randomized trees, Geurts et al. 2006, doi:10.1007/s10994-006-6226-1).
@@ -184,6 +189,7 @@ def rf_site_oob(
 
     payload = {"X": X, "Y": Y, "miss": miss, "sum_obs": sum_obs, "cnt_obs": cnt_obs, "rows_of": rows_of,
                "index": index, "target_groups": target_groups, "fit_ok": fit_ok, "max_samples": max_samples,
+               "min_tree_rows": min_tree_rows,
                "min_samples_leaf": min_samples_leaf, "max_features": max_features, "max_depth": max_depth,
                "splitter": splitter}
 
@@ -271,7 +277,7 @@ def _grow_tree(payload: dict, job) -> dict[str, np.ndarray]:
                 preds[s][:, g] = np.nan
             continue
         k = int(max_samples if isinstance(max_samples, (int, np.integer)) and max_samples > 1
-                else max(1, round(float(max_samples) * len(rows))))
+                else tree_rows(len(rows), max_samples, payload.get("min_tree_rows", 1)))
         pick = rows[r.integers(0, len(rows), size=k)]
         xs = np.where(miss[pick], mu, X[pick])
         yy = Y[pick][:, g]
@@ -311,6 +317,7 @@ class RFSiteOOB(Strategy):
                            scaled_groups=bool(options["scaled_groups"]),
                            merge_targets=float(options["merge_targets"]),
                            max_samples=1.0 if ms is None else ms,
+                           min_tree_rows=int(p.get("min_tree_rows", 5000)),
                            min_samples_leaf=p.get("min_samples_leaf", 5),
                            max_features=p.get("max_features", 0.5), max_depth=p.get("max_depth"),
                            splitter=p.get("splitter", "best"),
