@@ -38,11 +38,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_speed import DEFAULT_DATA  # noqa: E402
+
 from fluxcore.features import build_features  # noqa: E402
+from fluxcore.metrics import r2_score  # noqa: E402
 from fluxcore.provenance import environment  # noqa: E402
 from fluxcore.sources import load_dataset  # noqa: E402
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fluxnet2015"
 BUILDERS = {"exact": {"splitter": "best", "max_features": 0.5},
             "random": {"splitter": "random", "max_features": 1.0},
             "random_half": {"splitter": "random", "max_features": 0.5}}
@@ -50,12 +52,12 @@ CHECKPOINTS = (10, 30, 60, 100)
 
 
 def site_r2(y: np.ndarray, p: np.ndarray, sites: np.ndarray) -> dict[str, float]:
-    """R² = 1 - SSE/SST of each site with at least 10 finite values (site -> R²)."""
+    """R² (:func:`fluxcore.metrics.r2_score`) of each site with at least 10 finite values."""
     out = {}
     for s in np.unique(sites):
         k = (sites == s) & np.isfinite(y)
-        if k.sum() >= 10 and np.var(y[k]) > 0:
-            out[str(s)] = float(1.0 - np.sum((y[k] - p[k]) ** 2) / np.sum((y[k] - y[k].mean()) ** 2))
+        if k.sum() >= 10 and np.isfinite(r2 := r2_score(y[k], p[k])):
+            out[str(s)] = r2
     return out
 
 

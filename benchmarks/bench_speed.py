@@ -108,6 +108,15 @@ def subset_sites(ds, n: int, seed: int) -> list[str]:
     return sorted(chosen)
 
 
+def paired_differences(base, other) -> np.ndarray:
+    """Per-site ``R2`` of ``other`` minus ``base`` on the sites both scored (finite ones only)."""
+    a = base.set_index("SITE_ID")["R2"]
+    b = other.set_index("SITE_ID")["R2"]
+    common = a.index.intersection(b.index)
+    d = (b[common] - a[common]).to_numpy(dtype=float)
+    return d[np.isfinite(d)]
+
+
 def paired_r2(naive, fast, tolerance: float = 0.01) -> dict:
     """Per-site comparison of two runs' R² on the sites both have.
 
@@ -122,11 +131,7 @@ def paired_r2(naive, fast, tolerance: float = 0.01) -> dict:
     tolerance : float
         Allowed loss of R² [-].
     """
-    a = naive.set_index("SITE_ID")["R2"]
-    b = fast.set_index("SITE_ID")["R2"]
-    common = a.index.intersection(b.index)
-    d = (b[common] - a[common]).to_numpy(dtype=float)
-    d = d[np.isfinite(d)]
+    d = paired_differences(naive, fast)
     if not len(d):
         return {"n_sites": 0}
     return {"n_sites": int(len(d)), "median_difference": _f(np.median(d)),
@@ -179,13 +184,13 @@ def baseline_comparison(metrics, baseline_dir: str, learners: list[str], targets
     for lrn in learners:
         row: dict = {}
         for tgt in targets:
-            a = bm[(bm["learner"] == lrn) & (bm["target"] == tgt)].set_index("SITE_ID")
-            b = metrics[(metrics["learner"] == lrn) & (metrics["target"] == tgt)].set_index("SITE_ID")
-            common = a.index.intersection(b.index)
-            if not len(common):
+            a = bm[(bm["learner"] == lrn) & (bm["target"] == tgt)]
+            b = metrics[(metrics["learner"] == lrn) & (metrics["target"] == tgt)]
+            d = paired_differences(a, b)
+            if not len(d):
                 continue
-            d = (b.loc[common, "R2"] - a.loc[common, "R2"]).to_numpy(dtype=float)
-            d = d[np.isfinite(d)]
+            a, b = a.set_index("SITE_ID"), b.set_index("SITE_ID")
+            common = a.index.intersection(b.index)
             boots = np.median(rng.choice(d, size=(n_boot, len(d))), axis=1)
             ma, mb = float(a.loc[common, "R2"].median()), float(b.loc[common, "R2"].median())
             row[tgt] = {"n_sites": int(len(d)), "median_R2": {"baseline": _f(ma), "fluxcore": _f(mb)},
@@ -204,19 +209,19 @@ def compare_local(cfg: RunConfig, ds, res, learners: list[str], jobs: int, wall_
     """W again without the scheduler (local threads / ``jobs`` processes), in a fresh run folder.
 
     The run key does not depend on the scheduler, so the local run needs a folder of its own.
-    ``local_run``: an existing local run folder of the same configuration and data (checked by
-    its run key) to compare with instead of running W a second time.
+    ``local_run``: an existing local run folder of the same resolved configuration and data
+    fingerprint (checked) to compare with instead of running W a second time.
     Returns both wall times [s] and, per learner, whether the predictions are identical
     (``np.array_equal``) and the largest absolute difference [gC m-2 d-1].
     """
     t0 = time.perf_counter()
     if local_run:
         local = load_run(Path(local_run))
-        mine, theirs = res.config.to_dict(), local.config.to_dict()
-        mine.pop("data", None)
-        theirs.pop("data", None)
-        fp = (res.manifest.get("data", {}) or {}).get("fingerprint"), (local.manifest.get("data", {}) or {}).get("fingerprint")
-        if mine != theirs or fp[0] != fp[1]:
+        def workload(run) -> tuple:  # resolved configuration without the data path, and the data
+            cfg_dict = {k: v for k, v in run.config.to_dict().items() if k != "data"}
+            return cfg_dict, (run.manifest.get("data") or {}).get("fingerprint")
+
+        if workload(res) != workload(local):
             raise SystemExit(f"--local-run {local_run}: another configuration or dataset than this run "
                              f"({res.path}); compare runs of the same workload")
         local_seconds = float(sum(learner_seconds(local.manifest).values()))

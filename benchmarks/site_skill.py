@@ -9,7 +9,8 @@ Each ``LABEL=RUN`` is read with :func:`fluxcore.runstore.load_run`. Writes JSON:
 (``--learner a,b``: one key ``learner/target`` each; one learner: the target alone) and target,
 each run's per-site R² (1 - SSE/SST) and r² (squared Pearson) of the learner on the sites of
 ``--zone`` (all sites when empty), their medians, and each run's git commit and parameters of
-the learner. Nothing is recomputed: the metrics are the runs' own.
+the learner, and for every run after the first the paired per-site difference against the
+first (median, sites not worse than -0.01). The metrics are the runs' own.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -60,8 +63,16 @@ def main(argv=None) -> int:
     for lrn in learners:
         for tgt in targets:
             key = tgt if len(learners) == 1 else f"{lrn}/{tgt}"
-            result["targets"][key] = {label: per_site(res.metrics, lrn, tgt, args.zone)
-                                      for label, res in runs.items()}
+            per = {label: per_site(res.metrics, lrn, tgt, args.zone) for label, res in runs.items()}
+            first = next(iter(per))
+            for label in list(per)[1:]:  # paired against the first run, site by site
+                d = np.array([per[label]["site_R2"][k] - v for k, v in per[first]["site_R2"].items()
+                              if k in per[label]["site_R2"]])
+                d = d[np.isfinite(d)]
+                per[label][f"paired_vs_{first}"] = {
+                    "median_difference": round(float(np.median(d)), 4) if len(d) else None,
+                    "sites_not_worse_than_0.01": int((d >= -0.01).sum()), "n_sites": int(len(d))}
+            result["targets"][key] = per
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

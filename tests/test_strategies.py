@@ -112,18 +112,34 @@ def _tree_spy(monkeypatch) -> list:
     return log
 
 
-def test_rf_trees_never_fit_on_the_sites_they_predict(monkeypatch):
+@pytest.mark.parametrize("splitter", ["best", "random"])
+def test_rf_trees_never_fit_on_the_sites_they_predict(monkeypatch, splitter):
     """Spy: an id column reveals which sites each tree was fitted on and predicted."""
 
     X, Y, sites, pools = make_problem(n_sites=9, seed=4, missing=0.0)
     codes = np.unique(sites, return_inverse=True)[1].astype(float)
     Xid = np.c_[X, codes]
     log = _tree_spy(monkeypatch)
-    out = rf_site_oob(Xid, Y, sites, pools, trees_per_site=4, n_groups=3, n_jobs=1)
+    out = rf_site_oob(Xid, Y, sites, pools, trees_per_site=4, n_groups=3, n_jobs=1, splitter=splitter)
     assert len(log) == 9 * 4  # every site predicted by exactly trees_per_site trees
     for seen, predicted in log:
         assert not (seen & predicted)
     assert all(np.isfinite(v).all() for v in out.values())
+
+
+def test_rf_zone_selection_groups_of_two_never_fit_on_predicted_sites(monkeypatch):
+    """Spy for the scaled groups: a few test sites in a larger universe (a zone selection)
+    get groups of at most two, and no tree that predicts a site was fitted on it."""
+    X, Y, sites, _ = make_problem(n_sites=9, seed=4, missing=0.0)
+    tests = ["S00", "S03", "S06"]
+    pools = {t: [s for s in np.unique(sites) if s != t] for t in tests}
+    Xid = np.c_[X, np.unique(sites, return_inverse=True)[1].astype(float)]
+    log = _tree_spy(monkeypatch)
+    rf_site_oob(Xid, Y, sites, pools, trees_per_site=3, n_groups=10, n_jobs=1)
+    assert len(log) == 3 * 3  # every test site predicted by exactly trees_per_site trees
+    test_codes = {float(np.unique(sites).tolist().index(t)) for t in tests}
+    for seen, predicted in log:
+        assert not (seen & predicted) and predicted <= test_codes and len(predicted) <= 2
 
 
 def test_rf_site_oob_grows_per_target_trees_like_the_learner():

@@ -277,13 +277,13 @@ def _grow_tree(payload: dict, job) -> dict[str, np.ndarray]:
                 preds[s][:, g] = np.nan
             continue
         k = int(max_samples if isinstance(max_samples, (int, np.integer)) and max_samples > 1
-                else tree_rows(len(rows), max_samples, payload.get("min_tree_rows", 1)))
+                else tree_rows(len(rows), max_samples, payload["min_tree_rows"]))
         pick = rows[r.integers(0, len(rows), size=k)]
         xs = np.where(miss[pick], mu, X[pick])
         yy = Y[pick][:, g]
         tree = DecisionTreeRegressor(
             min_samples_leaf=payload["min_samples_leaf"], max_features=payload["max_features"],
-            max_depth=payload["max_depth"], splitter=payload.get("splitter", "best"),
+            max_depth=payload["max_depth"], splitter=payload["splitter"],
             random_state=int(r.integers(2**31 - 1)),
         ).fit(xs, yy[:, 0] if len(g) == 1 else yy)
         for s, xt in test_x.items():
