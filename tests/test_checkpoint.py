@@ -114,6 +114,9 @@ def test_groups_follow_the_number_of_test_sites():
     assert groups_per_round(12, 10, scaled=False) == 10
     assert groups_per_round(3, 10, scaled=False) == 3
     assert groups_per_round(1, 10) == 1
+    assert groups_per_round(12, 10, tests_per_group=3) == 4  # groups of three
+    assert groups_per_round(29, 10, tests_per_group=3) == 10
+    assert groups_per_round(12, 10, tests_per_group=1) == 10  # never more than n_groups
 
 
 def test_targets_share_trees_only_when_their_rows_nearly_coincide():
@@ -160,3 +163,7 @@ def test_tree_rows_floor_keeps_small_pools_useful():
     assert tree_rows(10_000, 0.05, 5000) == 5000  # a few towers: the floor decides
     assert tree_rows(3000, 0.05, 5000) == 3000  # never more rows than there are
     assert tree_rows(10_000, 0.05, 1) == 500
+    assert tree_rows(366_000, 0.05, 5000, 20_000) == 18_300  # the cap does not bind on FLUXNET2015
+    assert tree_rows(2_600_000, 0.05, 5000, 20_000) == 20_000  # a 1,000-tower pool: capped
+    assert tree_rows(2_600_000, 0.05, 5000, None) == 130_000
+    assert tree_rows(10_000, 0.05, 5000, 1000) == 5000  # the floor wins over a smaller cap

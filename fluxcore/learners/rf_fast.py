@@ -6,8 +6,8 @@ group's sites; a site is predicted only by trees that never saw it. After ``tree
 rounds every site has ``trees_per_site`` out-of-bag trees, each trained on about
 ``(1 - 1/n_groups)`` of the sites. Cost: ``groups * trees_per_site`` trees instead of
 ``n_sites * n_estimators``; with ``scaled_groups`` (the default) a selection of fewer than
-``2 * n_groups`` test sites gets ``ceil(tests / 2)`` groups (:func:`groups_per_round`), so
-the cost follows the number of test sites. Targets whose missing rows differ get one tree each per group and round, as the
+``tests_per_group * n_groups`` test sites gets ``ceil(tests / tests_per_group)`` groups
+(:func:`groups_per_round`), so the cost follows the number of test sites. Targets whose missing rows differ get one tree each per group and round, as the
 per-fold learner then grows one forest per target; ``merge_targets`` (off by default: it
 lowers ER skill) lets nearly equal masks share multi-output trees (:func:`merged_target_groups`). Each finished round is a checkpoint unit
 (:class:`fluxcore.strategies.base.Checkpoint`): a killed run resumes after the last round
@@ -35,7 +35,7 @@ from .rf import tree_rows
 __all__ = ["rf_site_oob", "RFSiteOOB"]
 
 
-def groups_per_round(n_tests: int, n_groups: int, scaled: bool = True) -> int:
+def groups_per_round(n_tests: int, n_groups: int, scaled: bool = True, tests_per_group: int = 2) -> int:
     """Groups (trees) per round for ``n_tests`` test sites of a universe.
 
     ``n_groups`` is the number of groups when every site of the universe is a test site (W:
@@ -43,8 +43,8 @@ def groups_per_round(n_tests: int, n_groups: int, scaled: bool = True) -> int:
     sites). Never more groups than ``n_groups`` or than test sites.
 
     With ``scaled`` (the default) a selection of few test sites gets fewer groups, so that the
-    cost follows the number of test sites: ``ceil(n_tests / 2)``, at most two test sites per
-    group. Why two: the test sites of a selection are often one aridity zone, so every site a
+    cost follows the number of test sites: ``ceil(n_tests / tests_per_group)``, at most
+    ``tests_per_group`` test sites per group (default two). Why small groups: the test sites of a selection are often one aridity zone, so every site a
     group leaves out is a neighbour of the others in that group. In W a group of 20 random
     sites leaves out about one site of an arid test site's own zone (20 x 11 / 203); a group of
     two arid test sites leaves out exactly one. Larger groups would leave out more of a zone's
@@ -56,7 +56,7 @@ def groups_per_round(n_tests: int, n_groups: int, scaled: bool = True) -> int:
     n_tests, n_groups = int(n_tests), max(int(n_groups), 1)
     g = n_groups
     if scaled:
-        g = -(-n_tests // 2)
+        g = -(-n_tests // max(int(tests_per_group), 1))
     return max(1, min(g, n_groups, n_tests))
 
 
@@ -89,9 +89,11 @@ def rf_site_oob(
     trees_per_site: int = 100,
     n_groups: int = 10,
     scaled_groups: bool = True,
+    tests_per_group: int = 2,
     merge_targets: float = 0.0,
     max_samples: float | int = 0.05,
     min_tree_rows: int = 5000,
+    max_tree_rows: int | None = 20000,
     min_samples_leaf: int = 5,
     max_features: float = 0.5,
     max_depth: int | None = None,
@@ -124,17 +126,20 @@ def rf_site_oob(
         Groups per round when all sites of the universe are test sites; each tree is trained
         without about ``1/n_groups`` of the sites.
     scaled_groups : bool
-        At most two test sites per group when there are fewer than ``2 * n_groups`` test sites
-        (:func:`groups_per_round`): the cost follows the number of test sites. False:
-        ``min(n_groups, n_tests)`` groups whatever the number of test sites.
+        At most ``tests_per_group`` test sites per group when there are fewer than
+        ``tests_per_group * n_groups`` test sites (:func:`groups_per_round`): the cost follows
+        the number of test sites. False: ``min(n_groups, n_tests)`` groups whatever the number
+        of test sites.
+    tests_per_group : int
+        Test sites per group of a small selection (with ``scaled_groups``).
     merge_targets : float
         Tolerance of :func:`merged_target_groups` (0, the default: one set of trees per
         missing-value pattern, as ``RFLearner``).
     max_samples : float or int
         Rows per tree: a fraction of the training rows or a count (bootstrap).
-    min_tree_rows : int
-        With a fraction: at least this many rows per tree (all rows when fewer), as
-        :class:`~fluxcore.learners.rf.RFLearner`.
+    min_tree_rows, max_tree_rows : int
+        With a fraction: at least ``min_tree_rows`` rows per tree (all rows when fewer) and at
+        most ``max_tree_rows`` (None: no cap), as :class:`~fluxcore.learners.rf.RFLearner`.
     min_samples_leaf, max_features, max_depth, splitter
         As in :class:`sklearn.tree.DecisionTreeRegressor` (``splitter="random"``: extremely
         randomized trees, Geurts et al. 2006, doi:10.1007/s10994-006-6226-1).
@@ -180,7 +185,7 @@ def rf_site_oob(
     units = []  # per universe: (test sites, [per round: [(tree seed, train codes, group)]])
     for universe, tests in sorted(universes(pools).items(), key=lambda kv: sorted(kv[1])):
         tests = sorted(tests)
-        g = groups_per_round(len(tests), n_groups, scaled_groups)
+        g = groups_per_round(len(tests), n_groups, scaled_groups, tests_per_group)
         rounds = []
         for _ in range(trees_per_site):
             rounds.append([(int(rng.integers(2**31 - 1)), [index[s] for s in sorted(universe - set(grp))], grp)
@@ -189,7 +194,7 @@ def rf_site_oob(
 
     payload = {"X": X, "Y": Y, "miss": miss, "sum_obs": sum_obs, "cnt_obs": cnt_obs, "rows_of": rows_of,
                "index": index, "target_groups": target_groups, "fit_ok": fit_ok, "max_samples": max_samples,
-               "min_tree_rows": min_tree_rows,
+               "min_tree_rows": min_tree_rows, "max_tree_rows": max_tree_rows,
                "min_samples_leaf": min_samples_leaf, "max_features": max_features, "max_depth": max_depth,
                "splitter": splitter}
 
@@ -277,7 +282,7 @@ def _grow_tree(payload: dict, job) -> dict[str, np.ndarray]:
                 preds[s][:, g] = np.nan
             continue
         k = int(max_samples if isinstance(max_samples, (int, np.integer)) and max_samples > 1
-                else tree_rows(len(rows), max_samples, payload["min_tree_rows"]))
+                else tree_rows(len(rows), max_samples, payload["min_tree_rows"], payload["max_tree_rows"]))
         pick = rows[r.integers(0, len(rows), size=k)]
         xs = np.where(miss[pick], mu, X[pick])
         yy = Y[pick][:, g]
@@ -298,8 +303,9 @@ class RFSiteOOB(Strategy):
     description = ("site-level out-of-bag forest (trees grown without a group of sites; one tree per "
                    "target when the targets' missing rows differ)")
     plain_description = "trees grown without a group of sites, each site predicted by the trees that never saw it"
-    default_options = {"n_groups": 10, "scaled_groups": True, "merge_targets": 0.0}
+    default_options = {"n_groups": 10, "scaled_groups": True, "tests_per_group": 2, "merge_targets": 0.0}
     option_constraints = {"n_groups": [Interval(int, 1)], "scaled_groups": [Boolean()],
+                          "tests_per_group": [Interval(int, 1)],
                           "merge_targets": [Interval(float, 0, 1, closed="both")]}
 
     def run(self, learner, X, Y, sites, dates, pools, options, context):
@@ -315,9 +321,11 @@ class RFSiteOOB(Strategy):
         return rf_site_oob(Xa, Ya, sites, pools,
                            trees_per_site=int(p.get("n_estimators", 100)), n_groups=int(options["n_groups"]),
                            scaled_groups=bool(options["scaled_groups"]),
+                           tests_per_group=int(options["tests_per_group"]),
                            merge_targets=float(options["merge_targets"]),
                            max_samples=1.0 if ms is None else ms,
                            min_tree_rows=int(p.get("min_tree_rows", 5000)),
+                           max_tree_rows=p.get("max_tree_rows", 20000),
                            min_samples_leaf=p.get("min_samples_leaf", 5),
                            max_features=p.get("max_features", 0.5), max_depth=p.get("max_depth"),
                            splitter=p.get("splitter", "best"),
