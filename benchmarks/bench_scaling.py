@@ -6,7 +6,8 @@ subsets of ``../shared/data/fluxnet2015`` of 25, 50, 100 and all 204 towers, and
 synthetic world of 1,000 towers built from the demo generator (:func:`synthetic_world`:
 independent demo worlds of 190 sites each, site ids made unique, cut to the tower count).
 Per learner it fits the exponent ``b`` of ``seconds = a * towers ** b`` (least squares on
-logarithms) over the real subsets, and separately ``b`` against site-days over every point
+logarithms) over the real subsets, gives the local exponent of each step between consecutive
+real tower counts (``segments_real``), and separately ``b`` against site-days over every point
 (the synthetic towers have two years each, the real ones about seven), and writes a PNG of
 the curves: matplotlib when installed, else plotly with kaleido; otherwise only the data
 (the JSON says so, and an HTML figure is written when plotly alone is available).
@@ -100,6 +101,15 @@ def fit_exponent(x, y) -> float | None:
     return round(float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0]), 3)
 
 
+def segment_exponents(x, y) -> list[dict]:
+    """Local exponents between consecutive points (sorted by ``x``): how fast the time grows
+    at each step, e.g. between 100 and 204 towers, where a single fit over all points can hide
+    a steeper top end."""
+    pts = sorted((float(a), float(b)) for a, b in zip(x, y, strict=True) if a > 0 and np.isfinite(b) and b > 0)
+    return [{"from": a[0], "to": b[0], "exponent": round(float(np.log(b[1] / a[1]) / np.log(b[0] / a[0])), 3)}
+            for a, b in zip(pts[:-1], pts[1:], strict=True) if b[0] > a[0]]
+
+
 def time_w(ds, learners, targets, params, jobs, seed, runs_dir, pretrain=None) -> dict:
     """Wall seconds of W on ``ds`` and the batch seconds of each learner.
 
@@ -177,7 +187,9 @@ def finish(result: dict, learners: list[str], out: Path) -> None:
         lrn: {"towers_real": fit_exponent([p["towers"] for p in real],
                                           [p["learner_seconds"].get(lrn, np.nan) for p in real]),
               "site_days_all": fit_exponent([p["site_days"] for p in result["points"]],
-                                            [p["learner_seconds"].get(lrn, np.nan) for p in result["points"]])}
+                                            [p["learner_seconds"].get(lrn, np.nan) for p in result["points"]]),
+              "segments_real": segment_exponents([p["towers"] for p in real],
+                                                 [p["learner_seconds"].get(lrn, np.nan) for p in real])}
         for lrn in learners}
     # W: the sum of W's learners (the largest point may time W+, whose wall holds more learners)
     result["exponents"]["W"] = {
