@@ -67,3 +67,15 @@ def test_bench_features_sets_resolve_to_features_and_forest_params():
         resolve_set("rf:ms0.3", "svm", 20)
     with pytest.raises(ValueError, match="unknown set 'nope'"):
         resolve_set("nope", "rf", 20)
+
+
+def test_scaling_segments_show_a_steeper_top_end_than_the_fit():
+    from bench_scaling import fit_exponent, segment_exponents
+
+    towers = [100, 25, 50, 200]  # unsorted on purpose
+    seconds = [40.0, 10.0, 20.0, 160.0]  # linear up to 100, then quadratic
+    seg = segment_exponents(towers, seconds)
+    assert [(s["from"], s["to"]) for s in seg] == [(25, 50), (50, 100), (100, 200)]
+    assert [s["exponent"] for s in seg] == [1.0, 1.0, 2.0]
+    assert 1.0 < fit_exponent(towers, seconds) < 2.0
+    assert segment_exponents([25, 50], [10.0, float("nan")]) == []

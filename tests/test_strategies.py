@@ -127,19 +127,27 @@ def test_rf_trees_never_fit_on_the_sites_they_predict(monkeypatch, splitter):
     assert all(np.isfinite(v).all() for v in out.values())
 
 
-def test_rf_zone_selection_groups_of_two_never_fit_on_predicted_sites(monkeypatch):
+@pytest.mark.parametrize("tests_per_group", [2, 3])
+def test_rf_zone_selection_small_groups_never_fit_on_predicted_sites(monkeypatch, tests_per_group):
     """Spy for the scaled groups: a few test sites in a larger universe (a zone selection)
-    get groups of at most two, and no tree that predicts a site was fitted on it."""
+    get groups of at most ``tests_per_group``, and no tree that predicts a site was fitted on it."""
     X, Y, sites, _ = make_problem(n_sites=9, seed=4, missing=0.0)
-    tests = ["S00", "S03", "S06"]
+    tests = ["S00", "S03", "S06", "S07", "S08"]
     pools = {t: [s for s in np.unique(sites) if s != t] for t in tests}
     Xid = np.c_[X, np.unique(sites, return_inverse=True)[1].astype(float)]
     log = _tree_spy(monkeypatch)
-    rf_site_oob(Xid, Y, sites, pools, trees_per_site=3, n_groups=10, n_jobs=1)
-    assert len(log) == 3 * 3  # every test site predicted by exactly trees_per_site trees
+    rf_site_oob(Xid, Y, sites, pools, trees_per_site=3, n_groups=10, tests_per_group=tests_per_group, n_jobs=1)
     test_codes = {float(np.unique(sites).tolist().index(t)) for t in tests}
+    predicted_by = {c: 0 for c in test_codes}
+    group_of_tree: dict[int, set] = {}  # a tree's set of fitted sites is one object per tree
     for seen, predicted in log:
-        assert not (seen & predicted) and predicted <= test_codes and len(predicted) <= 2
+        assert not (seen & predicted) and predicted <= test_codes
+        group_of_tree.setdefault(id(seen), set()).update(predicted)
+        for c in predicted:
+            predicted_by[c] += 1
+    assert len(group_of_tree) == 3 * -(-len(tests) // tests_per_group)  # one tree per group and round
+    assert max(len(g) for g in group_of_tree.values()) == tests_per_group
+    assert set(predicted_by.values()) == {3}  # every test site predicted by exactly trees_per_site trees
 
 
 def test_rf_site_oob_grows_per_target_trees_like_the_learner():
@@ -447,3 +455,34 @@ def test_rf_trees_with_a_training_sample_never_fit_on_the_sites_they_predict(mon
         Y2[sites == s] = 1e3
         np.testing.assert_array_equal(rf_site_oob(X, Y2, sites, pools, trees_per_site=3, n_groups=3,
                                                   random_state=0)[s], base[s])
+
+
+def test_rf_tree_rows_capped_in_learner_and_fast_forest(monkeypatch):
+    """``max_tree_rows`` caps every tree's bootstrap sample, in the per-fold learner and in the
+    site-level out-of-bag forest alike (the floor ``min_tree_rows`` still applies below it)."""
+    import pandas as pd
+    from sklearn.tree import DecisionTreeRegressor
+
+    from fluxcore.learners.rf import RFLearner
+
+    X, Y, sites, pools = make_problem(n_sites=6, seed=3, missing=0.0)
+    dates = np.zeros(len(X), dtype="datetime64[D]")
+    Xf, Yf = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])]), pd.DataFrame(Y, columns=["GPP", "ER"])
+    lrn = RFLearner(n_estimators=3, max_samples=0.5, min_tree_rows=10, max_tree_rows=40).fit(
+        Xf, Yf, sites=sites, dates=dates)
+    assert [f.max_samples for _, f in lrn.forests_] == [40]
+    uncapped = RFLearner(n_estimators=3, max_samples=0.5, min_tree_rows=10, max_tree_rows=None).fit(
+        Xf, Yf, sites=sites, dates=dates)
+    assert uncapped.forests_[0][1].max_samples > 40
+
+    rows: list[int] = []
+    orig_fit = DecisionTreeRegressor.fit
+
+    def fit(self, X_, y_, *a, **k):
+        rows.append(len(X_))
+        return orig_fit(self, X_, y_, *a, **k)
+
+    monkeypatch.setattr(DecisionTreeRegressor, "fit", fit)
+    rf_site_oob(X, Y, sites, pools, trees_per_site=2, n_groups=3, max_samples=0.5, min_tree_rows=10,
+                max_tree_rows=40, n_jobs=1)
+    assert rows and set(rows) == {40}
