@@ -79,3 +79,26 @@ def test_scaling_segments_show_a_steeper_top_end_than_the_fit():
     assert [s["exponent"] for s in seg] == [1.0, 1.0, 2.0]
     assert 1.0 < fit_exponent(towers, seconds) < 2.0
     assert segment_exponents([25, 50], [10.0, float("nan")]) == []
+
+
+def test_seed_compare_pairs_seed_means_and_reports_the_spread():
+    from seed_compare import compare_settings
+
+    sites = list("ABCDE")
+
+    def table(r2):
+        return pd.DataFrame({"R2": r2, "r2": [0.5] * 5}, index=pd.Index(sites, name="SITE_ID"))
+
+    ref = [table([0.1, 0.2, 0.3, 0.4, 0.5]), table([0.3, 0.2, 0.5, 0.4, 0.7])]  # medians 0.3, 0.4
+    new = [table([0.1, 0.2, 0.28, 0.4, 0.5]), table([0.3, 0.2, 0.48, 0.4, 0.7])]  # C is 0.02 lower
+    out = compare_settings({"ref": ref, "new": new})
+    r, n = out["settings"]["ref"], out["settings"]["new"]
+    assert r["seed_median_R2"] == [0.3, 0.4] and r["seed_range_R2"] == 0.1
+    assert r["mean_of_medians_R2"] == 0.35 and n["mean_of_medians_R2"] == 0.34
+    vs = n["vs_ref"]
+    assert vs["paired_median_difference_of_seed_means"] == 0.0  # four sites unchanged
+    assert vs["sites_not_worse_than_tolerance"] == 4
+    assert vs["paired_median_difference_per_seed"] == [0.0, 0.0]
+    assert vs["difference_of_mean_medians"] == -0.01 and vs["within_tolerance"] is True
+    worse = compare_settings({"ref": ref, "new": [table([0.0] * 5), table([0.1] * 5)]})
+    assert worse["settings"]["new"]["vs_ref"]["within_tolerance"] is False

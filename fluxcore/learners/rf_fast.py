@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..params import Boolean, Interval
+from ..params import Boolean, Interval, Options
 from ..strategies.base import (
     Checkpoint,
     LocalMapper,
@@ -27,12 +27,13 @@ from ..strategies.base import (
     prepare_arrays,
     register_strategy,
     split_groups,
+    spread_groups,
     universes,
 )
 from ._util import mask_groups
 from .rf import tree_rows
 
-__all__ = ["rf_site_oob", "RFSiteOOB"]
+__all__ = ["rf_site_oob", "RFSiteOOB", "site_profiles"]
 
 
 def groups_per_round(n_tests: int, n_groups: int, scaled: bool = True, tests_per_group: int = 2) -> int:
@@ -90,6 +91,7 @@ def rf_site_oob(
     n_groups: int = 10,
     scaled_groups: bool = True,
     tests_per_group: int = 2,
+    grouping: str = "random",
     merge_targets: float = 0.0,
     max_samples: float | int = 0.05,
     min_tree_rows: int = 5000,
@@ -132,6 +134,12 @@ def rf_site_oob(
         of test sites.
     tests_per_group : int
         Test sites per group of a small selection (with ``scaled_groups``).
+    grouping : {"random", "spread"}
+        ``"random"``: test sites shuffled into groups; ``"spread"``: random but spread groups
+        (:func:`fluxcore.strategies.base.spread_groups`), whose members are far apart in the
+        space of the sites' mean predictors (each column scaled by its spread across sites),
+        so a tree leaves out few of a test site's most similar sites. Only predictors are
+        used, never fluxes.
     merge_targets : float
         Tolerance of :func:`merged_target_groups` (0, the default: one set of trees per
         missing-value pattern, as ``RFLearner``).
@@ -180,6 +188,10 @@ def rf_site_oob(
     fit_ok = [finite[:, g].all(axis=1) for g in target_groups]
     checkpoint = checkpoint or Checkpoint(None, "", "")
 
+    if grouping not in ("random", "spread"):
+        raise ValueError(f"grouping must be 'random' or 'spread', not {grouping!r}")
+    profile = site_profiles(sum_obs, cnt_obs) if grouping == "spread" else None
+
     # the whole plan is drawn first: a unit's trees never depend on which units ran before
     rng = np.random.default_rng(random_state)
     units = []  # per universe: (test sites, [per round: [(tree seed, train codes, group)]])
@@ -187,9 +199,13 @@ def rf_site_oob(
         tests = sorted(tests)
         g = groups_per_round(len(tests), n_groups, scaled_groups, tests_per_group)
         rounds = []
+        if profile is not None:
+            z = profile[[index[s] for s in tests]]
+            dist = np.sqrt(((z[:, None, :] - z[None, :, :]) ** 2).sum(axis=-1))
         for _ in range(trees_per_site):
+            grps = split_groups(tests, g, rng) if profile is None else spread_groups(tests, g, rng, dist)
             rounds.append([(int(rng.integers(2**31 - 1)), [index[s] for s in sorted(universe - set(grp))], grp)
-                           for grp in split_groups(tests, g, rng)])
+                           for grp in grps])
         units.append((tests, rounds))
 
     payload = {"X": X, "Y": Y, "miss": miss, "sum_obs": sum_obs, "cnt_obs": cnt_obs, "rows_of": rows_of,
@@ -252,6 +268,22 @@ def rf_site_oob(
     return out
 
 
+def site_profiles(sum_obs: np.ndarray, cnt_obs: np.ndarray) -> np.ndarray:
+    """Each site's mean predictors, every column scaled to unit spread across sites (sites, features).
+
+    A column a site never observed takes the mean over sites; a column constant across sites is
+    left out (it cannot tell sites apart). Built from predictors only.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m = np.where(cnt_obs > 0, sum_obs / np.maximum(cnt_obs, 1), np.nan)
+    col = np.nanmean(np.where(np.isfinite(m), m, np.nan), axis=0) if m.size else np.zeros(m.shape[1])
+    col = np.where(np.isfinite(col), col, 0.0)
+    m = np.where(np.isfinite(m), m, col)
+    sd = m.std(axis=0)
+    keep = sd > 0
+    return (m[:, keep] - m[:, keep].mean(axis=0)) / sd[keep]
+
+
 def _grow_trees(payload: dict, jobs: list) -> list[dict[str, np.ndarray]]:
     """The trees of one round (:func:`_grow_tree` for each job, in order)."""
     return [_grow_tree(payload, job) for job in jobs]
@@ -303,9 +335,10 @@ class RFSiteOOB(Strategy):
     description = ("site-level out-of-bag forest (trees grown without a group of sites; one tree per "
                    "target when the targets' missing rows differ)")
     plain_description = "trees grown without a group of sites, each site predicted by the trees that never saw it"
-    default_options = {"n_groups": 10, "scaled_groups": True, "tests_per_group": 2, "merge_targets": 0.0}
+    default_options = {"n_groups": 10, "scaled_groups": True, "tests_per_group": 2, "grouping": "random",
+                       "merge_targets": 0.0}
     option_constraints = {"n_groups": [Interval(int, 1)], "scaled_groups": [Boolean()],
-                          "tests_per_group": [Interval(int, 1)],
+                          "tests_per_group": [Interval(int, 1)], "grouping": [Options("random", "spread")],
                           "merge_targets": [Interval(float, 0, 1, closed="both")]}
 
     def run(self, learner, X, Y, sites, dates, pools, options, context):
@@ -322,6 +355,7 @@ class RFSiteOOB(Strategy):
                            trees_per_site=int(p.get("n_estimators", 100)), n_groups=int(options["n_groups"]),
                            scaled_groups=bool(options["scaled_groups"]),
                            tests_per_group=int(options["tests_per_group"]),
+                           grouping=str(options["grouping"]),
                            merge_targets=float(options["merge_targets"]),
                            max_samples=1.0 if ms is None else ms,
                            min_tree_rows=int(p.get("min_tree_rows", 5000)),

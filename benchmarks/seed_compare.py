@@ -1,0 +1,143 @@
+"""Two or more settings of one learner, each run with several seeds: skill against seed noise.
+
+Usage::
+
+    python benchmarks/seed_compare.py previous=RUN_S0,RUN_S1,RUN_S2 groups3=RUN_S0,RUN_S1,RUN_S2 \\
+        --learner rf --zone arid --out benchmarks/results/zone_seeds.json
+
+Each ``LABEL=RUN[,RUN...]`` is one setting, its runs differing only by seed, read with
+:func:`fluxcore.runstore.load_run`; the first setting is the reference. The median per-site
+R² of 12 towers moves by a few hundredths between seeds, more than the 0.01 tolerance of
+issue 21, so one seed per setting cannot tell two settings apart. Per target, the JSON holds:
+
+* per setting: each seed's median per-site R² (1 - SSE/SST) and r² (squared Pearson), their
+  mean and range (the seed spread), and the median over sites of the seed-averaged R²;
+* per setting after the first, against the reference: the paired per-site difference of the
+  seed-averaged R² (median, percentile-bootstrap 95 % interval over sites, sites not worse
+  than -0.01), the difference of the mean of per-seed medians, and the paired difference of
+  each seed pair (seed i of both, same folds);
+* ``within_tolerance``: the mean of per-seed medians at most 0.01 below the reference's.
+
+The metrics are the runs' own (``metrics.parquet``); nothing is recomputed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_speed import learner_seconds  # noqa: E402
+
+from fluxcore.runstore import load_run  # noqa: E402
+
+TOLERANCE = 0.01
+
+
+def site_scores(metrics: pd.DataFrame, learner: str, target: str, zone: str = "") -> pd.DataFrame:
+    """Per-site ``R2`` and ``r2`` of one learner and target (index ``SITE_ID``)."""
+    m = metrics[(metrics["learner"] == learner) & (metrics["target"] == target)]
+    if zone:
+        m = m[m["zone"] == zone]
+    return m.set_index("SITE_ID")[["R2", "r2"]].sort_index()
+
+
+def _r(x) -> float | None:
+    x = float(x)
+    return round(x, 4) if np.isfinite(x) else None
+
+
+def compare_settings(settings: dict[str, list[pd.DataFrame]], tolerance: float = TOLERANCE,
+                     n_boot: int = 2000, seed: int = 0) -> dict:
+    """Seed spread of each setting and paired differences against the first setting.
+
+    Parameters
+    ----------
+    settings : dict
+        Label -> per-seed score tables (:func:`site_scores`), in seed order; the first label
+        is the reference.
+    tolerance : float
+        Allowed loss of the mean of per-seed medians of R² [-].
+    """
+    rng = np.random.default_rng(seed)
+    labels = list(settings)
+    common = sorted(set.intersection(*(set(t.index) for runs in settings.values() for t in runs)))
+    out: dict = {"n_sites": len(common), "settings": {}}
+    mean_site: dict[str, pd.Series] = {}
+    for label, runs in settings.items():
+        r2 = pd.concat([t.loc[common, "R2"] for t in runs], axis=1)
+        pr = pd.concat([t.loc[common, "r2"] for t in runs], axis=1)
+        meds = r2.median(axis=0).to_numpy(dtype=float)
+        mean_site[label] = r2.mean(axis=1)
+        out["settings"][label] = {
+            "n_seeds": len(runs), "seed_median_R2": [_r(v) for v in meds],
+            "seed_median_r2": [_r(v) for v in pr.median(axis=0)],
+            "mean_of_medians_R2": _r(meds.mean()), "seed_range_R2": _r(meds.max() - meds.min()),
+            "median_of_seed_mean_R2": _r(mean_site[label].median()),
+            "site_seed_mean_R2": {str(k): _r(v) for k, v in mean_site[label].items()}}
+    ref = labels[0]
+    base = out["settings"][ref]
+    for label in labels[1:]:
+        d = (mean_site[label] - mean_site[ref]).to_numpy(dtype=float)
+        d = d[np.isfinite(d)]
+        boots = np.median(rng.choice(d, size=(n_boot, len(d))), axis=1) if len(d) else np.array([np.nan])
+        k = min(len(settings[ref]), len(settings[label]))
+        per_seed = []
+        for i in range(k):
+            di = (settings[label][i].loc[common, "R2"] - settings[ref][i].loc[common, "R2"]).to_numpy(dtype=float)
+            per_seed.append(_r(np.median(di[np.isfinite(di)])))
+        mine = out["settings"][label]
+        mine[f"vs_{ref}"] = {
+            "paired_median_difference_of_seed_means": _r(np.median(d)) if len(d) else None,
+            "paired_ci95": [_r(np.percentile(boots, 2.5)), _r(np.percentile(boots, 97.5))],
+            "sites_not_worse_than_tolerance": int((d >= -tolerance).sum()),
+            "difference_of_mean_medians": _r(mine["mean_of_medians_R2"] - base["mean_of_medians_R2"]),
+            "paired_median_difference_per_seed": per_seed,
+            "within_tolerance": bool(mine["mean_of_medians_R2"] >= base["mean_of_medians_R2"] - tolerance - 1e-12)}
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("settings", nargs="+", help="LABEL=RUN[,RUN...] (runs differing only by seed)")
+    ap.add_argument("--learner", default="rf")
+    ap.add_argument("--zone", default="")
+    ap.add_argument("--targets", default="GPP,ER")
+    ap.add_argument("--note", default="")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    runs: dict[str, list] = {}
+    for text in args.settings:
+        label, _, folders = text.partition("=")
+        if not folders:
+            raise SystemExit(f"{text!r}: expected LABEL=RUN[,RUN...]")
+        runs[label] = [load_run(Path(f)) for f in folders.split(",") if f]
+    result: dict = {"learner": args.learner, "zone": args.zone or None, "note": args.note, "tolerance": TOLERANCE,
+                    "runs": {label: [{"run_dir": str(r.path), "seed": r.config.seed,
+                                      "git_commit": r.manifest.get("git_commit"),
+                                      "params": r.config.params.get(args.learner, {}),
+                                      "strategy_options": r.config.strategy_options.get(args.learner, {}),
+                                      "learner_seconds": learner_seconds(r.manifest).get(args.learner)}
+                                     for r in rs] for label, rs in runs.items()},
+                    "targets": {}}
+    for tgt in [t for t in args.targets.split(",") if t]:
+        result["targets"][tgt] = compare_settings(
+            {label: [site_scores(r.metrics, args.learner, tgt, args.zone) for r in rs] for label, rs in runs.items()})
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
