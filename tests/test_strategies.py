@@ -127,8 +127,8 @@ def test_rf_trees_never_fit_on_the_sites_they_predict(monkeypatch, splitter):
     assert all(np.isfinite(v).all() for v in out.values())
 
 
-@pytest.mark.parametrize("tests_per_group", [2, 3])
-def test_rf_zone_selection_small_groups_never_fit_on_predicted_sites(monkeypatch, tests_per_group):
+@pytest.mark.parametrize(("tests_per_group", "grouping"), [(2, "random"), (3, "random"), (3, "spread")])
+def test_rf_zone_selection_small_groups_never_fit_on_predicted_sites(monkeypatch, tests_per_group, grouping):
     """Spy for the scaled groups: a few test sites in a larger universe (a zone selection)
     get groups of at most ``tests_per_group``, and no tree that predicts a site was fitted on it."""
     X, Y, sites, _ = make_problem(n_sites=9, seed=4, missing=0.0)
@@ -136,7 +136,8 @@ def test_rf_zone_selection_small_groups_never_fit_on_predicted_sites(monkeypatch
     pools = {t: [s for s in np.unique(sites) if s != t] for t in tests}
     Xid = np.c_[X, np.unique(sites, return_inverse=True)[1].astype(float)]
     log = _tree_spy(monkeypatch)
-    rf_site_oob(Xid, Y, sites, pools, trees_per_site=3, n_groups=10, tests_per_group=tests_per_group, n_jobs=1)
+    rf_site_oob(Xid, Y, sites, pools, trees_per_site=3, n_groups=10, tests_per_group=tests_per_group,
+                grouping=grouping, n_jobs=1)
     test_codes = {float(np.unique(sites).tolist().index(t)) for t in tests}
     predicted_by = {c: 0 for c in test_codes}
     group_of_tree: dict[int, set] = {}  # a tree's set of fitted sites is one object per tree
@@ -486,3 +487,38 @@ def test_rf_tree_rows_capped_in_learner_and_fast_forest(monkeypatch):
     rf_site_oob(X, Y, sites, pools, trees_per_site=2, n_groups=3, max_samples=0.5, min_tree_rows=10,
                 max_tree_rows=40, n_jobs=1)
     assert rows and set(rows) == {40}
+
+
+def test_spread_groups_keep_similar_sites_apart_and_use_predictors_only(monkeypatch):
+    """Spread groups put far-apart sites together (so each tree keeps a test site's nearest
+    neighbours); the plan depends on the predictors alone: other flux values, same groups."""
+    from fluxcore.learners import rf_fast
+    from fluxcore.strategies.base import spread_groups
+
+    pts = np.array([[0, 0], [0, 0.1], [0, 0.2], [10, 0], [10, 0.1], [10, 0.2]], dtype=float)
+    dist = np.sqrt(((pts[:, None] - pts[None]) ** 2).sum(axis=-1))
+    for seed in range(5):
+        groups = spread_groups(list("abcdef"), 3, np.random.default_rng(seed), dist)
+        assert sorted(len(g) for g in groups) == [2, 2, 2]
+        for g in groups:  # one site of each cluster per group
+            assert len({x in "abc" for x in g}) == 2
+
+    X, Y, sites, _ = make_problem(n_sites=9, seed=4, missing=0.1)
+    tests = ["S00", "S01", "S03", "S06", "S07", "S08"]
+    pools = {t: [s for s in np.unique(sites) if s != t] for t in tests}
+    plans: list = []
+    orig = rf_fast.spread_groups
+
+    def spy(items, n_groups, rng, distance):
+        out = orig(items, n_groups, rng, distance)
+        plans[-1].append(out)
+        return out
+
+    monkeypatch.setattr(rf_fast, "spread_groups", spy)
+    for yy in (Y, Y[::-1] * 2.0 + 1.0):
+        plans.append([])
+        rf_site_oob(X, yy, sites, pools, trees_per_site=3, n_groups=10, tests_per_group=2, grouping="spread",
+                    n_jobs=1)
+    assert plans[0] and plans[0] == plans[1]
+    with pytest.raises(ValueError, match="grouping"):
+        rf_site_oob(X, Y, sites, pools, trees_per_site=1, grouping="nearest", n_jobs=1)
