@@ -8,7 +8,12 @@ import pytest
 from factories_loso import make_flux_dataset
 
 from fluxcore.config import RunConfig
-from fluxcore.learners.rf_fast import groups_per_round, merged_target_groups, rf_site_oob
+from fluxcore.learners.rf_fast import (
+    groups_per_round,
+    merged_target_groups,
+    rf_site_oob,
+    uses_spread_groups,
+)
 from fluxcore.learners.svm import SVMLearner
 from fluxcore.loso import RunCancelled, load_run, run_loso
 from fluxcore.runstore import RunStore
@@ -107,15 +112,20 @@ def test_digest_follows_data_and_settings():
 
 def test_groups_follow_the_number_of_test_sites():
     assert groups_per_round(204, 10) == 10  # W keeps its groups
-    assert groups_per_round(12, 10) == 6  # one zone: at most two test sites per group
-    assert groups_per_round(13, 10) == 7
+    assert groups_per_round(12, 10) == 4  # one zone: at most three test sites per group
+    assert groups_per_round(13, 10) == 5
+    assert groups_per_round(12, 10, tests_per_group=2) == 6
     assert groups_per_round(50, 10) == 10
-    assert groups_per_round(25, 10) == 10
     assert groups_per_round(12, 10, scaled=False) == 10
     assert groups_per_round(3, 10, scaled=False) == 3
     assert groups_per_round(1, 10) == 1
-    assert groups_per_round(12, 10, tests_per_group=3) == 4  # groups of three
     assert groups_per_round(29, 10, tests_per_group=3) == 10
+    assert groups_per_round(25, 10) == 9
+    # grouping="auto": spread groups exactly where the tests_per_group rule sets the groups
+    assert uses_spread_groups(12, 10) and uses_spread_groups(25, 10)
+    assert not uses_spread_groups(30, 10) and not uses_spread_groups(204, 10)
+    assert not uses_spread_groups(12, 10, scaled=False)
+    assert not uses_spread_groups(12, 10, tests_per_group=1)  # 10 groups: the W rule
     assert groups_per_round(12, 10, tests_per_group=1) == 10  # never more than n_groups
 
 

@@ -522,3 +522,20 @@ def test_spread_groups_keep_similar_sites_apart_and_use_predictors_only(monkeypa
     assert plans[0] and plans[0] == plans[1]
     with pytest.raises(ValueError, match="grouping"):
         rf_site_oob(X, Y, sites, pools, trees_per_site=1, grouping="nearest", n_jobs=1)
+
+
+def test_auto_grouping_spreads_small_selections_only(monkeypatch):
+    """grouping="auto" (the default) draws spread groups when the tests_per_group rule sets the
+    groups (a zone), random groups when every site is a test site (W)."""
+    from fluxcore.learners import rf_fast
+
+    calls: list[int] = []
+    orig = rf_fast.spread_groups
+    monkeypatch.setattr(rf_fast, "spread_groups", lambda items, *a: calls.append(len(items)) or orig(items, *a))
+    X, Y, sites, pools = make_problem(n_sites=9, seed=4, missing=0.0)
+    rf_site_oob(X, Y, sites, pools, trees_per_site=2, n_groups=3, n_jobs=1)  # all 9 test sites
+    assert calls == []
+    tests = ["S00", "S03", "S06", "S07"]
+    zone = {t: [s for s in np.unique(sites) if s != t] for t in tests}
+    rf_site_oob(X, Y, sites, zone, trees_per_site=2, n_groups=10, n_jobs=1)
+    assert calls == [4, 4]  # one spread draw per round

@@ -33,10 +33,10 @@ from ..strategies.base import (
 from ._util import mask_groups
 from .rf import tree_rows
 
-__all__ = ["rf_site_oob", "RFSiteOOB", "site_profiles"]
+__all__ = ["rf_site_oob", "RFSiteOOB", "site_profiles", "groups_per_round", "uses_spread_groups"]
 
 
-def groups_per_round(n_tests: int, n_groups: int, scaled: bool = True, tests_per_group: int = 2) -> int:
+def groups_per_round(n_tests: int, n_groups: int, scaled: bool = True, tests_per_group: int = 3) -> int:
     """Groups (trees) per round for ``n_tests`` test sites of a universe.
 
     ``n_groups`` is the number of groups when every site of the universe is a test site (W:
@@ -45,13 +45,17 @@ def groups_per_round(n_tests: int, n_groups: int, scaled: bool = True, tests_per
 
     With ``scaled`` (the default) a selection of few test sites gets fewer groups, so that the
     cost follows the number of test sites: ``ceil(n_tests / tests_per_group)``, at most
-    ``tests_per_group`` test sites per group (default two). Why small groups: the test sites of a selection are often one aridity zone, so every site a
-    group leaves out is a neighbour of the others in that group. In W a group of 20 random
-    sites leaves out about one site of an arid test site's own zone (20 x 11 / 203); a group of
-    two arid test sites leaves out exactly one. Larger groups would leave out more of a zone's
-    own sites from every tree (the rule of the 2026-11-29 release, ``ceil(n_groups * n_tests /
-    n_universe)`` but at least 2, put 6 of the 12 arid towers in each group and lowered their
-    paired per-site R² by 0.06 for GPP). W itself (204 test sites) keeps its 10 groups.
+    ``tests_per_group`` test sites per group (default three), drawn as spread groups
+    (:func:`uses_spread_groups`). Why small groups: the test sites of a selection are often
+    one aridity zone, so every site a group leaves out is a neighbour of the others in that
+    group. In W a group of 20 random sites leaves out about one site of an arid test site's
+    own zone (20 x 11 / 203). Larger groups leave out more of a zone's own sites from every
+    tree: the rule of the first 2026-11-29 release (``ceil(n_groups * n_tests / n_universe)``
+    but at least 2) put 6 of the 12 arid towers in each group and lowered their paired
+    per-site R² by 0.06 for GPP. Three far-apart arid towers per group (4 groups: 90 s for
+    the forest) kept the skill of the previous release's 10 groups within the seed spread,
+    as two random ones (6 groups) did in 136 s; three random ones lost ER skill
+    (``benchmarks/README.md``). W itself (204 test sites) keeps its 10 random groups.
     Without ``scaled``: ``min(n_groups, n_tests)`` groups.
     """
     n_tests, n_groups = int(n_tests), max(int(n_groups), 1)
@@ -59,6 +63,14 @@ def groups_per_round(n_tests: int, n_groups: int, scaled: bool = True, tests_per
     if scaled:
         g = -(-n_tests // max(int(tests_per_group), 1))
     return max(1, min(g, n_groups, n_tests))
+
+
+def uses_spread_groups(n_tests: int, n_groups: int, scaled: bool = True, tests_per_group: int = 3) -> bool:
+    """Whether ``grouping="auto"`` draws spread groups: when the ``tests_per_group`` rule of a
+    small selection sets the number of groups (fewer than ``n_groups``), i.e. every group holds
+    at most ``tests_per_group`` test sites."""
+    return bool(scaled) and groups_per_round(n_tests, n_groups, True, tests_per_group) < min(
+        max(int(n_groups), 1), int(n_tests))
 
 
 def merged_target_groups(finite: np.ndarray, tolerance: float = 0.01) -> list[list[int]]:
@@ -90,8 +102,8 @@ def rf_site_oob(
     trees_per_site: int = 100,
     n_groups: int = 10,
     scaled_groups: bool = True,
-    tests_per_group: int = 2,
-    grouping: str = "random",
+    tests_per_group: int = 3,
+    grouping: str = "auto",
     merge_targets: float = 0.0,
     max_samples: float | int = 0.05,
     min_tree_rows: int = 5000,
@@ -134,12 +146,19 @@ def rf_site_oob(
         of test sites.
     tests_per_group : int
         Test sites per group of a small selection (with ``scaled_groups``).
-    grouping : {"random", "spread"}
+    grouping : {"auto", "random", "spread"}
         ``"random"``: test sites shuffled into groups; ``"spread"``: random but spread groups
         (:func:`fluxcore.strategies.base.spread_groups`), whose members are far apart in the
-        space of the sites' mean predictors (each column scaled by its spread across sites),
-        so a tree leaves out few of a test site's most similar sites. Only predictors are
-        used, never fluxes.
+        space of the sites' mean predictors (:func:`site_profiles`), so a tree leaves out few
+        of a test site's most similar sites. Only predictors are used, never fluxes.
+        ``"auto"`` (the default): spread groups for a small selection, whose group count the
+        ``tests_per_group`` rule sets (:func:`uses_spread_groups`), random groups otherwise.
+        Why: a zone's test sites are each other's nearest sites, and a small group of far-apart
+        ones leaves out none of a site's nearest neighbours that another group could hold; on
+        the 12 arid towers, groups of three spread sites kept the skill that random groups of
+        three lost (``benchmarks/README.md``). Groups of about 20 (W) leave out some neighbours
+        of every site however they are drawn; there spread groups gained nothing (paired
+        per-site R² +0.002 GPP, -0.001 ER on the 204 towers), so W keeps random groups.
     merge_targets : float
         Tolerance of :func:`merged_target_groups` (0, the default: one set of trees per
         missing-value pattern, as ``RFLearner``).
@@ -188,9 +207,9 @@ def rf_site_oob(
     fit_ok = [finite[:, g].all(axis=1) for g in target_groups]
     checkpoint = checkpoint or Checkpoint(None, "", "")
 
-    if grouping not in ("random", "spread"):
-        raise ValueError(f"grouping must be 'random' or 'spread', not {grouping!r}")
-    profile = site_profiles(sum_obs, cnt_obs) if grouping == "spread" else None
+    if grouping not in ("auto", "random", "spread"):
+        raise ValueError(f"grouping must be 'auto', 'random' or 'spread', not {grouping!r}")
+    profile = site_profiles(sum_obs, cnt_obs) if grouping != "random" else None
 
     # the whole plan is drawn first: a unit's trees never depend on which units ran before
     rng = np.random.default_rng(random_state)
@@ -199,11 +218,13 @@ def rf_site_oob(
         tests = sorted(tests)
         g = groups_per_round(len(tests), n_groups, scaled_groups, tests_per_group)
         rounds = []
-        if profile is not None:
+        spread = profile is not None and (grouping == "spread" or uses_spread_groups(
+            len(tests), n_groups, scaled_groups, tests_per_group))
+        if spread:
             z = profile[[index[s] for s in tests]]
             dist = np.sqrt(((z[:, None, :] - z[None, :, :]) ** 2).sum(axis=-1))
         for _ in range(trees_per_site):
-            grps = split_groups(tests, g, rng) if profile is None else spread_groups(tests, g, rng, dist)
+            grps = spread_groups(tests, g, rng, dist) if spread else split_groups(tests, g, rng)
             rounds.append([(int(rng.integers(2**31 - 1)), [index[s] for s in sorted(universe - set(grp))], grp)
                            for grp in grps])
         units.append((tests, rounds))
@@ -335,10 +356,10 @@ class RFSiteOOB(Strategy):
     description = ("site-level out-of-bag forest (trees grown without a group of sites; one tree per "
                    "target when the targets' missing rows differ)")
     plain_description = "trees grown without a group of sites, each site predicted by the trees that never saw it"
-    default_options = {"n_groups": 10, "scaled_groups": True, "tests_per_group": 2, "grouping": "random",
+    default_options = {"n_groups": 10, "scaled_groups": True, "tests_per_group": 3, "grouping": "auto",
                        "merge_targets": 0.0}
     option_constraints = {"n_groups": [Interval(int, 1)], "scaled_groups": [Boolean()],
-                          "tests_per_group": [Interval(int, 1)], "grouping": [Options("random", "spread")],
+                          "tests_per_group": [Interval(int, 1)], "grouping": [Options("auto", "random", "spread")],
                           "merge_targets": [Interval(float, 0, 1, closed="both")]}
 
     def run(self, learner, X, Y, sites, dates, pools, options, context):
