@@ -27,7 +27,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -39,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_speed import DEFAULT_DATA  # noqa: E402
+from benchio import write_json  # noqa: E402
 
 from fluxcore.features import build_features  # noqa: E402
 from fluxcore.metrics import r2_score  # noqa: E402
@@ -156,10 +156,7 @@ def main(argv=None) -> int:
         result["builders"]["histogram"][target] = {"cpu_seconds_per_tree": round(cpu / 10, 4)}
         print("histogram", target, result["builders"]["histogram"][target], flush=True)
     result["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(out)
+    write_json(args.out, result)
     return 0
 
 

@@ -24,7 +24,6 @@ The metrics are the runs' own (``metrics.parquet``); nothing is recomputed.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -37,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_speed import learner_seconds  # noqa: E402
+from benchio import write_json  # noqa: E402
 
 from fluxcore.runstore import load_run  # noqa: E402
 
@@ -132,10 +132,7 @@ def main(argv=None) -> int:
     for tgt in [t for t in args.targets.split(",") if t]:
         result["targets"][tgt] = compare_settings(
             {label: [site_scores(r.metrics, args.learner, tgt, args.zone) for r in rs] for label, rs in runs.items()})
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(out)
+    write_json(args.out, result)
     return 0
 
 

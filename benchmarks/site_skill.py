@@ -16,7 +16,6 @@ first (median, sites not worse than -0.01). The metrics are the runs' own.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -24,6 +23,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchio import write_json  # noqa: E402
 
 from fluxcore.runstore import load_run  # noqa: E402
 
@@ -73,10 +74,7 @@ def main(argv=None) -> int:
                     "median_difference": round(float(np.median(d)), 4) if len(d) else None,
                     "sites_not_worse_than_0.01": int((d >= -0.01).sum()), "n_sites": int(len(d))}
             result["targets"][key] = per
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(out)
+    write_json(args.out, result)
     return 0
 
 
