@@ -539,3 +539,40 @@ def test_auto_grouping_spreads_small_selections_only(monkeypatch):
     zone = {t: [s for s in np.unique(sites) if s != t] for t in tests}
     rf_site_oob(X, Y, sites, zone, trees_per_site=2, n_groups=10, n_jobs=1)
     assert calls == [4, 4]  # one spread draw per round
+
+
+def test_svm_small_selection_runs_the_per_fold_loop(monkeypatch):
+    """A selection with fewer test sites than n_groups x n_rounds gets one model per test site
+    (the per-fold loop: fewer fits), each fitted on the site's pool without the site; W-sized
+    selections keep the group hold-out."""
+    from fluxcore.learners.svm_fast import per_fold_plan
+
+    sites9 = [f"S{i:02d}" for i in range(9)]
+    zone = {t: [s for s in sites9 if s != t] for t in sites9[:4]}
+    assert per_fold_plan(zone, 10, 3) == (4, 1)
+    assert per_fold_plan(zone, 10, 3, per_fold_when_fewer=False) == (10, 3)
+    many = {f"T{i:03d}": [f"T{j:03d}" for j in range(40) if j != i] for i in range(40)}
+    assert per_fold_plan(many, 10, 3) == (10, 3)
+
+    import pandas as pd
+
+    from fluxcore.learners.svm import SVMLearner
+    from fluxcore.strategies import StrategyContext, get_strategy
+
+    X, Y, sites, _ = make_problem(n_sites=9, seed=6)
+    pools = {t: [s for s in np.unique(sites) if s != t] for t in ["S00", "S04", "S07"]}
+    fitted: list[set] = []
+    orig = SVMLearner.fit
+
+    def spy(self, Xf, yf, *, sites, dates, **k):
+        fitted.append(set(np.unique(sites).tolist()))
+        return orig(self, Xf, yf, sites=sites, dates=dates, **k)
+
+    monkeypatch.setattr(SVMLearner, "fit", spy)
+    cols = [f"x{i}" for i in range(X.shape[1])]
+    strat = get_strategy("svm_group")
+    out = strat.run(SVMLearner(**SVMLearner.get_test_params()[0]), pd.DataFrame(X, columns=cols),
+                    pd.DataFrame(Y, columns=["GPP", "ER"]), sites, np.zeros(len(X), dtype="datetime64[D]"),
+                    pools, {}, StrategyContext(n_jobs=1))
+    assert sorted(out) == ["S00", "S04", "S07"]
+    assert sorted(map(sorted, fitted)) == sorted(sorted(set(p)) for p in pools.values())  # one fit per fold

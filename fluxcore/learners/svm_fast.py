@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..params import Interval, Options
+from ..params import Boolean, Interval, Options
 from ..strategies.base import (
     Pools,
     Strategy,
@@ -24,7 +24,7 @@ from ..strategies.base import (
 )
 from ..strategies.group_holdout import group_holdout, holdout_checkpoint
 
-__all__ = ["lssvm_group_loso", "SVMGroup"]
+__all__ = ["lssvm_group_loso", "SVMGroup", "per_fold_plan"]
 
 
 def _fit_group_transform(X: np.ndarray, fit_rows: np.ndarray, n_components: int, gamma: float,
@@ -148,28 +148,47 @@ def lssvm_group_loso(
 
 
 
+def per_fold_plan(pools: Pools, n_groups: int, n_rounds: int, per_fold_when_fewer: bool = True) -> tuple[int, int]:
+    """Groups and rounds of :class:`SVMGroup`'s group hold-out for these pools.
+
+    The group hold-out fits ``n_groups * n_rounds`` models (30 by default) whatever the number
+    of test sites, so a selection of 12 test sites would pay for 30 fits. When no universe has
+    more test sites than that (and ``per_fold_when_fewer``), every test site gets its own
+    group in a single round: the per-fold loop itself, with fewer fits and each model trained
+    on the site's whole pool. Otherwise ``(n_groups, n_rounds)`` unchanged.
+    """
+    most = max((len(t) for t in universes(pools).values()), default=0)
+    if per_fold_when_fewer and 0 < most <= n_groups * n_rounds:
+        return most, 1
+    return n_groups, n_rounds
+
+
 class SVMGroup(Strategy):
     """Group hold-out of the SVR learner, or the exact-per-group LS-SVM (option ``solver``)."""
 
     name = "svm_group"
     description = ("the per-fold SVR model (Nystroem + linear epsilon-SVR) fitted once per group of sites, "
                    "each predicting only sites outside its training set, averaged over n_rounds "
-                   "partitions (solver 'lssvm': least-squares SVR with exact per-site ridge)")
+                   "partitions, or the per-fold loop itself when that takes fewer fits (solver 'lssvm': "
+                   "least-squares SVR with exact per-site ridge)")
     plain_description = "one support-vector model per group of sites, each predicting sites it never saw"
-    default_options = {"n_groups": 10, "n_rounds": 3, "solver": "svr"}
+    default_options = {"n_groups": 10, "n_rounds": 3, "solver": "svr", "per_fold_when_fewer": True}
     option_constraints = {"n_groups": [Interval(int, 1)], "n_rounds": [Interval(int, 1)],
-                          "solver": [Options("svr", "lssvm")]}
+                          "solver": [Options("svr", "lssvm")], "per_fold_when_fewer": [Boolean()]}
 
     def run(self, learner, X, Y, sites, dates, pools, options, context):
         p = learner.get_params()
         seed = p.get("random_state")
         seed = 0 if seed is None else int(seed)
-        if options.get("solver", "svr") == "svr":
+        options = {**self.default_options, **dict(options)}
+        if options["solver"] == "svr":
+            n_groups, n_rounds = per_fold_plan(pools, int(options["n_groups"]), int(options["n_rounds"]),
+                                               bool(options["per_fold_when_fewer"]))
             # liblinear holds a process-wide lock (reproducibility): groups run in processes (or
             # on the run's Dask workers); one BLAS thread per fit, so that the numbers do not
             # depend on the number of jobs or on where the groups ran
-            return group_holdout(learner, X, Y, sites, dates, pools, n_groups=int(options["n_groups"]),
-                                 n_rounds=int(options["n_rounds"]), random_state=seed,
+            return group_holdout(learner, X, Y, sites, dates, pools, n_groups=n_groups,
+                                 n_rounds=n_rounds, random_state=seed,
                                  n_jobs=max(1, int(context.n_jobs)),
                                  n_processes=max(1, int(context.n_processes)), blas_threads=1,
                                  progress=context.progress,
