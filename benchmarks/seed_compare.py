@@ -32,23 +32,15 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_speed import learner_seconds  # noqa: E402
 from benchio import write_json  # noqa: E402
+from site_skill import site_scores  # noqa: E402
 
 from fluxcore.runstore import load_run  # noqa: E402
 
 TOLERANCE = 0.01
-
-
-def site_scores(metrics: pd.DataFrame, learner: str, target: str, zone: str = "") -> pd.DataFrame:
-    """Per-site ``R2`` and ``r2`` of one learner and target (index ``SITE_ID``)."""
-    m = metrics[(metrics["learner"] == learner) & (metrics["target"] == target)]
-    if zone:
-        m = m[m["zone"] == zone]
-    return m.set_index("SITE_ID")[["R2", "r2"]].sort_index()
 
 
 def _r(x) -> float | None:
@@ -63,7 +55,7 @@ def compare_settings(settings: dict[str, list[pd.DataFrame]], tolerance: float =
     Parameters
     ----------
     settings : dict
-        Label -> per-seed score tables (:func:`site_scores`), in seed order; the first label
+        Label -> per-seed score tables (``site_skill.site_scores``), in seed order; the first label
         is the reference.
     tolerance : float
         Allowed loss of the mean of per-seed medians of R² [-].

@@ -29,12 +29,17 @@ from benchio import write_json  # noqa: E402
 from fluxcore.runstore import load_run  # noqa: E402
 
 
-def per_site(metrics, learner: str, target: str, zone: str = "") -> dict:
-    """Per-site R² and r² of one learner and target from a run's metrics (medians included)."""
+def site_scores(metrics, learner: str, target: str, zone: str = ""):
+    """Per-site ``R2`` and ``r2`` of one learner and target from a run's metrics (index ``SITE_ID``)."""
     m = metrics[(metrics["learner"] == learner) & (metrics["target"] == target)]
     if zone:
         m = m[m["zone"] == zone]
-    m = m.set_index("SITE_ID").sort_index()
+    return m.set_index("SITE_ID")[["R2", "r2"]].sort_index()
+
+
+def per_site(metrics, learner: str, target: str, zone: str = "") -> dict:
+    """Per-site R² and r² of one learner and target from a run's metrics (medians included)."""
+    m = site_scores(metrics, learner, target, zone)
     return {"median_R2": round(float(m["R2"].median()), 4), "median_r2": round(float(m["r2"].median()), 4),
             "n_sites": int(len(m)),
             "site_R2": {str(k): round(float(v), 4) for k, v in m["R2"].items()},

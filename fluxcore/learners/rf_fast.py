@@ -16,6 +16,8 @@ stored, with the same predictions.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..params import Boolean, Interval, Options
@@ -295,10 +297,10 @@ def site_profiles(sum_obs: np.ndarray, cnt_obs: np.ndarray) -> np.ndarray:
     A column a site never observed takes the mean over sites; a column constant across sites is
     left out (it cannot tell sites apart). Built from predictors only.
     """
-    with np.errstate(invalid="ignore", divide="ignore"):
-        m = np.where(cnt_obs > 0, sum_obs / np.maximum(cnt_obs, 1), np.nan)
-    col = np.nanmean(np.where(np.isfinite(m), m, np.nan), axis=0) if m.size else np.zeros(m.shape[1])
-    col = np.where(np.isfinite(col), col, 0.0)
+    m = np.where(cnt_obs > 0, sum_obs / np.maximum(cnt_obs, 1), np.nan)
+    with warnings.catch_warnings():  # a column no site observed: its mean is NaN, then 0
+        warnings.simplefilter("ignore", RuntimeWarning)
+        col = np.nan_to_num(np.nanmean(m, axis=0), nan=0.0)
     m = np.where(np.isfinite(m), m, col)
     sd = m.std(axis=0)
     keep = sd > 0
