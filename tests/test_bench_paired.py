@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_speed import paired_r2, within_tolerance  # noqa: E402
@@ -100,5 +101,17 @@ def test_seed_compare_pairs_seed_means_and_reports_the_spread():
     assert vs["sites_not_worse_than_tolerance"] == 4
     assert vs["paired_median_difference_per_seed"] == [0.0, 0.0]
     assert vs["difference_of_mean_medians"] == -0.01 and vs["within_tolerance"] is True
+    assert vs["paired_within_tolerance"] is True
     worse = compare_settings({"ref": ref, "new": [table([0.0] * 5), table([0.1] * 5)]})
     assert worse["settings"]["new"]["vs_ref"]["within_tolerance"] is False
+    assert worse["settings"]["new"]["vs_ref"]["paired_within_tolerance"] is False
+
+
+def test_seed_compare_names_a_missing_run_folder(tmp_path):
+    from seed_compare import main
+
+    with pytest.raises(SystemExit, match="previous: not a run folder: .*nowhere"):
+        main([f"previous={tmp_path / 'nowhere'}", f"new={tmp_path}", "--out", str(tmp_path / "out.json")])
+    with pytest.raises(SystemExit, match="previous: no run folder given"):
+        main(["previous=,", f"new={tmp_path}", "--out", str(tmp_path / "out.json")])
+    assert not (tmp_path / "out.json").exists()

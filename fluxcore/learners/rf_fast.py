@@ -55,10 +55,14 @@ def groups_per_round(n_tests: int, n_groups: int, scaled: bool = True, tests_per
     tree: the rule of the first 2026-11-29 release (``ceil(n_groups * n_tests / n_universe)``
     but at least 2) put 6 of the 12 arid towers in each group and lowered their paired
     per-site R² by 0.06 for GPP. Three far-apart arid towers per group (4 groups: 90 s for
-    the forest) kept the skill of the previous release's 10 groups within the seed spread,
-    as two random ones (6 groups) did in 136 s; three random ones lost ER skill
-    (``benchmarks/README.md``). W itself (204 test sites) keeps its 10 random groups.
-    Without ``scaled``: ``min(n_groups, n_tests)`` groups.
+    the forest) are the default. Against the previous release's forest (10 groups, twice the
+    rows per tree, about 500 s), over five seeds each, they lose a little skill: paired
+    per-site R² -0.013 GPP, -0.021 ER. The same groups with that forest's rows per tree
+    (``max_samples=0.1``, about 200 s) lose -0.006 and -0.006, and against the per-fold
+    forest of the same learner (12 groups of one, about 270 s) the default groups are within
+    0.01 (paired +0.015 GPP, -0.003 ER): the loss comes from the learner's smaller row
+    sample, not from the groups (``benchmarks/README.md``). W itself (204 test sites) keeps
+    its 10 random groups. Without ``scaled``: ``min(n_groups, n_tests)`` groups.
     """
     n_tests, n_groups = int(n_tests), max(int(n_groups), 1)
     g = n_groups
@@ -157,8 +161,9 @@ def rf_site_oob(
         ``tests_per_group`` rule sets (:func:`uses_spread_groups`), random groups otherwise.
         Why: a zone's test sites are each other's nearest sites, and a small group of far-apart
         ones leaves out none of a site's nearest neighbours that another group could hold; on
-        the 12 arid towers, groups of three spread sites kept the skill that random groups of
-        three lost (``benchmarks/README.md``). Groups of about 20 (W) leave out some neighbours
+        the 12 arid towers (seeds 0-2), groups of three spread sites had higher medians than
+        groups of three random ones (GPP -0.003 against -0.042, ER 0.498 against 0.460), though
+        the paired per-site intervals hold 0 (``benchmarks/README.md``). Groups of about 20 (W) leave out some neighbours
         of every site however they are drawn; there spread groups gained nothing (paired
         per-site R² +0.002 GPP, -0.001 ER on the 204 towers), so W keeps random groups.
     merge_targets : float
