@@ -41,6 +41,7 @@ from bench_speed import learner_seconds  # noqa: E402
 from benchio import write_json  # noqa: E402
 from site_skill import site_scores  # noqa: E402
 
+from fluxcore.errors import ConfigError, FluxcoreError  # noqa: E402
 from fluxcore.runstore import load_run  # noqa: E402
 
 TOLERANCE = 0.01
@@ -102,6 +103,16 @@ def compare_settings(settings: dict[str, list[pd.DataFrame]], tolerance: float =
     return out
 
 
+def _load(label: str, path: Path):
+    """``load_run`` with its error turned into one message naming the setting."""
+    try:
+        return load_run(path)
+    except ConfigError as exc:  # not a run folder
+        raise SystemExit(f"{label}: not a run folder: {path} ({exc})") from None
+    except FluxcoreError as exc:  # a damaged file that cannot be rebuilt
+        raise SystemExit(f"{label}: {exc}") from None
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("settings", nargs="+", help="LABEL=RUN[,RUN...] (runs differing only by seed)")
@@ -117,11 +128,9 @@ def main(argv=None) -> int:
         if not folders:
             raise SystemExit(f"{text!r}: expected LABEL=RUN[,RUN...]")
         paths = [Path(f) for f in folders.split(",") if f]
-        missing = [str(f) for f in paths if not f.is_dir()]
-        if not paths or missing:
-            raise SystemExit(f"{label}: no run folder given" if not paths
-                             else f"{label}: not a run folder: {', '.join(missing)}")
-        runs[label] = [load_run(f) for f in paths]
+        if not paths:
+            raise SystemExit(f"{label}: no run folder given")
+        runs[label] = [_load(label, f) for f in paths]
     result: dict = {"learner": args.learner, "zone": args.zone or None, "note": args.note, "tolerance": TOLERANCE,
                     "runs": {label: [{"run_dir": str(r.path), "seed": r.config.seed,
                                       "git_commit": r.manifest.get("git_commit"),
