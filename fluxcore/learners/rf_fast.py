@@ -165,8 +165,8 @@ def rf_site_oob(
         groups of three random ones (GPP -0.003 against -0.042, ER 0.498 against 0.460), though
         the paired per-site intervals hold 0 (``benchmarks/README.md``). Groups of about 20
         (W) leave out some neighbours of every site however they are drawn; there spread
-        groups gained nothing (paired
-        per-site R² +0.002 GPP, -0.001 ER on the 204 towers), so W keeps random groups.
+        groups gained nothing (paired per-site R² +0.002 GPP, -0.001 ER on the 204 towers),
+        so W keeps random groups.
     merge_targets : float
         Tolerance of :func:`merged_target_groups` (0, the default: one set of trees per
         missing-value pattern, as ``RFLearner``).
