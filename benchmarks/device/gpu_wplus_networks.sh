@@ -6,7 +6,8 @@
 # pre-training stage of the CPU W+ run), one bench_scaling JSON per learner, until
 # DEADLINE_S seconds after the start. Compare with the CPU W+ run by benchmarks/device_vs_cpu.py.
 #
-# Usage: [DATA=folder] bash benchmarks/device/gpu_wplus_networks.sh DEVICE OUTDIR SMOKE_TOWERS FULL_TOWERS DEADLINE_S COMMIT
+# LEARNERS (default "lstm mlp tamrl pmtl") sets which full runs, in which order.
+# Usage: [DATA=folder] [LEARNERS="pmtl mlp"] bash benchmarks/device/gpu_wplus_networks.sh DEVICE OUTDIR SMOKE_TOWERS FULL_TOWERS DEADLINE_S COMMIT
 # On 2026-11-29 it ran on the lent GPU machine (16 CPU cores, one H200) with the data and the
 # packages that machine lacks carried along (pydantic, geopandas, shapely, pyproj, plotly as wheels):
 #   DATA=.devdata/fluxnet2015 bash benchmarks/device/gpu_wplus_networks.sh cuda $OUT 4 204 440 d79d268
@@ -26,7 +27,7 @@ timeout 100 python3 benchmarks/bench_scaling.py --data $DATA --towers $SMOKE --s
   || { echo SMOKE FAILED; tail -40 "$OUTD/smoke_$DEV.log"; exit 3; }
 echo "SMOKE OK after $(( $(date +%s) - T0 )) s"; grep '"world"' "$OUTD/smoke_$DEV.log" | head -1
 # full: each network learner of W+ on all towers (defaults, 2 jobs, seed 0), one run each
-for l in lstm mlp tamrl pmtl; do
+for l in ${LEARNERS:-lstm mlp tamrl pmtl}; do
   LEFT=$(( DEADLINE - ($(date +%s) - T0) ))
   [ $LEFT -lt 30 ] && { echo "no time left for $l"; break; }
   EXTRA=""; [ $l = pmtl ] && EXTRA="--pretrain"
