@@ -25,11 +25,22 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 from benchio import write_json  # noqa: E402
 
-#: the network learners of W+ (torch): the part that item 6 runs on CUDA
-NETWORK_LEARNERS: tuple[str, ...] = ("lstm", "tamrl", "pmtl", "mlp")
+from fluxcore.errors import ConfigError  # noqa: E402
+from fluxcore.learners import make_learner  # noqa: E402
+
+
+def is_network(learner: str) -> bool:
+    """Whether a registered learner runs on a torch device (has a ``device`` hyperparameter):
+    the part of W+ that item 6 runs on CUDA. Unknown names are not."""
+    try:
+        return "device" in make_learner(learner).get_params()
+    except ConfigError:
+        return False
 
 
 def _largest_point(result: dict, what: str) -> dict:
@@ -76,7 +87,7 @@ def compare(cpu: dict, cuda_runs: list[tuple[str, dict]], not_finished: dict[str
     Returns
     -------
     dict
-        ``learners`` (one entry per network learner of the CPU run), ``cpu_run``,
+        ``learners`` (one entry per network learner of the CPU run, :func:`is_network`), ``cpu_run``,
         ``cuda_runs`` and the CPU and CUDA towers.
     """
     not_finished, not_run = dict(not_finished or {}), dict(not_run or {})
@@ -93,9 +104,8 @@ def compare(cpu: dict, cuda_runs: list[tuple[str, dict]], not_finished: dict[str
             cuda[lrn] = {"seconds": secs, "run_wall_seconds": point["wall_seconds"],
                          "peak_memory_mb": point.get("peak_memory_mb"), "file": path}
     learners = {}
-    for lrn in NETWORK_LEARNERS:
-        cpu_s = cpu_point["learner_seconds"].get(lrn)
-        if cpu_s is None:
+    for lrn, cpu_s in cpu_point["learner_seconds"].items():
+        if not is_network(lrn):
             continue
         row: dict = {"cpu_seconds": cpu_s}
         if lrn in cuda:

@@ -30,9 +30,9 @@ echo "SMOKE OK after $(( $(date +%s) - T0 )) s"; grep '"world"' "$OUTD/smoke_$DE
 for l in ${LEARNERS:-lstm mlp tamrl pmtl}; do
   LEFT=$(( DEADLINE - ($(date +%s) - T0) ))
   [ $LEFT -lt 30 ] && { echo "no time left for $l"; break; }
-  EXTRA=""; [ $l = pmtl ] && EXTRA="--pretrain"
+  PRE_ARGS=(); [ $l = pmtl ] && PRE_ARGS=(--pretrain "$PRE")
   timeout $LEFT python3 benchmarks/bench_scaling.py --data $DATA --towers $FULL --synthetic 0 \
-    --learners $l ${EXTRA:+--pretrain "$PRE"} --param $l.device=$DEV \
+    --learners $l "${PRE_ARGS[@]}" --param $l.device=$DEV \
     --note "device machine: $(nproc) CPU cores, jobs 2, $DEV; $l of W+ at $COMMIT" \
     --out "$OUTD/wplus_${l}_$DEV.json" > "$OUTD/wplus_${l}_$DEV.log" 2>&1
   echo "$l rc=$? after $(( $(date +%s) - T0 )) s"; grep '"world"' "$OUTD/wplus_${l}_$DEV.log" | head -1
