@@ -92,11 +92,20 @@ def test_test_site_targets_never_reach_the_fit(strategy):
 
 
 def _tree_spy(monkeypatch) -> list:
-    """Patch the tree's fit / predict to log (sites fitted, sites predicted) from the id column
-    (the last column of X)."""
+    """Patch the tree's fit / predict (and the lazy tree) to log (sites fitted, sites predicted)
+    from the id column (the last column of X)."""
     from sklearn.tree import DecisionTreeRegressor
 
+    from fluxcore.learners import rf_fast
+
     log: list = []
+    orig_lazy = rf_fast.lazy_tree_predict
+
+    def lazy(x, y, x_test, **k):
+        log.append((set(np.unique(x[:, -1]).tolist()), set(np.unique(x_test[:, -1]).tolist())))
+        return orig_lazy(x, y, x_test, **k)
+
+    monkeypatch.setattr(rf_fast, "lazy_tree_predict", lazy)
     orig_fit, orig_predict = DecisionTreeRegressor.fit, DecisionTreeRegressor.predict
 
     def fit(self, X, y, *a, **k):
@@ -112,23 +121,26 @@ def _tree_spy(monkeypatch) -> list:
     return log
 
 
-@pytest.mark.parametrize("splitter", ["best", "random"])
-def test_rf_trees_never_fit_on_the_sites_they_predict(monkeypatch, splitter):
+@pytest.mark.parametrize(("splitter", "grow"), [("best", "auto"), ("random", "auto"), ("best", "lazy")])
+def test_rf_trees_never_fit_on_the_sites_they_predict(monkeypatch, splitter, grow):
     """Spy: an id column reveals which sites each tree was fitted on and predicted."""
 
     X, Y, sites, pools = make_problem(n_sites=9, seed=4, missing=0.0)
     codes = np.unique(sites, return_inverse=True)[1].astype(float)
     Xid = np.c_[X, codes]
     log = _tree_spy(monkeypatch)
-    out = rf_site_oob(Xid, Y, sites, pools, trees_per_site=4, n_groups=3, n_jobs=1, splitter=splitter)
-    assert len(log) == 9 * 4  # every site predicted by exactly trees_per_site trees
+    out = rf_site_oob(Xid, Y, sites, pools, trees_per_site=4, n_groups=3, n_jobs=1, splitter=splitter,
+                      grow=grow)
+    assert sum(len(p) for _, p in log) == 9 * 4  # every site predicted by exactly trees_per_site trees
     for seen, predicted in log:
         assert not (seen & predicted)
     assert all(np.isfinite(v).all() for v in out.values())
 
 
-@pytest.mark.parametrize(("tests_per_group", "grouping"), [(2, "random"), (3, "random"), (3, "spread")])
-def test_rf_zone_selection_small_groups_never_fit_on_predicted_sites(monkeypatch, tests_per_group, grouping):
+@pytest.mark.parametrize(("tests_per_group", "grouping", "grow"),
+                         [(2, "random", "auto"), (3, "random", "full"), (3, "spread", "auto")])
+def test_rf_zone_selection_small_groups_never_fit_on_predicted_sites(monkeypatch, tests_per_group, grouping,
+                                                                      grow):
     """Spy for the scaled groups: a few test sites in a larger universe (a zone selection)
     get groups of at most ``tests_per_group``, and no tree that predicts a site was fitted on it."""
     X, Y, sites, _ = make_problem(n_sites=9, seed=4, missing=0.0)
@@ -137,7 +149,7 @@ def test_rf_zone_selection_small_groups_never_fit_on_predicted_sites(monkeypatch
     Xid = np.c_[X, np.unique(sites, return_inverse=True)[1].astype(float)]
     log = _tree_spy(monkeypatch)
     rf_site_oob(Xid, Y, sites, pools, trees_per_site=3, n_groups=10, tests_per_group=tests_per_group,
-                grouping=grouping, n_jobs=1)
+                grouping=grouping, grow=grow, n_jobs=1)
     test_codes = {float(np.unique(sites).tolist().index(t)) for t in tests}
     predicted_by = {c: 0 for c in test_codes}
     group_of_tree: dict[int, set] = {}  # a tree's set of fitted sites is one object per tree
@@ -484,9 +496,20 @@ def test_rf_tree_rows_capped_in_learner_and_fast_forest(monkeypatch):
         return orig_fit(self, X_, y_, *a, **k)
 
     monkeypatch.setattr(DecisionTreeRegressor, "fit", fit)
-    rf_site_oob(X, Y, sites, pools, trees_per_site=2, n_groups=3, max_samples=0.5, min_tree_rows=10,
-                max_tree_rows=40, n_jobs=1)
-    assert rows and set(rows) == {40}
+    from fluxcore.learners import rf_fast
+
+    orig_lazy = rf_fast.lazy_tree_predict
+
+    def lazy(x, y, x_test, **k):
+        rows.append(-len(x))
+        return orig_lazy(x, y, x_test, **k)
+
+    monkeypatch.setattr(rf_fast, "lazy_tree_predict", lazy)
+    for grow in ("full", "lazy"):
+        rows.clear()
+        rf_site_oob(X, Y, sites, pools, trees_per_site=2, n_groups=3, max_samples=0.5, min_tree_rows=10,
+                    max_tree_rows=40, grow=grow, n_jobs=1)
+        assert rows and set(rows) == ({40} if grow == "full" else {-40})
 
 
 def test_spread_groups_keep_similar_sites_apart_and_use_predictors_only(monkeypatch):
