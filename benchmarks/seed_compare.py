@@ -14,8 +14,10 @@ issue 21, so one seed per setting cannot tell two settings apart. Per target, th
   mean and range (the seed spread), and the median over sites of the seed-averaged R²;
 * per setting after the first, against the reference: the paired per-site difference of the
   seed-averaged R² (median, percentile-bootstrap 95 % interval over sites, sites not worse
-  than -0.01), the difference of the mean of per-seed medians, and the paired difference of
-  each seed pair (seed i of both, same folds);
+  than -0.01), the difference of the mean of per-seed medians with a 95 % interval from
+  resampling each setting's seeds (how much of it the seeds alone could make), and the paired
+  difference of each seed pair (seed i of both, same folds); per setting also the standard
+  error of its mean of per-seed medians;
 * ``within_tolerance``: the mean of per-seed medians at most 0.01 below the reference's;
   ``paired_within_tolerance``: the paired median difference of the seed means at least -0.01.
   The two can disagree: the median of 12 towers sits between two towers whose order changes
@@ -69,15 +71,18 @@ def compare_settings(settings: dict[str, list[pd.DataFrame]], tolerance: float =
     common = sorted(set.intersection(*(set(t.index) for runs in settings.values() for t in runs)))
     out: dict = {"n_sites": len(common), "settings": {}}
     mean_site: dict[str, pd.Series] = {}
+    seed_meds: dict[str, np.ndarray] = {}
     for label, runs in settings.items():
         r2 = pd.concat([t.loc[common, "R2"] for t in runs], axis=1)
         pr = pd.concat([t.loc[common, "r2"] for t in runs], axis=1)
         meds = r2.median(axis=0).to_numpy(dtype=float)
+        seed_meds[label] = meds
         mean_site[label] = r2.mean(axis=1)
         out["settings"][label] = {
             "n_seeds": len(runs), "seed_median_R2": [_r(v) for v in meds],
             "seed_median_r2": [_r(v) for v in pr.median(axis=0)],
             "mean_of_medians_R2": _r(meds.mean()), "seed_range_R2": _r(meds.max() - meds.min()),
+            "mean_of_medians_se": _r(meds.std(ddof=1) / np.sqrt(len(meds))) if len(meds) > 1 else None,
             "median_of_seed_mean_R2": _r(mean_site[label].median()),
             "site_seed_mean_R2": {str(k): _r(v) for k, v in mean_site[label].items()}}
     ref = labels[0]
@@ -97,10 +102,21 @@ def compare_settings(settings: dict[str, list[pd.DataFrame]], tolerance: float =
             "paired_ci95": [_r(np.percentile(boots, 2.5)), _r(np.percentile(boots, 97.5))],
             "sites_not_worse_than_tolerance": int((d >= -tolerance).sum()),
             "difference_of_mean_medians": _r(mine["mean_of_medians_R2"] - base["mean_of_medians_R2"]),
+            "difference_of_mean_medians_ci95": _seed_bootstrap(seed_meds[label], seed_meds[ref], rng, n_boot),
             "paired_median_difference_per_seed": per_seed,
             "within_tolerance": bool(mine["mean_of_medians_R2"] >= base["mean_of_medians_R2"] - tolerance - 1e-12),
             "paired_within_tolerance": bool(len(d) and np.median(d) >= -tolerance - 1e-12)}
     return out
+
+
+def _seed_bootstrap(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_boot: int) -> list:
+    """95 % percentile-bootstrap interval of ``mean(a) - mean(b)``, seeds resampled within each
+    setting: how far the difference of two means of per-seed medians moves with the seeds."""
+    if len(a) < 2 or len(b) < 2:
+        return [None, None]
+    da = rng.choice(a, size=(n_boot, len(a))).mean(axis=1)
+    db = rng.choice(b, size=(n_boot, len(b))).mean(axis=1)
+    return [_r(np.percentile(da - db, 2.5)), _r(np.percentile(da - db, 97.5))]
 
 
 def _load(label: str, path: Path):

@@ -102,6 +102,12 @@ def test_seed_compare_pairs_seed_means_and_reports_the_spread():
     assert vs["paired_median_difference_per_seed"] == [0.0, 0.0]
     assert vs["difference_of_mean_medians"] == -0.01 and vs["within_tolerance"] is True
     assert vs["paired_within_tolerance"] is True
+    # the seeds' own spread: se of the mean of medians 0.1 / sqrt(2) / sqrt(2) = 0.05; resampled
+    # seed means lie in {0.28, 0.34, 0.40} (new) and {0.30, 0.35, 0.40} (ref), so the interval of
+    # the difference lies within -0.12..+0.10 and holds the observed -0.01
+    assert r["mean_of_medians_se"] == 0.05
+    lo, hi = vs["difference_of_mean_medians_ci95"]
+    assert -0.12 - 1e-9 <= lo < -0.01 < hi <= 0.10 + 1e-9
     worse = compare_settings({"ref": ref, "new": [table([0.0] * 5), table([0.1] * 5)]})
     assert worse["settings"]["new"]["vs_ref"]["within_tolerance"] is False
     assert worse["settings"]["new"]["vs_ref"]["paired_within_tolerance"] is False

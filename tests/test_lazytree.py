@@ -110,3 +110,18 @@ def test_rf_site_oob_grows_lazily_in_small_selections_only(monkeypatch):
             assert np.corrcoef(lazy[t][:, j], full[t][:, j])[0, 1] > 0.9
     with pytest.raises(ValueError, match="grow"):
         rf_site_oob(X, Y, sites, pools_zone, trees_per_site=2, grow="sometimes", n_jobs=1)
+
+
+def test_lazy_forest_same_in_worker_processes_and_threads():
+    """Lazy trees grow in worker processes (they hold the GIL between NumPy calls); the
+    predictions are the same as with threads, and with one job."""
+    X, Y, sites, _ = make_problem(n_sites=10, seed=6, missing=0.05)
+    tests = ["S01", "S04", "S07", "S08"]
+    pools = {t: [s for s in np.unique(sites) if s != t] for t in tests}
+    kw = dict(trees_per_site=6, n_groups=10, random_state=3)
+    procs = rf_site_oob(X, Y, sites, pools, n_jobs=2, n_processes=2, **kw)
+    threads = rf_site_oob(X, Y, sites, pools, n_jobs=2, n_processes=1, **kw)
+    serial = rf_site_oob(X, Y, sites, pools, n_jobs=1, **kw)
+    for t in tests:
+        np.testing.assert_array_equal(procs[t], threads[t])
+        np.testing.assert_array_equal(procs[t], serial[t])

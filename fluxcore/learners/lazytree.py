@@ -47,6 +47,22 @@ def n_split_features(max_features: float | int | str | None, p: int) -> int:
     return max(1, int(float(max_features) * p))
 
 
+def _order_keys(v: np.ndarray) -> np.ndarray:
+    """uint64 keys whose high 32 bits order like the float32 values ``v`` (no NaN)."""
+    u = v.view(np.uint32)
+    u = np.where(u >> 31 == 1, ~u, u | np.uint32(0x80000000))  # IEEE 754 bits -> unsigned order
+    return u.astype(np.uint64) << np.uint64(32)
+
+
+def _stable_argsort(keys: np.ndarray) -> np.ndarray:
+    """``np.argsort(values, kind="stable")`` from :func:`_order_keys`: the position goes into
+    the low half, so one plain sort of uint64 (SIMD-accelerated in NumPy) orders values and
+    breaks ties by position."""
+    k = keys | np.arange(len(keys), dtype=np.uint64)
+    k.sort()
+    return (k & np.uint64(0xFFFFFFFF)).astype(np.intp)
+
+
 def lazy_tree_predict(
     x: np.ndarray,
     y: np.ndarray,
@@ -91,7 +107,8 @@ def lazy_tree_predict(
         out[:] = np.nan
         return out
     k = n_split_features(max_features, p)
-    xT = np.ascontiguousarray(np.asarray(x, dtype=np.float32).T)  # (p, n): one feature per row
+    xT = np.ascontiguousarray(np.asarray(x, dtype=np.float32).T) + np.float32(0.0)  # (p, n); -0.0 -> 0.0
+    keys = _order_keys(xT)  # (p, n) uint64: value order in the high half, free low half
     xtT = np.ascontiguousarray(np.asarray(x_test, dtype=np.float32).T)
     going_left = np.zeros(n0, dtype=bool)
     # a node: its rows in each feature's increasing order (rows of features not sorted yet hold
@@ -112,7 +129,7 @@ def lazy_tree_predict(
         for lo in range(0, len(drawn), k):  # draw until k non-constant features are found
             chunk = drawn[lo:lo + k]
             for f in chunk[~done[chunk]]:  # sort a feature the first time a node needs it
-                srt[f] = srt[f][np.argsort(xT[f, srt[f]], kind="stable")]
+                srt[f] = srt[f][_stable_argsort(keys[f, srt[f]])]
                 done[f] = True
             nonconst = xT[chunk, srt[chunk, -1]] > xT[chunk, srt[chunk, 0]] + FEATURE_THRESHOLD
             const[chunk[~nonconst]] = True  # constant here, so in every descendant
