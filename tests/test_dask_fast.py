@@ -207,6 +207,21 @@ def test_rf_on_dask_killed_half_way_resumes_identically(session, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.requires_dask
+def test_rf_lazy_trees_of_a_small_selection_on_dask_match_local(session):
+    """A zone-like selection (a few test sites, every other site as pool) grows lazy trees:
+    on the cluster they give the local predictions, bit for bit."""
+    X, Y, sites, _ = _world(n_sites=8, seed=2)
+    tests = sorted(set(sites))[:4]
+    pools = {t: [s for s in sorted(set(sites)) if s != t] for t in tests}
+    kw = dict(trees_per_site=5, n_groups=10, max_samples=0.5, random_state=1, n_jobs=2)
+    local = rf_site_oob(X, Y, sites, pools, **kw)
+    remote = rf_site_oob(X, Y, sites, pools, **kw, mapper=session)
+    for s in tests:
+        assert np.array_equal(remote[s], local[s], equal_nan=True)
+
+
+@pytest.mark.slow
+@pytest.mark.requires_dask
 def test_group_holdout_on_dask_killed_half_way_resumes_identically(session, tmp_path):
     X, Y, sites, pools = _world(seed=1)
     Xd, Yd = pd.DataFrame(X, columns=list("abcd")), pd.DataFrame(Y, columns=["GPP", "ER"])
