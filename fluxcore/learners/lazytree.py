@@ -11,7 +11,8 @@ towers, holding a quarter to a half of its split-search work.
 
 The tree is the one :class:`sklearn.tree.DecisionTreeRegressor` grows (``criterion=
 "squared_error"``, ``splitter="best"``): at each node ``max_features`` features are drawn
-at random among those not constant in the node, every threshold between distinct sorted
+at random, constant ones included (they count toward the number but are not split on; if all
+are constant, more are drawn until one is not), on each every threshold between distinct sorted
 values is tried (each side at least ``min_samples_leaf`` rows), the split of largest
 impurity decrease is taken, the threshold is the midpoint of the two values; a node with fewer
 than ``2 * min_samples_leaf`` rows, a constant target, or at ``max_depth`` is a leaf. With all
@@ -122,20 +123,22 @@ def lazy_tree_predict(
         if n < 2 * msl or (max_depth is not None and depth >= max_depth) or np.all(yn.max(0) <= yn.min(0)):
             out[te] = yn.mean(axis=0)
             continue
+        # scikit-learn's draw: k features at random, constant ones included (they count toward
+        # k but are not split on); when all k are constant, draw on until one is not
         drawn = rng.permutation(p)
-        drawn = drawn[~const[drawn]]
         const, done = const.copy(), done.copy()
-        feats = []
-        for lo in range(0, len(drawn), k):  # draw until k non-constant features are found
-            chunk = drawn[lo:lo + k]
-            for f in chunk[~done[chunk]]:  # sort a feature the first time a node needs it
+        feats = drawn[:0]
+        lo = 0
+        while lo < p and len(feats) == 0:
+            chunk = drawn[lo:lo + (k if lo == 0 else 1)]
+            lo += len(chunk)
+            cand = chunk[~const[chunk]]
+            for f in cand[~done[cand]]:  # sort a feature the first time a node needs it
                 srt[f] = srt[f][_stable_argsort(keys[f, srt[f]])]
                 done[f] = True
-            nonconst = xT[chunk, srt[chunk, -1]] > xT[chunk, srt[chunk, 0]] + FEATURE_THRESHOLD
-            const[chunk[~nonconst]] = True  # constant here, so in every descendant
-            feats.extend(chunk[nonconst][:k - len(feats)])
-            if len(feats) >= k:
-                break
+            nonconst = xT[cand, srt[cand, -1]] > xT[cand, srt[cand, 0]] + FEATURE_THRESHOLD
+            const[cand[~nonconst]] = True  # constant here, so in every descendant
+            feats = cand[nonconst]
         feats = np.asarray(feats, dtype=np.intp)
         if len(feats) == 0:
             out[te] = yn.mean(axis=0)
