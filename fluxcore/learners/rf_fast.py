@@ -191,8 +191,8 @@ def rf_site_oob(
         :class:`~sklearn.tree.DecisionTreeRegressor`, whole. ``"auto"`` (the default): lazy for a
         small selection (:func:`uses_spread_groups`, groups of ``tests_per_group`` sites), full
         otherwise. Why: on the 12 arid towers a group of three reaches 3-8 % of a full tree's
-        internal nodes, and the forest took 49.8 s (in two worker processes, ``n_processes``)
-        instead of about 89 s (seed 0); in W a group
+        internal nodes, and the forest took 53.65 s (seed 0, two worker processes,
+        ``n_processes``) instead of about 89 s; in W a group
         holds about 20 towers whose rows reach most of the tree, where scikit-learn's compiled
         builder is faster. The lazy trees draw their features from another random stream, so
         their predictions differ from the full trees' as those of another seed do.
@@ -203,8 +203,9 @@ def rf_site_oob(
         Threads growing trees in parallel (scikit-learn releases the GIL while growing).
     n_processes : int, optional
         Worker processes growing lazy trees (``grow``), which hold the GIL between NumPy calls
-        (default ``n_jobs``; 1: threads). On the 12 arid towers two processes grew the forest
-        in 49.8 s against 63.2 s with two threads, with the same predictions.
+        (default ``n_jobs``; 1: threads). The predictions do not depend on it; on 2 cores two
+        processes were about 1.3x faster than two threads (12 arid towers, measured with a first
+        version of the lazy trees).
     progress : callable, optional
         ``progress(fraction_done)`` after each unit (a round of a universe); it may raise to
         stop the computation.
@@ -288,7 +289,7 @@ def rf_site_oob(
                 tasks.append(job)
                 meta.append((ui, r, j == len(rounds[r]) - 1))
     # lazy trees hold the GIL between NumPy calls: worker processes (the arrays sent once to
-    # each) grow them about 1.3x faster than threads on 2 cores; full trees release it
+    # each) grow them faster than threads; scikit-learn's full trees release it
     any_lazy = any(job[3] for job in tasks)
     procs = n_jobs if n_processes is None else n_processes
     mapper = mapper or LocalMapper(n_threads=n_jobs, n_processes=max(1, int(procs)) if any_lazy else 1)
