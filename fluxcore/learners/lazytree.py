@@ -139,7 +139,6 @@ def lazy_tree_predict(
             nonconst = xT[cand, srt[cand, -1]] > xT[cand, srt[cand, 0]] + FEATURE_THRESHOLD
             const[cand[~nonconst]] = True  # constant here, so in every descendant
             feats = cand[nonconst]
-        feats = np.asarray(feats, dtype=np.intp)
         if len(feats) == 0:
             out[te] = yn.mean(axis=0)
             continue

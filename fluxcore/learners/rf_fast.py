@@ -367,6 +367,9 @@ def _grow_tree(payload: dict, job) -> dict[str, np.ndarray]:
         mu = np.where(cnt > 0, payload["sum_obs"][train_codes].sum(axis=0) / cnt, 0.0).astype(np.float32)
     test_x = {s: np.where(miss[rows_of[index[s]]], mu, X[rows_of[index[s]]]) for s in group}
     preds = {s: np.empty((len(xt), t)) for s, xt in test_x.items()}
+    if lazy:  # the group's rows, stacked once for every target's lazy tree
+        xt_all = np.concatenate(list(test_x.values()))
+        cuts = np.cumsum([len(xt) for xt in test_x.values()])[:-1]
     for g, ok in zip(payload["target_groups"], payload["fit_ok"], strict=True):
         rows = train_rows[ok[train_rows]]
         if len(rows) == 0:  # no finite value of these targets in the training sites
@@ -379,14 +382,11 @@ def _grow_tree(payload: dict, job) -> dict[str, np.ndarray]:
         xs = np.where(miss[pick], mu, X[pick])
         yy = Y[pick][:, g]
         if lazy:  # only the branches the group's rows reach: the same tree for these rows
-            xt_all = np.concatenate([test_x[s] for s in test_x])
             pr = lazy_tree_predict(xs, yy, xt_all, min_samples_leaf=payload["min_samples_leaf"],
                                    max_features=payload["max_features"], max_depth=payload["max_depth"],
                                    rng=np.random.default_rng(int(r.integers(2**31 - 1))))
-            at = 0
-            for s, xt in test_x.items():
-                preds[s][:, g] = pr[at:at + len(xt)]
-                at += len(xt)
+            for s, part in zip(test_x, np.split(pr, cuts), strict=True):
+                preds[s][:, g] = part
             continue
         tree = DecisionTreeRegressor(
             min_samples_leaf=payload["min_samples_leaf"], max_features=payload["max_features"],
@@ -407,9 +407,10 @@ class RFSiteOOB(Strategy):
     plain_description = "trees grown without a group of sites, each site predicted by the trees that never saw it"
     default_options = {"n_groups": 10, "scaled_groups": True, "tests_per_group": 3, "grouping": "auto",
                        "merge_targets": 0.0, "grow": "auto"}
-    option_constraints = {"grow": [Options("auto", "lazy", "full")], "n_groups": [Interval(int, 1)], "scaled_groups": [Boolean()],
+    option_constraints = {"n_groups": [Interval(int, 1)], "scaled_groups": [Boolean()],
                           "tests_per_group": [Interval(int, 1)], "grouping": [Options("auto", "random", "spread")],
-                          "merge_targets": [Interval(float, 0, 1, closed="both")]}
+                          "merge_targets": [Interval(float, 0, 1, closed="both")],
+                          "grow": [Options("auto", "lazy", "full")]}
 
     def run(self, learner, X, Y, sites, dates, pools, options, context):
         p = learner.get_params()
