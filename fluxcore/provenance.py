@@ -20,7 +20,7 @@ from pathlib import Path
 from . import __version__
 
 #: Packages whose versions are recorded in every run manifest.
-PACKAGES = ("numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "torch", "geopandas",
+PACKAGES = ("numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "numba", "torch", "geopandas",
             "dask", "distributed")
 
 PACKAGE_DIR = Path(__file__).resolve().parent

@@ -99,13 +99,13 @@ def _tree_spy(monkeypatch) -> list:
     from fluxcore.learners import rf_fast
 
     log: list = []
-    orig_lazy = rf_fast.lazy_tree_predict
+    orig_lazy = rf_fast.lazy_tree_predict_sample
 
-    def lazy(x, y, x_test, **k):
-        log.append((set(np.unique(x[:, -1]).tolist()), set(np.unique(x_test[:, -1]).tolist())))
-        return orig_lazy(x, y, x_test, **k)
+    def lazy(X, miss, fill, pick, y, x_test, **k):
+        log.append((set(np.unique(X[pick, -1]).tolist()), set(np.unique(x_test[:, -1]).tolist())))
+        return orig_lazy(X, miss, fill, pick, y, x_test, **k)
 
-    monkeypatch.setattr(rf_fast, "lazy_tree_predict", lazy)
+    monkeypatch.setattr(rf_fast, "lazy_tree_predict_sample", lazy)
     orig_fit, orig_predict = DecisionTreeRegressor.fit, DecisionTreeRegressor.predict
 
     def fit(self, X, y, *a, **k):
@@ -148,8 +148,8 @@ def test_rf_zone_selection_small_groups_never_fit_on_predicted_sites(monkeypatch
     pools = {t: [s for s in np.unique(sites) if s != t] for t in tests}
     Xid = np.c_[X, np.unique(sites, return_inverse=True)[1].astype(float)]
     log = _tree_spy(monkeypatch)
-    rf_site_oob(Xid, Y, sites, pools, trees_per_site=3, n_groups=10, tests_per_group=tests_per_group,
-                grouping=grouping, grow=grow, n_jobs=1)
+    rf_site_oob(Xid, Y, sites, pools, trees_per_site=3, n_groups=10, scaled_groups=True,
+                tests_per_group=tests_per_group, grouping=grouping, grow=grow, n_jobs=1)
     test_codes = {float(np.unique(sites).tolist().index(t)) for t in tests}
     predicted_by = {c: 0 for c in test_codes}
     group_of_tree: dict[int, set] = {}  # a tree's set of fitted sites is one object per tree
@@ -498,13 +498,13 @@ def test_rf_tree_rows_capped_in_learner_and_fast_forest(monkeypatch):
     monkeypatch.setattr(DecisionTreeRegressor, "fit", fit)
     from fluxcore.learners import rf_fast
 
-    orig_lazy = rf_fast.lazy_tree_predict
+    orig_lazy = rf_fast.lazy_tree_predict_sample
 
-    def lazy(x, y, x_test, **k):
-        rows.append(-len(x))
-        return orig_lazy(x, y, x_test, **k)
+    def lazy(X_, miss, fill, pick, y, x_test, **k):
+        rows.append(-len(pick))
+        return orig_lazy(X_, miss, fill, pick, y, x_test, **k)
 
-    monkeypatch.setattr(rf_fast, "lazy_tree_predict", lazy)
+    monkeypatch.setattr(rf_fast, "lazy_tree_predict_sample", lazy)
     for grow in ("full", "lazy"):
         rows.clear()
         rf_site_oob(X, Y, sites, pools, trees_per_site=2, n_groups=3, max_samples=0.5, min_tree_rows=10,
@@ -548,8 +548,9 @@ def test_spread_groups_keep_similar_sites_apart_and_use_predictors_only(monkeypa
 
 
 def test_auto_grouping_spreads_small_selections_only(monkeypatch):
-    """grouping="auto" (the default) draws spread groups when the tests_per_group rule sets the
-    groups (a zone), random groups when every site is a test site (W)."""
+    """grouping="auto" (the default) draws spread groups when the tests_per_group rule of
+    ``scaled_groups`` sets the groups (a zone), random groups when every site is a test site (W)
+    and without ``scaled_groups`` (the default: one group per test site of a small selection)."""
     from fluxcore.learners import rf_fast
 
     calls: list[int] = []
@@ -561,6 +562,8 @@ def test_auto_grouping_spreads_small_selections_only(monkeypatch):
     tests = ["S00", "S03", "S06", "S07"]
     zone = {t: [s for s in np.unique(sites) if s != t] for t in tests}
     rf_site_oob(X, Y, sites, zone, trees_per_site=2, n_groups=10, n_jobs=1)
+    assert calls == []  # four groups of one
+    rf_site_oob(X, Y, sites, zone, trees_per_site=2, n_groups=10, scaled_groups=True, n_jobs=1)
     assert calls == [4, 4]  # one spread draw per round
 
 

@@ -21,16 +21,79 @@ fewer, the random feature draws differ (same distribution, other numbers).
 
 A feature is sorted the first time a node draws it; a node's rows, in each sorted feature's
 order, are split into the children's by a stable partition, so no descendant sorts it again.
+
+Two implementations grow the same tree, draw for draw: a compiled kernel
+(:mod:`fluxcore.learners._lazytree_jit`, Numba; the default) and the NumPy one below (used
+when Numba cannot be imported, and as the kernel's reference in the tests). The features of a
+node are drawn by a Fisher-Yates shuffle from a splitmix64 stream
+(:func:`splitmix_permutation`) seeded once per tree from ``rng``, so both draw alike.
 """
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 
-__all__ = ["lazy_tree_predict", "n_split_features"]
+__all__ = ["lazy_tree_predict", "lazy_tree_predict_sample", "n_split_features", "splitmix_permutation",
+           "HAVE_NUMBA"]
 
 #: Feature values closer than this are one value (as scikit-learn's ``FEATURE_THRESHOLD``).
 FEATURE_THRESHOLD = 1e-7
+
+#: Whether the compiled kernel can be used (Numba is a dependency; without it, e.g. in a
+#: broken install, the NumPy implementation grows the same trees, several times slower).
+HAVE_NUMBA = importlib.util.find_spec("numba") is not None
+
+
+def _jit():
+    """The compiled kernels' module, imported on first use (Numba's import takes about a second;
+    the first call in a fresh installation compiles for several seconds, later processes read
+    the compiled code from Numba's cache)."""
+    from . import _lazytree_jit
+
+    return _lazytree_jit
+
+
+def _engine(engine: str) -> bool:
+    """Whether ``engine`` selects the compiled kernel."""
+    if engine not in ("auto", "numba", "numpy"):
+        raise ValueError(f"engine must be 'auto', 'numba' or 'numpy', not {engine!r}")
+    if engine == "numba" and not HAVE_NUMBA:
+        raise ImportError("engine='numba' needs the numba package (pip install numba)")
+    return engine != "numpy" and HAVE_NUMBA
+
+_M64 = (1 << 64) - 1
+
+
+def splitmix_permutation(state: int, p: int) -> tuple[np.ndarray, int]:
+    """A permutation of ``range(p)`` and the next state (Fisher-Yates from splitmix64).
+
+    splitmix64: Steele, Lea and Flood 2014, doi:10.1145/2714064.2660195. The compiled kernel
+    draws the same permutations from the same state (tested).
+
+    Parameters
+    ----------
+    state : int
+        Generator state, 0 <= state < 2**64.
+    p : int
+        Number of features.
+
+    Returns
+    -------
+    perm : numpy.ndarray of int
+    state : int
+    """
+    perm = list(range(p))
+    for i in range(p - 1, 0, -1):
+        state = (state + 0x9E3779B97F4A7C15) & _M64
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+        z ^= z >> 31
+        j = z % (i + 1)
+        perm[i], perm[j] = perm[j], perm[i]
+    return np.asarray(perm, dtype=np.intp), state
 
 
 def n_split_features(max_features: float | int | str | None, p: int) -> int:
@@ -73,6 +136,7 @@ def lazy_tree_predict(
     max_features: float | int | str | None = 0.5,
     max_depth: int | None = None,
     rng: np.random.Generator,
+    engine: str = "auto",
 ) -> np.ndarray:
     """Predictions of ``x_test`` by a CART tree grown on ``(x, y)``, growing only their branches.
 
@@ -92,7 +156,10 @@ def lazy_tree_predict(
     max_depth : int or None
         Greatest depth of a leaf (None: unlimited).
     rng : numpy.random.Generator
-        Source of the feature draws.
+        Seeds the feature draws (one number per tree).
+    engine : {"auto", "numba", "numpy"}
+        The compiled kernel (``"numba"``; ``"auto"``: it when Numba is installed) or the NumPy
+        implementation. Both grow the same tree (ties in float rounding aside).
 
     Returns
     -------
@@ -100,32 +167,98 @@ def lazy_tree_predict(
         The mean training target of the leaf each test row falls into.
     """
     n0, p = x.shape
-    msl = max(int(min_samples_leaf), 1)
     y = np.asarray(y, dtype=np.float64).reshape(n0, -1)
-    t = y.shape[1]
-    out = np.empty((x_test.shape[0], t))
     if n0 == 0 or x_test.shape[0] == 0:
-        out[:] = np.nan
-        return out
+        return np.full((x_test.shape[0], y.shape[1]), np.nan)
+    jit = _engine(engine)
     k = n_split_features(max_features, p)
+    seed = int(rng.integers(0, 2**63))
     xT = np.ascontiguousarray(np.asarray(x, dtype=np.float32).T) + np.float32(0.0)  # (p, n); -0.0 -> 0.0
     keys = _order_keys(xT)  # (p, n) uint64: value order in the high half, free low half
     xtT = np.ascontiguousarray(np.asarray(x_test, dtype=np.float32).T)
+    depth = -1 if max_depth is None else int(max_depth)
+    msl = max(int(min_samples_leaf), 1)
+    if jit:
+        return _jit().grow_lazy(xT, (keys >> np.uint64(32)).astype(np.uint32), np.ascontiguousarray(y), xtT,
+                                msl, k, depth, np.uint64(seed))
+    return _grow_numpy(xT, keys, y, xtT, msl, k, depth, seed)
+
+
+def lazy_tree_predict_sample(
+    X: np.ndarray,
+    miss: np.ndarray,
+    fill: np.ndarray,
+    pick: np.ndarray,
+    y: np.ndarray,
+    x_test: np.ndarray,
+    *,
+    min_samples_leaf: int = 5,
+    max_features: float | int | str | None = 0.5,
+    max_depth: int | None = None,
+    rng: np.random.Generator,
+    engine: str = "auto",
+) -> np.ndarray:
+    """:func:`lazy_tree_predict` on the rows ``pick`` of ``X``, missing values filled by ``fill``.
+
+    The same tree as ``lazy_tree_predict(np.where(miss[pick], fill, X[pick]), y, x_test, ...)``,
+    without building that copy in Python: the compiled kernel gathers the sample (rows in
+    increasing order read ``X`` nearly sequentially: sort ``pick`` first) straight into the
+    layout the tree needs.
+
+    Parameters
+    ----------
+    X : numpy.ndarray of float32, shape (N, p)
+        All rows; NaN where ``miss``.
+    miss : numpy.ndarray of bool, shape (N, p)
+        Missing predictors.
+    fill : numpy.ndarray of float32, shape (p,)
+        Value of a missing predictor (e.g. the training mean).
+    pick : numpy.ndarray of int, shape (n,)
+        The sample's rows of ``X`` (repeats allowed: a bootstrap sample).
+    y : numpy.ndarray, shape (n,) or (n, t)
+        The sample's targets.
+    x_test, min_samples_leaf, max_features, max_depth, rng, engine
+        As in :func:`lazy_tree_predict`.
+
+    Returns
+    -------
+    numpy.ndarray, shape (m, t)
+    """
+    if not _engine(engine) or len(pick) == 0 or x_test.shape[0] == 0:
+        return lazy_tree_predict(np.where(miss[pick], fill, X[pick]), y, x_test, min_samples_leaf=min_samples_leaf,
+                                 max_features=max_features, max_depth=max_depth, rng=rng, engine="numpy")
+    jit = _jit()
+    p = X.shape[1]
+    y = np.ascontiguousarray(np.asarray(y, dtype=np.float64).reshape(len(pick), -1))
+    seed = int(rng.integers(0, 2**63))
+    xT, key = jit.gather_sample(np.ascontiguousarray(X, dtype=np.float32), np.ascontiguousarray(miss),
+                                np.asarray(fill, dtype=np.float32), np.asarray(pick, dtype=np.int64))
+    xtT = np.ascontiguousarray(np.asarray(x_test, dtype=np.float32).T)
+    return jit.grow_lazy(xT, key, y, xtT, max(int(min_samples_leaf), 1), n_split_features(max_features, p),
+                         -1 if max_depth is None else int(max_depth), np.uint64(seed))
+
+
+def _grow_numpy(xT: np.ndarray, keys: np.ndarray, y: np.ndarray, xtT: np.ndarray, msl: int, k: int,
+                max_depth: int, seed: int) -> np.ndarray:
+    """The NumPy implementation of the lazy tree (arguments as the compiled kernel's, ``keys``
+    from :func:`_order_keys`; ``max_depth`` < 0: unlimited)."""
+    p, n0 = xT.shape
+    out = np.empty((xtT.shape[1], y.shape[1]))
     going_left = np.zeros(n0, dtype=bool)
     # a node: its rows in each feature's increasing order (rows of features not sorted yet hold
     # the node's rows in some order), which features are sorted, which are constant
     root = np.tile(np.arange(n0), (p, 1))
-    stack = [(root, np.zeros(p, dtype=bool), np.zeros(p, dtype=bool), np.arange(x_test.shape[0]), 0)]
+    stack = [(root, np.zeros(p, dtype=bool), np.zeros(p, dtype=bool), np.arange(xtT.shape[1]), 0)]
     while stack:
         srt, done, const, te, depth = stack.pop()
         n = srt.shape[1]
         yn = y[srt[0]]
-        if n < 2 * msl or (max_depth is not None and depth >= max_depth) or np.all(yn.max(0) <= yn.min(0)):
+        if n < 2 * msl or (max_depth >= 0 and depth >= max_depth) or np.all(yn.max(0) <= yn.min(0)):
             out[te] = yn.mean(axis=0)
             continue
         # scikit-learn's draw: k features at random, constant ones included (they count toward
         # k but are not split on); when all k are constant, draw on until one is not
-        drawn = rng.permutation(p)
+        drawn, seed = splitmix_permutation(seed, p)
         const, done = const.copy(), done.copy()
         feats = drawn[:0]
         lo = 0
@@ -136,14 +269,15 @@ def lazy_tree_predict(
             for f in cand[~done[cand]]:  # sort a feature the first time a node needs it
                 srt[f] = srt[f][_stable_argsort(keys[f, srt[f]])]
                 done[f] = True
-            nonconst = xT[cand, srt[cand, -1]] > xT[cand, srt[cand, 0]] + FEATURE_THRESHOLD
+            # float32 values compared in float64, as scikit-learn's splitter does
+            nonconst = xT[cand, srt[cand, -1]].astype(np.float64) > xT[cand, srt[cand, 0]] + np.float64(FEATURE_THRESHOLD)
             const[cand[~nonconst]] = True  # constant here, so in every descendant
             feats = cand[nonconst]
         if len(feats) == 0:
             out[te] = yn.mean(axis=0)
             continue
         idx = srt[feats]  # (k, n) rows of the node in each feature's order
-        xs = xT[feats[:, None], idx]
+        xs = xT[feats[:, None], idx].astype(np.float64)
         cs = np.cumsum(y[idx], axis=1)  # (k, n, t) running target sums from the left
         tot = cs[:, -1:, :]
         nl = np.arange(1, n + 1, dtype=np.float64)[None, :, None]
@@ -160,7 +294,7 @@ def lazy_tree_predict(
         thr = a / 2.0 + b / 2.0
         if thr == b or not np.isfinite(thr):
             thr = a
-        left_test = xtT[feats[j], te] <= thr
+        left_test = xtT[feats[j], te] <= np.float64(thr)  # compared in float64, as scikit-learn
         going_left[idx[j, :i + 1]] = True
         to_left = going_left[srt]  # (p, n)
         going_left[idx[j, :i + 1]] = False

@@ -7,18 +7,21 @@ finite values (usually GPP and ER, both from the same flux partitioning) are fit
 multi-output forest; a target with a different missing-value pattern gets its own forest.
 
 Defaults are chosen for leave-one-site-out runs on ~500,000 site-days on 2 cores:
-``n_estimators=100`` trees, each grown on a bootstrap sample of ``max_samples=0.05`` of the
-rows (~18,000 rows of GPP at full size; bagging many small samples is as accurate for smooth
-daily fluxes and ~20x faster; 0.1 until issue 21, see below), ``max_features=0.5`` of the features per split
-(decorrelates trees, halves split search cost), ``min_samples_leaf=5`` (smaller trees and
-predictions averaged over at least 5 days). ``n_jobs=1`` because the runner parallelises
-folds; set ``n_jobs=2`` (or -1) for a single big fit.
+``n_estimators=100`` trees, each grown on a bootstrap sample of ``max_samples=0.1`` of the
+rows (~36,600 rows of GPP on FLUXNET2015; bagging many small samples is as accurate for smooth
+daily fluxes and far faster than full ones), at most ``max_tree_rows=40000`` rows per tree
+(binds only on larger networks), ``max_features=0.5`` of the features per split (decorrelates
+trees, halves split search cost), ``min_samples_leaf=5`` (smaller trees and predictions
+averaged over at least 5 days). ``n_jobs=1`` because the runner parallelises folds; set
+``n_jobs=2`` (or -1) for a single big fit.
 
-``max_samples`` was 0.1 until issue 21. Halving it halved the fast forest's time on all 204
-towers (214 s instead of 498 s) and kept its skill: median per-site R² GPP 0.531 / ER 0.465
-against 0.527 / 0.435, paired per-site differences -0.004 [-0.008, -0.001] / -0.002 [-0.007,
-+0.003] (median, bootstrap 95 % interval; ``benchmarks/README.md``). Earlier, 0.3 instead
-of 0.1 had moved them by +0.008 / -0.002 at 3.4 times the cost.
+``max_samples`` was 0.05 (with a cap of 20,000 rows) from issue 21's second session to its
+seventh, to halve the fast forest's time on all 204 towers; that kept W's skill (paired per-site
+R² -0.004 GPP, -0.002 ER) but cost skill on the arid zone (paired GPP -0.013 over five seeds,
+``benchmarks/README.md``). The fast strategy's compiled lazy trees
+(:mod:`fluxcore.learners.lazytree`) grow the 10 % forest in the time the 5 % forest took, so
+the defaults are the previous release's forest again. Earlier, 0.3 instead of 0.1 had moved
+the medians by +0.008 / -0.002 at 3.4 times the cost.
 
 ``splitter="random"`` draws each candidate split's threshold at random instead of searching
 every threshold: extremely randomized trees (Geurts et al. 2006), grown on the same bootstrap
@@ -72,20 +75,18 @@ class RFLearner(FluxLearner):
     max_features : float, int or str, default 0.5
         Features considered per split (fraction, count, ``"sqrt"``...); with
         ``splitter="random"`` 1.0 is the usual choice.
-    max_samples : float or None, default 0.05
+    max_samples : float or None, default 0.1
         Bootstrap sample size per tree as a fraction of the rows (None: all rows).
     min_tree_rows : int, default 5000
         Each tree's bootstrap sample has at least this many rows (all rows when there are
         fewer): a small pool (a few towers, a classroom zone) keeps trees of a useful size
         while ``max_samples`` sets the size on large pools. No effect on the 204-tower runs
-        (5 % of their rows is about 18,000).
-    max_tree_rows : int or None, default 20000
+        (10 % of their rows is about 36,000).
+    max_tree_rows : int or None, default 40000
         Each tree's bootstrap sample has at most this many rows (None: no cap), so that the
         forest's cost stops growing with the pool's rows once trees are this large (networks
-        of 1,000 towers). No effect on FLUXNET2015 at the default ``max_samples`` (5 % of its
-        365,696 rows with GPP and ER is 18,285), but it binds when ``max_samples`` is raised
-        above about 0.055 there: ``max_samples=0.1`` alone gives trees of 20,000 rows, so set
-        ``max_tree_rows=None`` with it to get 10 % (the previous release's forest).
+        of 1,000 towers). No effect on FLUXNET2015 at the default ``max_samples`` (10 % of its
+        365,696 rows with GPP and ER is 36,570).
     max_depth : int or None, default None
         Maximum tree depth.
     splitter : {"best", "random"}, default "best"
@@ -133,8 +134,8 @@ class RFLearner(FluxLearner):
     }
 
     def __init__(self, n_estimators: int = 100, min_samples_leaf: int = 5,
-                 max_features: float | int | str = 0.5, max_samples: float | None = 0.05,
-                 min_tree_rows: int = 5000, max_tree_rows: int | None = 20000,
+                 max_features: float | int | str = 0.5, max_samples: float | None = 0.1,
+                 min_tree_rows: int = 5000, max_tree_rows: int | None = 40000,
                  max_depth: int | None = None, splitter: str = "best", n_jobs: int | None = 1,
                  random_state: int | None = 0):
         self.n_estimators = n_estimators

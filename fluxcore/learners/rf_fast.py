@@ -5,13 +5,13 @@ sites are shuffled into groups and one tree is grown per group on the pool witho
 group's sites; a site is predicted only by trees that never saw it. After ``trees_per_site``
 rounds every site has ``trees_per_site`` out-of-bag trees, each trained on about
 ``(1 - 1/n_groups)`` of the sites. Cost: ``groups * trees_per_site`` trees instead of
-``n_sites * n_estimators``; with ``scaled_groups`` (the default) a selection of fewer than
-``tests_per_group * n_groups`` test sites gets ``ceil(tests / tests_per_group)`` groups
-(:func:`groups_per_round`), so the cost follows the number of test sites. Targets whose missing rows differ get one tree each per group and round, as the
-per-fold learner then grows one forest per target; ``merge_targets`` (off by default: it
-lowers ER skill) lets nearly equal masks share multi-output trees (:func:`merged_target_groups`).
-In a small selection each tree grows only the branches its group's rows reach (``grow``,
-:mod:`fluxcore.learners.lazytree`). Each finished round is a checkpoint unit
+``n_sites * n_estimators``: ``min(n_groups, tests)`` groups per round (:func:`groups_per_round`;
+``scaled_groups`` draws fewer, larger groups for small selections). Each tree grows only the
+branches its group's test rows reach (``grow``, :mod:`fluxcore.learners.lazytree`, compiled),
+so the cost follows the number of test sites. Targets whose missing rows differ get one tree
+each per group and round, as the per-fold learner then grows one forest per target;
+``merge_targets`` (off by default: it lowers ER skill) lets nearly equal masks share
+multi-output trees (:func:`merged_target_groups`). Each finished round is a checkpoint unit
 (:class:`fluxcore.strategies.base.Checkpoint`): a killed run resumes after the last round
 stored, with the same predictions.
 """
@@ -35,7 +35,7 @@ from ..strategies.base import (
     universes,
 )
 from ._util import mask_groups
-from .lazytree import lazy_tree_predict
+from .lazytree import HAVE_NUMBA, lazy_tree_predict_sample
 from .rf import tree_rows
 
 __all__ = ["rf_site_oob", "RFSiteOOB", "site_profiles", "groups_per_round", "uses_spread_groups"]
@@ -48,24 +48,21 @@ def groups_per_round(n_tests: int, n_groups: int, scaled: bool = True, tests_per
     204 of 204, 10 groups of about 20 random sites, so a tree leaves out about 10 % of the
     sites). Never more groups than ``n_groups`` or than test sites.
 
-    With ``scaled`` (the default) a selection of few test sites gets fewer groups, so that the
-    cost follows the number of test sites: ``ceil(n_tests / tests_per_group)``, at most
-    ``tests_per_group`` test sites per group (default three), drawn as spread groups
-    (:func:`uses_spread_groups`). Why small groups: the test sites of a selection are often
-    one aridity zone, so every site a group leaves out is a neighbour of the others in that
-    group. In W a group of 20 random sites leaves out about one site of an arid test site's
-    own zone (20 x 11 / 203). Larger groups leave out more of a zone's own sites from every
-    tree: the rule of the first 2026-11-29 release (``ceil(n_groups * n_tests / n_universe)``
-    but at least 2) put 6 of the 12 arid towers in each group and lowered their paired
-    per-site R² by 0.06 for GPP. Three far-apart arid towers per group (4 groups: 90 s for
-    the forest) are the default. Against the previous release's forest (10 groups, twice the
-    rows per tree, about 500 s), over five seeds each, they lose a little skill: paired
-    per-site R² -0.013 GPP, -0.021 ER. The same groups with that forest's rows per tree
-    (``max_samples=0.1``, about 200 s) lose -0.006 and -0.006, and against the per-fold
-    forest of the same learner (12 groups of one, about 270 s) the default groups are within
-    0.01 (paired +0.015 GPP, -0.003 ER): the loss comes from the learner's smaller row
-    sample, not from the groups (``benchmarks/README.md``). W itself (204 test sites) keeps
-    its 10 random groups. Without ``scaled``: ``min(n_groups, n_tests)`` groups.
+    Without ``scaled`` (the default of :func:`rf_site_oob`): ``min(n_groups, n_tests)`` groups, so a selection of
+    fewer than ``n_groups`` test sites gets one group per site (every tree leaves out one site:
+    the per-fold forest itself) and the 12 arid towers get 10 random groups, as in the previous
+    release. The lazy trees make this affordable: a tree grows only the branches its group's
+    rows reach, so the cost follows the test rows, not the number of trees (the 12 arid towers:
+    ``benchmarks/README.md``, seventh session).
+
+    With ``scaled`` a selection of few test sites gets fewer groups:
+    ``ceil(n_tests / tests_per_group)``, at most ``tests_per_group`` test sites per group,
+    drawn as spread groups (:func:`uses_spread_groups`). This was the default while trees were
+    grown whole (issue 21, second to sixth session): four groups of three far-apart arid towers
+    cost less than ten groups, but every tree then leaves out two more sites of the zone, and
+    with the smaller row samples of that time the zone lost skill against the previous release
+    (paired per-site R² GPP -0.013, ER -0.021 over five seeds). Larger groups lose more: six
+    arid towers per group lowered the paired GPP R² by 0.06.
     """
     n_tests, n_groups = int(n_tests), max(int(n_groups), 1)
     g = n_groups
@@ -110,13 +107,13 @@ def rf_site_oob(
     *,
     trees_per_site: int = 100,
     n_groups: int = 10,
-    scaled_groups: bool = True,
+    scaled_groups: bool = False,
     tests_per_group: int = 3,
     grouping: str = "auto",
     merge_targets: float = 0.0,
-    max_samples: float | int = 0.05,
+    max_samples: float | int = 0.1,
     min_tree_rows: int = 5000,
-    max_tree_rows: int | None = 20000,
+    max_tree_rows: int | None = 40000,
     min_samples_leaf: int = 5,
     max_features: float = 0.5,
     max_depth: int | None = None,
@@ -185,27 +182,26 @@ def rf_site_oob(
         randomized trees, Geurts et al. 2006, doi:10.1007/s10994-006-6226-1).
     grow : {"auto", "lazy", "full"}
         ``"lazy"``: each tree grows only the branches its test group's rows reach
-        (:func:`fluxcore.learners.lazytree.lazy_tree_predict`): the same CART tree for those rows
-        (scikit-learn's with all features tried), at a fraction of the cost when the group's rows
-        are few; ``splitter="random"`` is always grown in full. ``"full"``: scikit-learn's
-        :class:`~sklearn.tree.DecisionTreeRegressor`, whole. ``"auto"`` (the default): lazy for a
-        small selection (:func:`uses_spread_groups`, groups of ``tests_per_group`` sites), full
-        otherwise. Why: on the 12 arid towers a group of three reaches 3-8 % of a full tree's
-        internal nodes, and the forest took 53.65 s (seed 0, two worker processes,
-        ``n_processes``) instead of about 89 s; in W a group
-        holds about 20 towers whose rows reach most of the tree, where scikit-learn's compiled
-        builder is faster. The lazy trees draw their features from another random stream, so
-        their predictions differ from the full trees' as those of another seed do.
+        (:func:`fluxcore.learners.lazytree.lazy_tree_predict_sample`): the same CART tree for
+        those rows (scikit-learn's with all features tried), at a fraction of the cost when the
+        group's rows are few; ``splitter="random"`` is always grown in full. ``"full"``:
+        scikit-learn's :class:`~sklearn.tree.DecisionTreeRegressor`, whole. ``"auto"`` (the
+        default): lazy, with the compiled kernel (Numba); without Numba, lazy NumPy trees when
+        every group holds at most ``tests_per_group`` test sites and scikit-learn's otherwise. Why: the
+        compiled lazy tree is about twice as fast as scikit-learn's builder even when a group of
+        20 towers reaches nearly all of the tree (one tree of 36,000 rows: 0.18-0.20 s against
+        0.45 s), and on the 12 arid towers a group reaches a few per cent of a tree's nodes. The
+        lazy trees draw their features from another random stream, so their predictions differ
+        from the full trees' as those of another seed do.
     random_state : int
         Seed; the result is deterministic for a fixed seed whatever ``n_jobs``, and whether the
         batch ran in one go or was resumed from its checkpoint.
     n_jobs : int
         Threads growing trees in parallel (scikit-learn releases the GIL while growing).
     n_processes : int, optional
-        Worker processes growing lazy trees (``grow``), which hold the GIL between NumPy calls
-        (default ``n_jobs``; 1: threads). The predictions do not depend on it; on 2 cores two
-        processes were about 1.3x faster than two threads (12 arid towers, measured with a first
-        version of the lazy trees).
+        Worker processes growing lazy NumPy trees (without Numba), which hold the GIL between
+        NumPy calls (default ``n_jobs``; 1: threads). The compiled kernel releases the GIL and
+        grows in ``n_jobs`` threads. The predictions do not depend on it.
     progress : callable, optional
         ``progress(fraction_done)`` after each unit (a round of a universe); it may raise to
         stop the computation.
@@ -226,6 +222,7 @@ def rf_site_oob(
         Test site -> predictions (rows of the site, t).
     """
     pools, X, Y, index, rows_of = prepare_arrays(X, Y, sites, pools, dtype=np.float32)
+    X = np.ascontiguousarray(X)  # rows in one piece: a tree's sample is gathered row by row
     t = Y.shape[1]
     miss = ~np.isfinite(X)
     sum_obs = np.zeros((len(rows_of), X.shape[1]))
@@ -253,7 +250,8 @@ def rf_site_oob(
         rounds = []
         small = uses_spread_groups(len(tests), n_groups, scaled_groups, tests_per_group)
         spread = profile is not None and (grouping == "spread" or small)
-        lazy = splitter == "best" and (grow == "lazy" or (grow == "auto" and small))
+        few = -(-len(tests) // g) <= tests_per_group  # every group holds a few test sites
+        lazy = splitter == "best" and (grow == "lazy" or (grow == "auto" and (HAVE_NUMBA or few)))
         if spread:
             z = profile[[index[s] for s in tests]]
             dist = np.sqrt(((z[:, None, :] - z[None, :, :]) ** 2).sum(axis=-1))
@@ -267,7 +265,7 @@ def rf_site_oob(
                "index": index, "target_groups": target_groups, "fit_ok": fit_ok, "max_samples": max_samples,
                "min_tree_rows": min_tree_rows, "max_tree_rows": max_tree_rows,
                "min_samples_leaf": min_samples_leaf, "max_features": max_features, "max_depth": max_depth,
-               "splitter": splitter}
+               "splitter": splitter, "engine": "numba" if HAVE_NUMBA else "numpy"}
 
     n_units = sum(len(rounds) for _, rounds in units)
     done = 0
@@ -288,9 +286,10 @@ def rf_site_oob(
             for j, job in enumerate(rounds[r]):
                 tasks.append(job)
                 meta.append((ui, r, j == len(rounds[r]) - 1))
-    # lazy trees hold the GIL between NumPy calls: worker processes (the arrays sent once to
-    # each) grow them faster than threads; scikit-learn's full trees release it
-    any_lazy = any(job[3] for job in tasks)
+    # the NumPy lazy trees hold the GIL between calls: worker processes (the arrays sent once
+    # to each) grow them faster than threads; the compiled kernel and scikit-learn's trees
+    # release it, so threads share the arrays
+    any_lazy = any(job[3] for job in tasks) and not HAVE_NUMBA
     procs = n_jobs if n_processes is None else n_processes
     mapper = mapper or LocalMapper(n_threads=n_jobs, n_processes=max(1, int(procs)) if any_lazy else 1)
     kind = "processes" if (any_lazy and not mapper.distributed and mapper.slots("processes") > 1) else "threads"
@@ -379,15 +378,18 @@ def _grow_tree(payload: dict, job) -> dict[str, np.ndarray]:
         k = int(max_samples if isinstance(max_samples, (int, np.integer)) and max_samples > 1
                 else tree_rows(len(rows), max_samples, payload["min_tree_rows"], payload["max_tree_rows"]))
         pick = rows[r.integers(0, len(rows), size=k)]
-        xs = np.where(miss[pick], mu, X[pick])
-        yy = Y[pick][:, g]
         if lazy:  # only the branches the group's rows reach: the same tree for these rows
-            pr = lazy_tree_predict(xs, yy, xt_all, min_samples_leaf=payload["min_samples_leaf"],
-                                   max_features=payload["max_features"], max_depth=payload["max_depth"],
-                                   rng=np.random.default_rng(int(r.integers(2**31 - 1))))
+            pick.sort()  # the same sample; rows in order are read faster
+            pr = lazy_tree_predict_sample(X, miss, mu, pick, Y[pick][:, g], xt_all,
+                                          min_samples_leaf=payload["min_samples_leaf"],
+                                          max_features=payload["max_features"], max_depth=payload["max_depth"],
+                                          rng=np.random.default_rng(int(r.integers(2**31 - 1))),
+                                          engine=payload.get("engine", "auto"))
             for s, part in zip(test_x, np.split(pr, cuts), strict=True):
                 preds[s][:, g] = part
             continue
+        xs = np.where(miss[pick], mu, X[pick])
+        yy = Y[pick][:, g]
         tree = DecisionTreeRegressor(
             min_samples_leaf=payload["min_samples_leaf"], max_features=payload["max_features"],
             max_depth=payload["max_depth"], splitter=payload["splitter"],
@@ -405,7 +407,7 @@ class RFSiteOOB(Strategy):
     description = ("site-level out-of-bag forest (trees grown without a group of sites; one tree per "
                    "target when the targets' missing rows differ)")
     plain_description = "trees grown without a group of sites, each site predicted by the trees that never saw it"
-    default_options = {"n_groups": 10, "scaled_groups": True, "tests_per_group": 3, "grouping": "auto",
+    default_options = {"n_groups": 10, "scaled_groups": False, "tests_per_group": 3, "grouping": "auto",
                        "merge_targets": 0.0, "grow": "auto"}
     option_constraints = {"n_groups": [Interval(int, 1)], "scaled_groups": [Boolean()],
                           "tests_per_group": [Interval(int, 1)], "grouping": [Options("auto", "random", "spread")],
@@ -430,7 +432,7 @@ class RFSiteOOB(Strategy):
                            merge_targets=float(options["merge_targets"]),
                            max_samples=1.0 if ms is None else ms,
                            min_tree_rows=int(p.get("min_tree_rows", 5000)),
-                           max_tree_rows=p.get("max_tree_rows", 20000),
+                           max_tree_rows=p.get("max_tree_rows", 40000),
                            min_samples_leaf=p.get("min_samples_leaf", 5),
                            max_features=p.get("max_features", 0.5), max_depth=p.get("max_depth"),
                            splitter=p.get("splitter", "best"), grow=str(options["grow"]),
