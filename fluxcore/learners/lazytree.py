@@ -4,17 +4,19 @@ A regression tree (Breiman et al. 1984, CART) predicts a row by the mean target 
 falls into; the split of a node depends only on the training rows in that node. So the
 predictions of a fixed set of test rows need only the nodes on their paths from the root:
 branches that no test row reaches can be left ungrown ("lazy" decision trees, Friedman,
-Kohavi and Yun 1996, AAAI-96, 717-724). For the site-level out-of-bag forest of a small
-selection (:func:`fluxcore.learners.rf_fast.rf_site_oob`), where each tree predicts a group of
-three test towers, the test rows reach 3-8 % of a full tree's internal nodes on the 12 arid
-towers, holding a quarter to a half of its split-search work.
+Kohavi and Yun 1996, AAAI-96, 717-724). In the site-level out-of-bag forest
+(:func:`fluxcore.learners.rf_fast.rf_site_oob`) each tree predicts one group of test towers:
+a group of a few arid towers reaches a few per cent of a full tree's nodes, a group of 20
+towers (W) most of them.
 
 The tree is the one :class:`sklearn.tree.DecisionTreeRegressor` grows (``criterion=
 "squared_error"``, ``splitter="best"``): at each node ``max_features`` features are drawn
 at random, constant ones included (they count toward the number but are not split on; if all
 are constant, more are drawn until one is not), on each every threshold between distinct sorted
-values is tried (each side at least ``min_samples_leaf`` rows), the split of largest
-impurity decrease is taken, the threshold is the midpoint of the two values; a node with fewer
+values is tried (each side at least ``min_samples_leaf`` rows; float32 values closer than
+``FEATURE_THRESHOLD``, compared in float64, are one value), the split of largest impurity
+decrease is taken (the first found on exact ties, which are common among static site
+variables and are broken by rounding, in scikit-learn as here), the threshold is the midpoint of the two values; a node with fewer
 than ``2 * min_samples_leaf`` rows, a constant target, or at ``max_depth`` is a leaf. With all
 features tried (``max_features=1.0``) its predictions equal scikit-learn's (tested); with
 fewer, the random feature draws differ (same distribution, other numbers).

@@ -197,7 +197,8 @@ def rf_site_oob(
         Seed; the result is deterministic for a fixed seed whatever ``n_jobs``, and whether the
         batch ran in one go or was resumed from its checkpoint.
     n_jobs : int
-        Threads growing trees in parallel (scikit-learn releases the GIL while growing).
+        Threads growing trees in parallel (scikit-learn's builder and the compiled lazy kernel
+        release the GIL while growing).
     n_processes : int, optional
         Worker processes growing lazy NumPy trees (without Numba), which hold the GIL between
         NumPy calls (default ``n_jobs``; 1: threads). The compiled kernel releases the GIL and
