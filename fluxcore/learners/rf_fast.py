@@ -189,8 +189,8 @@ def rf_site_oob(
         default): lazy, with the compiled kernel (Numba); without Numba, lazy NumPy trees when
         every group holds at most ``tests_per_group`` test sites and scikit-learn's otherwise. Why: the
         compiled lazy tree is about twice as fast as scikit-learn's builder even when a group of
-        20 towers reaches nearly all of the tree (one tree of 36,000 rows: 0.18-0.20 s against
-        0.45 s), and on the 12 arid towers a group reaches a few per cent of a tree's nodes. The
+        20 towers reaches nearly all of the tree (one tree of 36,000 rows: 0.18 s against
+        0.46 s; three arid towers: 0.06 s against 0.44 s; ``benchmarks/bench_lazytree.py``). The
         lazy trees draw their features from another random stream, so their predictions differ
         from the full trees' as those of another seed do.
     random_state : int
