@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from benchio import write_json  # noqa: E402
 
 from fluxcore.learners.lazytree import lazy_tree_predict_sample  # noqa: E402
+from fluxcore.provenance import environment  # noqa: E402
 
 
 def _arrays(data: str):
@@ -105,8 +106,6 @@ def main(argv=None) -> int:
     res = {"workload": {"data": args.data, "trees": args.trees, "seed": args.seed, "target": "GPP",
                         "min_samples_leaf": 5, "max_features": 0.5},
            "machine": {"note": args.note}, "cases": []}
-    from fluxcore.provenance import environment  # noqa: PLC0415
-
     res["environment"] = environment()
     for name, tests in groups.items():
         for n_rows in (18000, 36000):

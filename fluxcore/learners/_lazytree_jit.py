@@ -110,12 +110,11 @@ def gather_sample(X, miss, mu, pick):
             v = mu[f] if miss[r, f] else X[r, f]
             v = v + np.float32(0.0)
             xT[f, a] = v
-    kv = key.view(np.uint32)
     bits = xT.view(np.uint32)
     for f in range(p):
         for a in range(n):
             u = bits[f, a]
-            kv[f, a] = ~u if u >> np.uint32(31) else u | np.uint32(0x80000000)
+            key[f, a] = ~u if u >> np.uint32(31) else u | np.uint32(0x80000000)
     return xT, key
 
 
@@ -258,10 +257,9 @@ def grow_lazy(xT, key, y, xtT, msl, k, max_depth, seed):  # noqa: C901 (one kern
         for a in range(s, s + nleft):
             left[row[a]] = True
         _partition(base, s, e, left, buf)
-        for f in range(p):
+        for f in range(p):  # the chosen feature's rows are already split: its left rows come first
             if done[f] and f != best_f:
                 _partition(srt[f], s, e, left, buf)
-        _partition(row, s, e, left, buf)  # already in order: left rows first
         for a in range(s, s + nleft):
             left[base[a]] = False
         # push right then left: the left child is grown first, as in the NumPy version

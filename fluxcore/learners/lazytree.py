@@ -65,6 +65,7 @@ def _engine(engine: str) -> bool:
         raise ImportError("engine='numba' needs the numba package (pip install numba)")
     return engine != "numpy" and HAVE_NUMBA
 
+
 _M64 = (1 << 64) - 1
 
 
@@ -168,22 +169,10 @@ def lazy_tree_predict(
     numpy.ndarray, shape (m, t)
         The mean training target of the leaf each test row falls into.
     """
-    n0, p = x.shape
-    y = np.asarray(y, dtype=np.float64).reshape(n0, -1)
-    if n0 == 0 or x_test.shape[0] == 0:
-        return np.full((x_test.shape[0], y.shape[1]), np.nan)
-    jit = _engine(engine)
-    k = n_split_features(max_features, p)
-    seed = int(rng.integers(0, 2**63))
-    xT = np.ascontiguousarray(np.asarray(x, dtype=np.float32).T) + np.float32(0.0)  # (p, n); -0.0 -> 0.0
-    keys = _order_keys(xT)  # (p, n) uint64: value order in the high half, free low half
-    xtT = np.ascontiguousarray(np.asarray(x_test, dtype=np.float32).T)
-    depth = -1 if max_depth is None else int(max_depth)
-    msl = max(int(min_samples_leaf), 1)
-    if jit:
-        return _jit().grow_lazy(xT, (keys >> np.uint64(32)).astype(np.uint32), np.ascontiguousarray(y), xtT,
-                                msl, k, depth, np.uint64(seed))
-    return _grow_numpy(xT, keys, y, xtT, msl, k, depth, seed)
+    x = np.asarray(x, dtype=np.float32)
+    return lazy_tree_predict_sample(x, np.zeros(x.shape, dtype=bool), np.zeros(x.shape[1], dtype=np.float32),
+                                    np.arange(x.shape[0]), y, x_test, min_samples_leaf=min_samples_leaf,
+                                    max_features=max_features, max_depth=max_depth, rng=rng, engine=engine)
 
 
 def lazy_tree_predict_sample(
@@ -226,18 +215,24 @@ def lazy_tree_predict_sample(
     -------
     numpy.ndarray, shape (m, t)
     """
-    if not _engine(engine) or len(pick) == 0 or x_test.shape[0] == 0:
-        return lazy_tree_predict(np.where(miss[pick], fill, X[pick]), y, x_test, min_samples_leaf=min_samples_leaf,
-                                 max_features=max_features, max_depth=max_depth, rng=rng, engine="numpy")
-    jit = _jit()
-    p = X.shape[1]
-    y = np.ascontiguousarray(np.asarray(y, dtype=np.float64).reshape(len(pick), -1))
+    n, p = len(pick), X.shape[1]
+    y = np.ascontiguousarray(np.asarray(y, dtype=np.float64).reshape(n, -1))
+    if n == 0 or x_test.shape[0] == 0:
+        return np.full((x_test.shape[0], y.shape[1]), np.nan)
+    jit = _engine(engine)
     seed = int(rng.integers(0, 2**63))
-    xT, key = jit.gather_sample(np.ascontiguousarray(X, dtype=np.float32), np.ascontiguousarray(miss),
-                                np.asarray(fill, dtype=np.float32), np.asarray(pick, dtype=np.int64))
+    k = n_split_features(max_features, p)
+    msl = max(int(min_samples_leaf), 1)
+    depth = -1 if max_depth is None else int(max_depth)
     xtT = np.ascontiguousarray(np.asarray(x_test, dtype=np.float32).T)
-    return jit.grow_lazy(xT, key, y, xtT, max(int(min_samples_leaf), 1), n_split_features(max_features, p),
-                         -1 if max_depth is None else int(max_depth), np.uint64(seed))
+    if jit:
+        kernels = _jit()
+        xT, key = kernels.gather_sample(np.ascontiguousarray(X, dtype=np.float32), np.ascontiguousarray(miss),
+                                        np.asarray(fill, dtype=np.float32), np.asarray(pick, dtype=np.int64))
+        return kernels.grow_lazy(xT, key, y, xtT, msl, k, depth, np.uint64(seed))
+    x = np.where(miss[pick], fill, X[pick]).astype(np.float32)
+    xT = np.ascontiguousarray(x.T) + np.float32(0.0)  # (p, n); -0.0 -> 0.0
+    return _grow_numpy(xT, _order_keys(xT), y, xtT, msl, k, depth, seed)
 
 
 def _grow_numpy(xT: np.ndarray, keys: np.ndarray, y: np.ndarray, xtT: np.ndarray, msl: int, k: int,
