@@ -9,8 +9,12 @@ Per learner it fits the exponent ``b`` of ``seconds = a * towers ** b`` (least s
 logarithms) over the real subsets, gives the local exponent of each step between consecutive
 real tower counts (``segments_real``), and separately ``b`` against site-days over every point
 (the synthetic towers have two years each, the real ones about seven), and writes a PNG of
-the curves: matplotlib when installed, else plotly with kaleido; otherwise only the data
-(the JSON says so, and an HTML figure is written when plotly alone is available).
+the curves. With ``--draws D`` every count below all towers is timed on ``D`` random subsets
+(their towers' record lengths differ: one draw's 25 towers can hold shorter records than the
+average tower) and the exponent is fitted on each count's geometric mean time
+(:func:`count_means`), each draw's own exponent given beside it. The PNG is drawn with
+matplotlib when installed, else plotly with kaleido; otherwise only the data is written (the
+JSON says so, and an HTML figure is written when plotly alone is available).
 
 Usage::
 
@@ -25,6 +29,10 @@ Usage::
         --learners lstm,rf,svm,mlr,tamrl,pmtl,mlp --scaling-learners lstm,rf,svm,mlr \
         --pretrain '{"learners": ["pmtl"], "calibrate": true, "synthetic": ["T+2", "T-2"], "lr": 0.0005}' \
         --out benchmarks/results/scaling_Wplus.json
+
+    # rf on three random subsets per count (issue 21, eighth session)
+    flock /work/bench.lock python benchmarks/bench_scaling.py --learners rf --draws 3 \
+        --out benchmarks/results/scaling_rf_draws.json
 
 Nothing is asserted; ``targets_met`` says whether every exponent is at most 1.1.
 """
@@ -110,6 +118,34 @@ def segment_exponents(x, y) -> list[dict]:
             for a, b in zip(pts[:-1], pts[1:], strict=True) if b[0] > a[0]]
 
 
+def count_means(points: list[dict], key) -> tuple[list[int], list[float]]:
+    """Tower counts and, per count, the geometric mean of ``key(point)`` over its draws.
+
+    Several random subsets ("draws") of the same tower count differ in their towers' record
+    lengths (the first draw of 25 towers of FLUXNET2015 averages 2,075 days per tower, all 204
+    towers 2,653); a fit on one value per count, the geometric mean of its draws, weighs every
+    count alike however many draws it has (the largest count, all towers, has one).
+    """
+    by: dict[int, list[float]] = {}
+    for p in points:
+        v = key(p)
+        if v is not None and np.isfinite(v) and v > 0:
+            by.setdefault(int(p["towers"]), []).append(float(v))
+    counts = sorted(by)
+    return counts, [float(np.exp(np.mean(np.log(by[c])))) for c in counts]
+
+
+def draw_exponents(points: list[dict], key) -> list[float | None]:
+    """The exponent against towers of each draw alone (its subsets and the points every draw
+    shares, i.e. those without a ``draw``, such as all towers)."""
+    draws = sorted({p["draw"] for p in points if p.get("draw") is not None})
+    out = []
+    for d in draws:
+        pts = [p for p in points if p.get("draw") in (d, None)]
+        out.append(fit_exponent([p["towers"] for p in pts], [key(p) for p in pts]))
+    return out
+
+
 def time_w(ds, learners, targets, params, jobs, seed, runs_dir, pretrain=None) -> dict:
     """Wall seconds of W on ``ds`` and the batch seconds of each learner.
 
@@ -144,17 +180,20 @@ def plot(points: list[dict], learners: list[str], out_png: Path) -> str:
     if plt is not None:
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
         for lrn in learners:
-            real = [(p["towers"], p["learner_seconds"][lrn]) for p in points
-                    if lrn in p["learner_seconds"] and p["world"] == "fluxnet2015"]
+            mine = [p for p in points if lrn in p["learner_seconds"] and p["world"] == "fluxnet2015"]
+            real = list(zip(*count_means(mine, lambda p, lrn=lrn: p["learner_seconds"][lrn]), strict=True))
             syn = [(p["towers"], p["learner_seconds"][lrn]) for p in points
                    if lrn in p["learner_seconds"] and p["world"] != "fluxnet2015"]
             if not real and not syn:
                 continue
             line = ax.loglog(*zip(*(real or syn), strict=True), "o-", label=lrn)[0]
+            if len(mine) > len(real):  # several draws per count: each draw as a small dot, the line through their mean
+                ax.loglog([p["towers"] for p in mine], [p["learner_seconds"][lrn] for p in mine], ".",
+                          color=line.get_color(), alpha=0.6)
             if real and syn:  # the synthetic world: open marker, dotted link from the largest real point
                 ax.loglog([real[-1][0], syn[0][0]], [real[-1][1], syn[0][1]], ":", color=line.get_color())
                 ax.loglog(*zip(*syn, strict=True), "o", mfc="none", color=line.get_color())
-        ax.set_xlabel("towers (filled: FLUXNET2015 subsets; open: SYNTHETIC demo world)")
+        ax.set_xlabel("towers (filled: FLUXNET2015, mean of the draws; open: SYNTHETIC world)")
         ax.set_ylabel("seconds (learner batch, 2 cores)")
         ax.legend(fontsize=8)
         fig.tight_layout()
@@ -183,19 +222,22 @@ def finish(result: dict, learners: list[str], out: Path) -> None:
     """Exponents, figure and targets from the points measured so far; writes ``out``
     (called after every point, so that a run cut short still has its curve)."""
     real = [p for p in result["points"] if p["world"] == "fluxnet2015"]
-    result["exponents"] = {
-        lrn: {"towers_real": fit_exponent([p["towers"] for p in real],
-                                          [p["learner_seconds"].get(lrn, np.nan) for p in real]),
-              "site_days_all": fit_exponent([p["site_days"] for p in result["points"]],
-                                            [p["learner_seconds"].get(lrn, np.nan) for p in result["points"]]),
-              "segments_real": segment_exponents([p["towers"] for p in real],
-                                                 [p["learner_seconds"].get(lrn, np.nan) for p in real])}
-        for lrn in learners}
+
+    def exps(key) -> dict:
+        counts, means = count_means(real, key)
+        out = {"towers_real": fit_exponent(counts, means),
+               "site_days_all": fit_exponent([p["site_days"] for p in result["points"]],
+                                             [key(p) for p in result["points"]]),
+               "segments_real": segment_exponents(counts, means)}
+        if any(p.get("draw") for p in real):  # several draws: each one's own exponent too
+            out["towers_real_per_draw"] = draw_exponents(real, key)
+            out["site_days_real"] = fit_exponent([p["site_days"] for p in real], [key(p) for p in real])
+        return out
+
+    result["exponents"] = {lrn: exps(lambda p, lrn=lrn: p["learner_seconds"].get(lrn, np.nan)) for lrn in learners}
     # W: the sum of W's learners (the largest point may time W+, whose wall holds more learners)
-    result["exponents"]["W"] = {
-        "towers_real": fit_exponent([p["towers"] for p in real], [p["W_seconds"] for p in real]),
-        "site_days_all": fit_exponent([p["site_days"] for p in result["points"]],
-                                      [p["W_seconds"] for p in result["points"]])}
+    w = exps(lambda p: p["W_seconds"])
+    result["exponents"]["W"] = {k: v for k, v in w.items() if k != "segments_real"}
     result["figure"] = plot(result["points"], learners, out.with_suffix(".png"))
     result["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     exps = [v["towers_real"] for v in result["exponents"].values() if v["towers_real"] is not None]
@@ -219,6 +261,10 @@ def main(argv=None) -> int:
     ap.add_argument("--targets", default="GPP,ER")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--draws", type=int, default=1,
+                    help="random subsets per tower count below all towers (draw 0: the permutation "
+                         "of --seed, as with one draw; draw d: of the seed sequence (seed, d)); the "
+                         "exponent is fitted on the geometric mean time of each count")
     ap.add_argument("--param", action="append", default=[], help="LEARNER.NAME=VALUE")
     ap.add_argument("--runs-dir", default=None, help="where the runs are kept (default: a fresh temporary folder)")
     ap.add_argument("--note", default="shared 2-core machine: other helpers' jobs were running")
@@ -245,20 +291,27 @@ def main(argv=None) -> int:
                                 "load_average_start": [round(x, 2) for x in os.getloadavg()]},
                     "environment": environment(), "points": []}
 
+    if args.draws < 1:
+        ap.error("--draws must be at least 1")
+    result["workload"]["draws"] = args.draws
     ds_all = load_dataset(args.data)
-    rng = np.random.default_rng(args.seed)
-    order = [str(s) for s in rng.permutation(sorted(ds_all.site_ids))]
+    ids = sorted(ds_all.site_ids)
+    orders = [[str(s) for s in np.random.default_rng(args.seed if d == 0 else [args.seed, d]).permutation(ids)]
+              for d in range(args.draws)]
     counts = [int(x) for x in args.towers.split(",") if x]
     small = [s for s in (args.scaling_learners or args.learners).split(",") if s]
     for n in counts:
-        ds = ds_all if n >= ds_all.n_sites else ds_all.subset(sites=order[:n])
-        lrns = learners if n == max(counts) else small
-        pre = pretrain if "pmtl" in lrns else None
-        point = {"world": "fluxnet2015", **time_w(ds, lrns, targets, {k: v for k, v in params.items() if k in lrns},
-                                                  args.jobs, args.seed, runs_dir, pre)}
-        result["points"].append(point)
-        print(json.dumps(point), flush=True)
-        finish(result, learners, out)
+        whole = n >= ds_all.n_sites
+        for d, order in enumerate(orders[:1] if whole else orders):
+            ds = ds_all if whole else ds_all.subset(sites=order[:n])
+            lrns = learners if n == max(counts) else small
+            pre = pretrain if "pmtl" in lrns else None
+            point = {"world": "fluxnet2015", **({} if whole or args.draws == 1 else {"draw": d}),
+                     **time_w(ds, lrns, targets, {k: v for k, v in params.items() if k in lrns},
+                              args.jobs, args.seed, runs_dir, pre)}
+            result["points"].append(point)
+            print(json.dumps(point), flush=True)
+            finish(result, learners, out)
     if args.synthetic:
         ds = synthetic_world(args.synthetic)
         syn_params = {k: v for k, v in params.items() if k in syn_learners}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -121,3 +122,20 @@ def test_seed_compare_names_a_missing_run_folder(tmp_path):
     with pytest.raises(SystemExit, match="previous: no run folder given"):
         main(["previous=,", f"new={tmp_path}", "--out", str(tmp_path / "out.json")])
     assert not (tmp_path / "out.json").exists()
+
+
+def test_scaling_draws_fit_on_each_counts_geometric_mean():
+    from bench_scaling import count_means, draw_exponents, fit_exponent
+
+    key = lambda p: p["s"]  # noqa: E731
+    # two draws of 25 and 50 towers (the second draw's towers have longer records), all towers once
+    points = [{"towers": 25, "draw": 0, "s": 10.0}, {"towers": 25, "draw": 1, "s": 40.0},
+              {"towers": 50, "draw": 0, "s": 20.0}, {"towers": 50, "draw": 1, "s": 80.0},
+              {"towers": 100, "s": 80.0}, {"towers": 100, "draw": 0, "s": float("nan")}]
+    counts, means = count_means(points, key)
+    assert counts == [25, 50, 100]
+    assert np.allclose(means, [20.0, 40.0, 80.0])  # geometric means; the NaN is left out
+    assert fit_exponent(counts, means) == 1.0
+    per = draw_exponents(points, key)  # draw 0: 10, 20, 80 (steep top); draw 1: 40, 80, 80 (flat top)
+    assert len(per) == 2 and per[0] > 1.0 > per[1]
+    assert per[0] == fit_exponent([25, 50, 100], [10.0, 20.0, 80.0])
