@@ -18,6 +18,10 @@ issue 21, so one seed per setting cannot tell two settings apart. Per target, th
   resampling each setting's seeds (how much of it the seeds alone could make), and the paired
   difference of each seed pair (seed i of both, same folds); per setting also the standard
   error of its mean of per-seed medians;
+* over the seeds both settings ran (pairs), the mean of each pair's paired median difference
+  and the mean of each pair's difference of medians, each with a 95 % interval from
+  resampling the pairs: seed i of both settings shares its folds, groups and row samples, so
+  a pair's difference holds less seed noise than two independent means;
 * ``within_tolerance``: the mean of per-seed medians at most 0.01 below the reference's;
   ``paired_within_tolerance``: the paired median difference of the seed means at least -0.01.
   The two can disagree: the median of 12 towers sits between two towers whose order changes
@@ -92,10 +96,11 @@ def compare_settings(settings: dict[str, list[pd.DataFrame]], tolerance: float =
         d = d[np.isfinite(d)]
         boots = np.median(rng.choice(d, size=(n_boot, len(d))), axis=1) if len(d) else np.array([np.nan])
         k = min(len(settings[ref]), len(settings[label]))
-        per_seed = []
+        per_seed, med_diff = [], []
         for i in range(k):
             di = (settings[label][i].loc[common, "R2"] - settings[ref][i].loc[common, "R2"]).to_numpy(dtype=float)
-            per_seed.append(_r(np.median(di[np.isfinite(di)])))
+            per_seed.append(float(np.median(di[np.isfinite(di)])))
+            med_diff.append(float(seed_meds[label][i] - seed_meds[ref][i]))
         mine = out["settings"][label]
         mine[f"vs_{ref}"] = {
             "paired_median_difference_of_seed_means": _r(np.median(d)) if len(d) else None,
@@ -103,7 +108,13 @@ def compare_settings(settings: dict[str, list[pd.DataFrame]], tolerance: float =
             "sites_not_worse_than_tolerance": int((d >= -tolerance).sum()),
             "difference_of_mean_medians": _r(mine["mean_of_medians_R2"] - base["mean_of_medians_R2"]),
             "difference_of_mean_medians_ci95": _seed_bootstrap(seed_meds[label], seed_meds[ref], rng, n_boot),
-            "paired_median_difference_per_seed": per_seed,
+            "paired_median_difference_per_seed": [_r(v) for v in per_seed],
+            "paired_seeds": k,
+            "mean_paired_median_difference": _r(np.mean(per_seed)) if k else None,
+            "mean_paired_median_difference_ci95": _pair_bootstrap(np.array(per_seed), rng, n_boot),
+            "difference_of_medians_per_seed": [_r(v) for v in med_diff],
+            "mean_difference_of_medians_paired": _r(np.mean(med_diff)) if k else None,
+            "mean_difference_of_medians_paired_ci95": _pair_bootstrap(np.array(med_diff), rng, n_boot),
             "within_tolerance": bool(mine["mean_of_medians_R2"] >= base["mean_of_medians_R2"] - tolerance - 1e-12),
             "paired_within_tolerance": bool(len(d) and np.median(d) >= -tolerance - 1e-12)}
     return out
@@ -117,6 +128,16 @@ def _seed_bootstrap(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_bo
     da = rng.choice(a, size=(n_boot, len(a))).mean(axis=1)
     db = rng.choice(b, size=(n_boot, len(b))).mean(axis=1)
     return [_r(np.percentile(da - db, 2.5)), _r(np.percentile(da - db, 97.5))]
+
+
+def _pair_bootstrap(d: np.ndarray, rng: np.random.Generator, n_boot: int) -> list:
+    """95 % percentile-bootstrap interval of the mean of ``d``, one value per seed pair (seed i
+    of both settings: the same folds, groups and row samples), the pairs resampled."""
+    d = d[np.isfinite(d)]
+    if len(d) < 2:
+        return [None, None]
+    m = rng.choice(d, size=(n_boot, len(d))).mean(axis=1)
+    return [_r(np.percentile(m, 2.5)), _r(np.percentile(m, 97.5))]
 
 
 def _load(label: str, path: Path):

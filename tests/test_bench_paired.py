@@ -101,6 +101,12 @@ def test_seed_compare_pairs_seed_means_and_reports_the_spread():
     assert vs["paired_median_difference_of_seed_means"] == 0.0  # four sites unchanged
     assert vs["sites_not_worse_than_tolerance"] == 4
     assert vs["paired_median_difference_per_seed"] == [0.0, 0.0]
+    # seed pairs: the medians move with C (0.3 -> 0.28, 0.4 -> 0.4): -0.02 and 0.0, mean -0.01
+    assert vs["paired_seeds"] == 2 and vs["difference_of_medians_per_seed"] == [-0.02, 0.0]
+    assert vs["mean_difference_of_medians_paired"] == -0.01
+    lo, hi = vs["mean_difference_of_medians_paired_ci95"]
+    assert -0.02 - 1e-9 <= lo <= -0.01 <= hi <= 0.0 + 1e-9
+    assert vs["mean_paired_median_difference"] == 0.0 and vs["mean_paired_median_difference_ci95"] == [0.0, 0.0]
     assert vs["difference_of_mean_medians"] == -0.01 and vs["within_tolerance"] is True
     assert vs["paired_within_tolerance"] is True
     # the seeds' own spread: se of the mean of medians 0.1 / sqrt(2) / sqrt(2) = 0.05; resampled
