@@ -223,7 +223,7 @@ def finish(result: dict, learners: list[str], out: Path) -> None:
     (called after every point, so that a run cut short still has its curve)."""
     real = [p for p in result["points"] if p["world"] == "fluxnet2015"]
 
-    def exps(key) -> dict:
+    def fits(key) -> dict:
         counts, means = count_means(real, key)
         out = {"towers_real": fit_exponent(counts, means),
                "site_days_all": fit_exponent([p["site_days"] for p in result["points"]],
@@ -234,9 +234,9 @@ def finish(result: dict, learners: list[str], out: Path) -> None:
             out["site_days_real"] = fit_exponent([p["site_days"] for p in real], [key(p) for p in real])
         return out
 
-    result["exponents"] = {lrn: exps(lambda p, lrn=lrn: p["learner_seconds"].get(lrn, np.nan)) for lrn in learners}
+    result["exponents"] = {lrn: fits(lambda p, lrn=lrn: p["learner_seconds"].get(lrn, np.nan)) for lrn in learners}
     # W: the sum of W's learners (the largest point may time W+, whose wall holds more learners)
-    w = exps(lambda p: p["W_seconds"])
+    w = fits(lambda p: p["W_seconds"])
     result["exponents"]["W"] = {k: v for k, v in w.items() if k != "segments_real"}
     result["figure"] = plot(result["points"], learners, out.with_suffix(".png"))
     result["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -302,10 +302,10 @@ def main(argv=None) -> int:
     small = [s for s in (args.scaling_learners or args.learners).split(",") if s]
     for n in counts:
         whole = n >= ds_all.n_sites
+        lrns = learners if n == max(counts) else small
+        pre = pretrain if "pmtl" in lrns else None
         for d, order in enumerate(orders[:1] if whole else orders):
             ds = ds_all if whole else ds_all.subset(sites=order[:n])
-            lrns = learners if n == max(counts) else small
-            pre = pretrain if "pmtl" in lrns else None
             point = {"world": "fluxnet2015", **({} if whole or args.draws == 1 else {"draw": d}),
                      **time_w(ds, lrns, targets, {k: v for k, v in params.items() if k in lrns},
                               args.jobs, args.seed, runs_dir, pre)}
