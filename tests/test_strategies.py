@@ -74,6 +74,20 @@ def test_mlr_loso_zone_pools_and_subset_of_test_sites():
         np.testing.assert_allclose(fast[s], ref[s], atol=1e-8, rtol=0)
 
 
+def test_mlr_loso_rows_of_sites_interleaved():
+    """A site's rows need not be contiguous: shuffled rows give the same per-row predictions."""
+    X, Y, sites, pools = make_problem(n_sites=7, seed=4)
+    perm = np.random.default_rng(0).permutation(len(sites))
+    fast = mlr_loso(X[perm], Y[perm], sites[perm], pools)
+    ref = naive_mlr(X, Y, sites, pools)
+    for s in pools:
+        # the site's rows in increasing position of the shuffled table
+        pos = np.sort(np.flatnonzero(sites[perm] == s))
+        back = perm[pos]  # their rows in the original table
+        within = np.searchsorted(np.flatnonzero(sites == s), back)
+        np.testing.assert_allclose(fast[s], ref[s][within], atol=1e-8, rtol=0)
+
+
 @pytest.mark.parametrize("strategy", ["mlr", "rf", "svm"])
 def test_test_site_targets_never_reach_the_fit(strategy):
     """Changing the held-out site's targets leaves its own predictions unchanged."""

@@ -82,30 +82,40 @@ def mlr_loso(
     miss = ~np.isfinite(X)
     ref = np.nanmedian(np.where(miss, np.nan, X), axis=0) if n else np.zeros(p)
     ref = np.where(np.isfinite(ref), ref, 0.0)
-    X0 = np.where(miss, 0.0, X - ref)  # shifted, zero where missing
-    M = miss.astype(np.float64)
-    # design with intercept: column 0 is the constant (never missing)
-    X0 = np.hstack([np.ones((n, 1)), X0])
-    M = np.hstack([np.zeros((n, 1)), M])
-    q = p + 1
+    q = p + 1  # design with intercept: column 0 is the constant (never missing)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(n_sites + 1))
 
-    # per-site imputation statistics (all rows, independent of the target)
+    def design(s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Site ``s``'s rows (increasing), its shifted design (0 where missing) and its mask.
+
+        Built one site at a time: a site's arrays stay in cache, where whole-table temporaries
+        (n, p) would make every pass a trip to memory (the time per row then grows with the
+        number of towers)."""
+        rows = order[bounds[s]:bounds[s + 1]]
+        ms = miss[rows]
+        x0s = np.empty((len(rows), q))
+        x0s[:, 0] = 1.0
+        x0s[:, 1:] = np.where(ms, 0.0, X[rows] - ref)
+        m = np.zeros((len(rows), q))
+        m[:, 1:] = ms
+        return rows, x0s, m
+
+    # per-site imputation statistics (all rows, independent of the target) and per-site,
+    # per-target normal-equation blocks, in one pass over the sites
     sum_obs = np.zeros((n_sites, p))
     cnt_obs = np.zeros((n_sites, p))
-    np.add.at(sum_obs, codes, X0[:, 1:])
-    np.add.at(cnt_obs, codes, (~miss).astype(np.float64))
-
-    # per-site, per-target normal-equation blocks
     A = np.zeros((t, n_sites, q, q))
     B = np.zeros((t, n_sites, q, q))
     C = np.zeros((t, n_sites, q, q))
     a = np.zeros((t, n_sites, q))
     c = np.zeros((t, n_sites, q))
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(n_sites + 1))
     for s in range(n_sites):
-        rows = order[bounds[s]:bounds[s + 1]]
-        x0s, ms, ys = X0[rows], M[rows], Y[rows]
+        rows, x0s, ms = design(s)
+        if len(rows):  # a running sum in row order (as np.add.at over all rows would add)
+            sum_obs[s] = np.cumsum(x0s[:, 1:], axis=0)[-1]
+            cnt_obs[s] = len(rows) - ms[:, 1:].sum(axis=0)
+        ys = Y[rows]
         for k in range(t):
             ok = np.isfinite(ys[:, k])
             if not ok.any():
@@ -154,8 +164,8 @@ def mlr_loso(
         with np.errstate(invalid="ignore", divide="ignore"):
             mu = np.where(cnt > 0, sums / np.where(cnt > 0, cnt, 1.0), 0.0)
         mu1 = np.concatenate([[0.0], mu])
-        rows = order[bounds[index[test]]:bounds[index[test] + 1]]
-        xt = X0[rows] + M[rows] * mu1
+        rows, x0s, ms = design(ti)
+        xt = x0s + ms * mu1
         preds = np.full((len(rows), t), np.nan)
         for k in range(t):
             if not others:
