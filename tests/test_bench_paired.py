@@ -145,3 +145,32 @@ def test_scaling_draws_fit_on_each_counts_geometric_mean():
     per = draw_exponents(points, key)  # draw 0: 10, 20, 80 (steep top); draw 1: 40, 80, 80 (flat top)
     assert len(per) == 2 and per[0] > 1.0 > per[1]
     assert per[0] == fit_exponent([25, 50, 100], [10.0, 20.0, 80.0])
+
+
+def test_scaling_synthetic_world_joins_the_curve_only_with_real_record_lengths(tmp_path):
+    import json
+
+    from bench_scaling import comparable_synthetic, finish, synthetic_years
+
+    assert synthetic_years(2653.3) == 7 and synthetic_years(100.0) == 1
+    long_ = {"world": "synthetic", "towers": 1000, "site_days": 2_556_000}  # 2,556 days per tower
+    short = {"world": "synthetic", "towers": 1000, "site_days": 730_000}  # two years per tower
+    assert comparable_synthetic([long_, short], 2653.3) == [long_]
+    assert comparable_synthetic([long_], None) == []
+
+    def point(world, towers, days, s):
+        return {"world": world, "towers": towers, "site_days": days, "learner_seconds": {"rf": s}, "W_seconds": s}
+
+    real = [point("fluxnet2015", n, n * 2653, 0.01 * n ** 1.3) for n in (25, 50, 100, 204)]
+    for syn, joined in ((point("synthetic", 1000, 2_556_000, 15.0), True),
+                        (point("synthetic", 1000, 730_000, 100.0), False)):
+        result = {"workload": {"real_days_per_tower": 2653.3}, "machine": {}, "points": real + [syn]}
+        finish(result, ["rf"], tmp_path / "s.json")
+        ex = json.loads((tmp_path / "s.json").read_text())["exponents"]["rf"]
+        assert ex["towers_real"] == pytest.approx(1.3, abs=1e-3)
+        if joined:  # the flat top end (15 s at 1,000 towers, 10 s at 204) lowers the fit over all points
+            assert ex["towers_all"] < 1.0
+            assert ex["segments_all"][-1]["from"] == 204 and ex["segments_all"][-1]["exponent"] < 1.0
+            assert "exponent_at_most_1.1_all_points" in result["targets_met"]
+        else:
+            assert "towers_all" not in ex and "exponent_at_most_1.1_all_points" not in result["targets_met"]
