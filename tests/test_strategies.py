@@ -616,3 +616,21 @@ def test_svm_small_selection_runs_the_per_fold_loop(monkeypatch):
                     pools, {}, StrategyContext(n_jobs=1))
     assert sorted(out) == ["S00", "S04", "S07"]
     assert sorted(map(sorted, fitted)) == sorted(sorted(set(p)) for p in pools.values())  # one fit per fold
+
+
+def test_site_codes_and_rows_by_code_match_sorting_every_row():
+    from fluxcore.strategies.base import rows_by_code, site_codes
+
+    rng = np.random.default_rng(0)
+    cases = [rng.choice(np.array([f"S{i:02d}" for i in range(30)]), 500),
+             np.array([3, 1, "3", 2.5], dtype=object),  # ids equal as text share a code
+             np.array(["B", None, "A", "None"], dtype=object),  # a missing id: its text, as astype(str)
+             np.array([], dtype=str)]
+    for sites in cases:
+        ref_u, ref_c = np.unique(sites.astype(str), return_inverse=True)
+        uniq, codes = site_codes(sites)
+        assert np.array_equal(uniq, ref_u) and np.array_equal(codes, ref_c)
+        rows = rows_by_code(codes, len(uniq))
+        assert len(rows) == len(uniq)
+        for i, r in enumerate(rows):
+            assert np.array_equal(r, np.flatnonzero(codes == i))

@@ -116,16 +116,19 @@ def mlr_loso(
             sum_obs[s] = np.cumsum(x0s[:, 1:], axis=0)[-1]
             cnt_obs[s] = len(rows) - ms[:, 1:].sum(axis=0)
         ys = Y[rows]
+        mc = np.flatnonzero(ms.any(axis=0))  # the mask's blocks are zero in every other column
         for k in range(t):
             ok = np.isfinite(ys[:, k])
             if not ok.any():
                 continue
-            x0k, mk, yk = x0s[ok], ms[ok], ys[ok, k]
+            x0k, yk = x0s[ok], ys[ok, k]
             A[k, s] = x0k.T @ x0k
-            B[k, s] = x0k.T @ mk
-            C[k, s] = mk.T @ mk
             a[k, s] = x0k.T @ yk
-            c[k, s] = mk.T @ yk
+            if mc.size:
+                mk = ms[ok][:, mc]
+                B[k, s][:, mc] = x0k.T @ mk
+                C[k, s][np.ix_(mc, mc)] = mk.T @ mk
+                c[k, s][mc] = mk.T @ yk
 
     # Unweighted folds whose pool is every other site (leave-one-site-out among all sites) sum
     # the statistics as "sites before the test site + sites after it" from prefix and suffix

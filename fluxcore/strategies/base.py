@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
+import pandas as pd
 
 from ..errors import ConfigError
 from ..params import check_constraints
@@ -383,8 +384,29 @@ def check_pools(sites: np.ndarray, pools: Pools) -> dict[str, list[str]]:
 
 
 def site_codes(sites: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    uniq, codes = np.unique(np.asarray(sites).astype(str), return_inverse=True)
-    return uniq, codes
+    """The sorted distinct site ids (as str) and each row's position among them.
+
+    As ``np.unique(sites.astype(str), return_inverse=True)``, but rows are hashed
+    (:func:`pandas.factorize`) and only the distinct ids sorted: sorting every row's id costs
+    n log n string comparisons (0.8 s for 2.6 million rows), hashing 0.1-0.3 s.
+    """
+    sites = np.asarray(sites)
+    if sites.size == 0:
+        return np.zeros(0, dtype=str), np.zeros(0, dtype=np.intp)
+    first, seen = pd.factorize(sites.ravel())
+    if (first < 0).any():  # a missing id (None, NaN): its own text, as astype(str) writes it
+        uniq, codes = np.unique(sites.astype(str), return_inverse=True)
+        return uniq, codes.astype(np.intp)
+    uniq, inverse = np.unique(np.asarray(seen).astype(str), return_inverse=True)  # ids equal as str merge
+    return uniq, inverse.astype(np.intp)[first]
+
+
+def rows_by_code(codes: np.ndarray, n_codes: int) -> list[np.ndarray]:
+    """The increasing row positions of each code ``0 .. n_codes - 1``, in one stable sort
+    (a scan of all rows per code would cost rows x codes)."""
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(n_codes + 1))
+    return [order[bounds[i]:bounds[i + 1]] for i in range(n_codes)]
 
 
 def prepare_arrays(X, Y, sites, pools: Pools, dtype=np.float64):
@@ -400,7 +422,7 @@ def prepare_arrays(X, Y, sites, pools: Pools, dtype=np.float64):
         Y = Y[:, None]
     uniq, codes = site_codes(sites)
     index = {s: i for i, s in enumerate(uniq)}
-    rows_of = [np.flatnonzero(codes == i) for i in range(len(uniq))]
+    rows_of = rows_by_code(codes, len(uniq))
     return pools, X, Y, index, rows_of
 
 
