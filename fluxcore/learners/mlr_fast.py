@@ -80,8 +80,7 @@ def mlr_loso(
     index = {s: i for i, s in enumerate(uniq)}
 
     miss = ~np.isfinite(X)
-    ref = np.nanmedian(np.where(miss, np.nan, X), axis=0) if n else np.zeros(p)
-    ref = np.where(np.isfinite(ref), ref, 0.0)
+    ref = np.array([_finite_median(X[:, j]) for j in range(p)])
     q = p + 1  # design with intercept: column 0 is the constant (never missing)
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(n_sites + 1))
@@ -188,6 +187,13 @@ def mlr_loso(
             preds[:, k] = xt @ beta
         out[test] = preds  # rows of a site are in increasing order (stable sort)
     return out
+
+
+def _finite_median(col: np.ndarray) -> float:
+    """Median of the finite values of ``col`` (0 when there are none): the value of
+    ``np.nanmedian`` with infinities as missing, without its whole-table temporaries."""
+    v = col[np.isfinite(col)]
+    return float(np.median(v)) if v.size else 0.0
 
 
 def _cumulative(x: np.ndarray, axis: int) -> np.ndarray:
