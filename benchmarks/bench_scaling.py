@@ -8,8 +8,11 @@ independent demo worlds of 190 sites each, site ids made unique, cut to the towe
 Per learner it fits the exponent ``b`` of ``seconds = a * towers ** b`` (least squares on
 logarithms) over the real subsets, gives the local exponent of each step between consecutive
 real tower counts (``segments_real``), and separately ``b`` against site-days over every point
-(the synthetic towers have two years each, the real ones about seven), and writes a PNG of
-the curves. With ``--draws D`` every count below all towers is timed on ``D`` random subsets
+(by default the synthetic towers have two years each, the real ones about seven), and writes a
+PNG of the curves. With ``--synthetic-years auto`` the synthetic towers get the real towers'
+mean record length (whole years), and the exponent is also fitted over every point, real
+subsets and synthetic world together (``towers_all``, with the steps ``segments_all``), as
+issue 21 defines the curve. With ``--draws D`` every count below all towers is timed on ``D`` random subsets
 (their towers' record lengths differ: one draw's 25 towers can hold shorter records than the
 average tower) and the exponent is fitted on each count's geometric mean time
 (:func:`count_means`), each draw's own exponent given beside it. The PNG is drawn with
@@ -33,6 +36,10 @@ Usage::
     # rf on three random subsets per count (issue 21, eighth session)
     flock /work/bench.lock python benchmarks/bench_scaling.py --learners rf --draws 3 \
         --out benchmarks/results/scaling_rf_draws.json
+
+    # rf and mlr up to 1,000 synthetic towers of real record length (issue 21, ninth session)
+    flock /work/bench.lock python benchmarks/bench_scaling.py --learners rf,mlr --draws 3 \
+        --synthetic-years auto --out benchmarks/results/scaling_rf_mlr.json
 
 Nothing is asserted; ``targets_met`` says whether every exponent is at most 1.1.
 """
