@@ -329,16 +329,14 @@ def main(argv=None) -> int:
 
     if args.draws < 1:
         ap.error("--draws must be at least 1")
+    if args.synthetic_years != "auto" and not (args.synthetic_years.isdigit() and int(args.synthetic_years) > 0):
+        ap.error(f"--synthetic-years must be a positive whole number or 'auto', not {args.synthetic_years!r}")
     result["workload"]["draws"] = args.draws
     ds_all = load_dataset(args.data)
     ids = sorted(ds_all.site_ids)
     result["workload"]["real_days_per_tower"] = round(ds_all.n_site_days / max(ds_all.n_sites, 1), 1)
-    if args.synthetic_years == "auto":
-        years = synthetic_years(result["workload"]["real_days_per_tower"])
-    elif args.synthetic_years.isdigit() and int(args.synthetic_years) > 0:
-        years = int(args.synthetic_years)
-    else:
-        ap.error(f"--synthetic-years must be a positive whole number or 'auto', not {args.synthetic_years!r}")
+    years = (synthetic_years(result["workload"]["real_days_per_tower"]) if args.synthetic_years == "auto"
+             else int(args.synthetic_years))
     result["workload"]["synthetic_years"] = years
     orders = [[str(s) for s in np.random.default_rng(args.seed if d == 0 else [args.seed, d]).permutation(ids)]
               for d in range(args.draws)]

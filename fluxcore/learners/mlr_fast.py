@@ -12,7 +12,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..strategies.base import Pools, Strategy, check_pools, register_strategy, site_codes
+from ..strategies.base import (
+    Pools,
+    Strategy,
+    check_pools,
+    register_strategy,
+    rows_by_code,
+    site_codes,
+)
 from .mlr import used_columns
 
 __all__ = ["mlr_loso", "MLRExact"]
@@ -82,8 +89,7 @@ def mlr_loso(
     miss = ~np.isfinite(X)
     ref = np.array([_finite_median(X[:, j]) for j in range(p)])
     q = p + 1  # design with intercept: column 0 is the constant (never missing)
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(n_sites + 1))
+    rows_of = rows_by_code(codes, n_sites)
 
     def design(s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Site ``s``'s rows (increasing), its shifted design (0 where missing) and its mask.
@@ -91,7 +97,7 @@ def mlr_loso(
         Built one site at a time: a site's arrays stay in cache, where whole-table temporaries
         (n, p) would make every pass a trip to memory (the time per row then grows with the
         number of towers)."""
-        rows = order[bounds[s]:bounds[s + 1]]
+        rows = rows_of[s]
         ms = miss[rows]
         x0s = np.empty((len(rows), q))
         x0s[:, 0] = 1.0
