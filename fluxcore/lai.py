@@ -62,12 +62,22 @@ def method_text(variable: str = "MODIS LAI", climatology_fill: bool = False) -> 
     return text
 
 def _month_start(year_month: pd.Series) -> pd.Series:
-    """First day of each month from ``YYYYMM`` integers (or strings)."""
-    ym = pd.to_numeric(year_month, errors="coerce").astype("Int64")
-    out = pd.to_datetime(
-        {"year": ym // 100, "month": ym % 100, "day": 1}, errors="coerce"
-    )
-    return out.astype("datetime64[ns]")
+    """First day of each month from ``YYYYMM`` integers (or strings).
+
+    Values that are missing, not whole ``YYYYMM`` numbers, or not a month of the years
+    1678-2261 (the days datetime64[ns] holds) give NaT: such a month covers no day of a daily
+    record.
+    """
+    ym = pd.to_numeric(pd.Series(year_month), errors="coerce").to_numpy(dtype=float)
+    year = np.floor(ym / 100.0)
+    month = ym - 100.0 * year
+    with np.errstate(invalid="ignore"):
+        ok = (np.isfinite(ym) & (ym == np.floor(ym)) & (month >= 1) & (month <= 12)
+              & (year >= 1678) & (year <= 2261))
+    out = np.full(ym.shape, np.datetime64("NaT"), dtype="datetime64[ns]")
+    months = ((year[ok] - 1970.0) * 12.0 + month[ok] - 1.0).astype(np.int64)
+    out[ok] = months.astype("datetime64[M]").astype("datetime64[ns]")
+    return pd.Series(out, index=getattr(year_month, "index", None))
 
 
 #: Day of year of each calendar month's middle in a 365-day year.

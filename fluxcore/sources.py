@@ -272,7 +272,30 @@ def parse_dates(values: pd.Series, path: str | Path, column: str = "DATE") -> pd
         )
     if getattr(out.dt, "tz", None) is not None:
         out = out.dt.tz_localize(None)
+    _check_date_range(out, values, path, column)
     return out.dt.normalize().astype("datetime64[ns]")
+
+
+def _check_date_range(out: pd.Series, values: pd.Series, path: str | Path, column: str) -> None:
+    """Raise :class:`DataError` for parsed dates outside the days datetime64[ns] can hold.
+
+    Parsers may return coarser units (seconds) that hold years such as 1 or -1; fluxcore keeps
+    dates in nanoseconds (1677-09-22 to 2262-04-11), so such a value is a bad input, not a
+    crash in the conversion.
+    """
+    arr = out.to_numpy()
+    lo = np.datetime64(pd.Timestamp.min.ceil("D").date()).astype(arr.dtype)
+    hi = np.datetime64(pd.Timestamp.max.floor("D").date()).astype(arr.dtype)
+    bad = (arr < lo) | (arr > hi)
+    if bad.any():
+        idx = np.flatnonzero(bad)
+        examples = ", ".join(repr(str(values.iloc[i])) for i in idx[:3])
+        raise DataError(
+            path,
+            f"{idx.size} value(s) of date column {column!r} lie outside the supported dates "
+            f"{pd.Timestamp.min.ceil('D').date()} to {pd.Timestamp.max.floor('D').date()} "
+            f"(e.g. {examples} in data row {idx[0] + 1}); use YYYY-MM-DD or YYYYMMDD",
+        )
 
 
 def _check_duplicates(daily: pd.DataFrame, path: str | Path) -> None:

@@ -281,10 +281,12 @@ def read_monthly_drivers(path: str | Path) -> pd.DataFrame:
     if not have:
         raise DataError(path, f"none of the monthly driver columns {list(MONTHLY_RS_COLUMNS)}")
     ym = pd.to_numeric(raw["YEAR_MONTH"], errors="coerce")
-    ok = ym.notna() & (ym % 100).between(1, 12) & (ym // 100).between(1000, 9999)
+    # years 1678-2261: the months datetime64[ns] holds (others would wrap round silently)
+    ok = ym.notna() & (ym % 100).between(1, 12) & (ym // 100).between(1678, 2261)
     if not ok.all():
         i = int(np.flatnonzero(~ok.to_numpy())[0])
-        raise DataError(path, f"{int((~ok).sum())} YEAR_MONTH value(s) are not YYYYMM "
+        raise DataError(path, f"{int((~ok).sum())} YEAR_MONTH value(s) are not YYYYMM months "
+                              f"of the years 1678-2261 "
                               f"(e.g. {raw['YEAR_MONTH'].iloc[i]!r} in data row {i + 1})")
     start = pd.to_datetime({"year": (ym // 100).astype(int), "month": (ym % 100).astype(int), "day": 1})
     out = pd.DataFrame({"SITE_ID": raw["SITE_ID"].astype(str).to_numpy(),

@@ -97,6 +97,19 @@ def test_lai_per_site():
     assert lai[days.SITE_ID == "C"].isna().all()
 
 
+def test_lai_bad_or_out_of_range_months_cover_no_day():
+    # a missing, non-numeric or out-of-range YEAR_MONTH is skipped, not a crash and not a
+    # month wrapped round to another century
+    m = _monthly([1.0, 2.0, 3.0])
+    bad = pd.DataFrame({"SITE_ID": ["S"] * 4, "YEAR_MONTH": [None, "abc", 100001, 300001],
+                        "LAI": [9.0] * 4})
+    days = _days("2005-01-01", "2005-03-31")
+    plain = monthly_to_daily(m, days)
+    mixed = monthly_to_daily(pd.concat([m, bad], ignore_index=True), days)
+    np.testing.assert_array_equal(mixed.to_numpy(), plain.to_numpy())
+    assert plain.notna().all()
+
+
 # ------------------------------------------------------- prepared layout
 def write_prepared(folder, make_daily, n_days=120, sites=("XX-Aaa", "XX-Bbb")):
     d = make_daily(sites=sites, n_days=n_days, start="2005-01-01")
@@ -286,6 +299,20 @@ def test_parse_dates_forms():
     assert s.iloc[0] == pd.Timestamp("2005-01-02") and s.dtype == "datetime64[ns]"
     with pytest.raises(DataError, match="cannot be parsed"):
         parse_dates(pd.Series(["2005-01-02", "yesterday"]), "f")
+
+
+@pytest.mark.parametrize("bad", ["-1", "00010101", "2300-01-01", "0001-01-01"])
+def test_parse_dates_out_of_range_is_a_clear_error(bad):
+    # pandas parses these to years it cannot hold in nanoseconds: a DataError naming the
+    # file, the column and the value, not an OutOfBoundsDatetime traceback
+    with pytest.raises(DataError, match=r"daily\.csv.*'DATE' lie outside the supported dates") as e:
+        parse_dates(pd.Series(["2005-01-01", bad]), "daily.csv")
+    assert repr(bad) in str(e.value) and "data row 2" in str(e.value)
+    with pytest.raises(DataError, match="outside the supported dates"):
+        import datetime
+        parse_dates(pd.Series([datetime.date(1, 1, 1)], dtype=object), "daily.csv")
+    edge = parse_dates(pd.Series(["1677-09-22", "2262-04-11"]), "f")
+    assert edge.tolist() == [pd.Timestamp("1677-09-22"), pd.Timestamp("2262-04-11")]
 
 
 def test_same_data_same_fingerprint_whatever_the_path(tmp_path, make_daily):

@@ -191,6 +191,10 @@ def test_monthly_drivers_file_replace_and_add(tmp_path):
     with pytest.raises(DataError, match="YEAR_MONTH"):
         read_monthly_drivers(_write_monthly_rs(tmp_path / "bad.csv", {
             "SITE_ID": ["XX-Aaa"], "YEAR_MONTH": [202013], "LAI": [1.0]}))
+    for ym in (100001, 300001):  # beyond datetime64[ns]: used to wrap round to 2169 / 1830
+        with pytest.raises(DataError, match="YEAR_MONTH value.*years 1678-2261"):
+            read_monthly_drivers(_write_monthly_rs(tmp_path / f"y{ym}.csv", {
+                "SITE_ID": ["XX-Aaa", "XX-Aaa"], "YEAR_MONTH": [ym, 202001], "LAI": [1.0, 1.0]}))
     with pytest.raises(DataError, match="duplicated site-month"):
         read_monthly_drivers(_write_monthly_rs(tmp_path / "dup.csv", {
             "SITE_ID": ["XX-Aaa"] * 2, "YEAR_MONTH": [202001] * 2, "LAI": [1.0, 2.0]}))
