@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression
@@ -299,6 +301,86 @@ def test_lstm_group_finetune_never_trains_on_the_predicted_site(monkeypatch):
     out2 = group_finetune(LSTMLearner(**TINY_LSTM), Xd, Yd2, sites, dates, pools, n_groups=2,
                                finetune_epochs=1, finetune_windows=200)
     np.testing.assert_array_equal(out2["S03"], out["S03"])
+
+
+@pytest.mark.requires_torch
+def test_lstm_shared_fine_tune_data_equals_per_fold_fine_tune_and_never_uses_the_site(monkeypatch):
+    # the LSTM prepares its group's rows once (fine_tune_data) and fine-tunes each fold on its
+    # pool's rows of them (fine_tune_on): the same predictions, bit for bit, as a fine_tune
+    # on the pool's rows per fold, and the test site's fluxes never matter
+    pytest.importorskip("torch")
+    from fluxcore.learners.lstm import LSTMLearner
+    from fluxcore.learners.pmtl import PMTLLearner
+    from fluxcore.learners.tamrl import TAMRLLearner
+    from fluxcore.learners.torchbase import TorchLearner
+    from fluxcore.strategies.group_finetune import group_finetune
+
+    assert LSTMLearner.shares_fine_tune_data() and PMTLLearner.shares_fine_tune_data()
+    assert not TAMRLLearner.shares_fine_tune_data()  # task embeddings from the call's sites
+    X, Y, sites, pools = make_problem(n_sites=6, n_days=60, seed=8)
+    Xd, Yd, dates = _frames(X, Y, sites)
+    Yd.iloc[::7, 0] = np.nan  # rows with one target only
+    kw = dict(n_groups=2, finetune_epochs=2, finetune_windows=150)
+    calls: list[tuple[list[str], list[str]]] = []
+    orig_on = TorchLearner.fine_tune_on
+
+    def fine_tune_on(self, data, fold_sites, **k):
+        calls.append((list(data.site_ids), sorted(fold_sites)))
+        return orig_on(self, data, fold_sites, **k)
+
+    monkeypatch.setattr(TorchLearner, "fine_tune_on", fine_tune_on)
+    shared = group_finetune(LSTMLearner(**TINY_LSTM), Xd, Yd, sites, dates, pools, **kw)
+    assert len(calls) == 6  # every fold fine-tuned on the shared rows
+    folds = []
+    for prepared, fold_sites in calls:
+        # the fold trains on exactly its pool (never its own site), though the prepared rows
+        # hold the group's other test sites too
+        f = [t for t in pools if sorted(pools[t]) == fold_sites]
+        assert len(f) == 1 and f[0] not in fold_sites and set(fold_sites) < set(prepared)
+        folds += f
+    assert sorted(folds) == sorted(pools)
+    with monkeypatch.context() as m:
+        m.setattr(LSTMLearner, "shares_fine_tune_data", classmethod(lambda cls: False))
+        per_fold = group_finetune(LSTMLearner(**TINY_LSTM), Xd, Yd, sites, dates, pools, **kw)
+    for f in pools:
+        np.testing.assert_array_equal(shared[f], per_fold[f])
+    Yd2 = Yd.copy()
+    Yd2.loc[sites == "S03", :] = 1e3
+    again = group_finetune(LSTMLearner(**TINY_LSTM), Xd, Yd2, sites, dates, pools, **kw)
+    np.testing.assert_array_equal(again["S03"], shared["S03"])
+    assert not np.array_equal(again["S00"], shared["S00"])  # other sites' folds did see S03
+
+
+@pytest.mark.requires_torch
+def test_fine_tune_on_is_fine_tune_on_those_rows_and_checks_its_data():
+    pytest.importorskip("torch")
+    from fluxcore.errors import DataError
+    from fluxcore.learners.lstm import LSTMLearner
+
+    X, Y, sites, _ = make_problem(n_sites=4, n_days=50, seed=3)
+    Xd, Yd, dates = _frames(X, Y, sites)
+    base = LSTMLearner(**TINY_LSTM).fit(Xd, Yd, sites=sites, dates=dates)
+    data = base.fine_tune_data(Xd, Yd, sites=sites, dates=dates)
+    some = np.isin(sites, ["S00", "S02"])
+    a = copy.deepcopy(base).fine_tune(Xd[some], Yd[some], sites=sites[some], dates=dates[some],
+                                      epochs=2, max_windows=60)
+    b = copy.deepcopy(base).fine_tune_on(data, ["S02", "S00", "nowhere"], epochs=2, max_windows=60)
+    assert a.n_fine_tune_epochs_ == b.n_fine_tune_epochs_ == 2
+    for (ka, va), (kb, vb) in zip(a.model_.state_dict().items(), b.model_.state_dict().items(), strict=True):
+        assert ka == kb and torch_equal(va, vb)
+    np.testing.assert_array_equal(a.predict(Xd, sites=sites, dates=dates),
+                                  b.predict(Xd, sites=sites, dates=dates))
+    with pytest.raises(DataError, match="no row with a finite target"):
+        copy.deepcopy(base).fine_tune_on(data, ["nowhere"])
+    other = LSTMLearner(**TINY_LSTM).fit(Xd[some], Yd[some], sites=sites[some], dates=dates[some])
+    with pytest.raises(ValueError, match="other scalers"):
+        other.fine_tune_on(data, ["S00"])
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
 
 
 @pytest.mark.requires_torch

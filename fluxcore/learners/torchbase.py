@@ -201,6 +201,39 @@ class _CallData:
     site_ids: np.ndarray
 
 
+@dataclass
+class FineTuneData:
+    """Rows prepared once for many fine-tunes on subsets of their sites.
+
+    Made by :meth:`TorchLearner.fine_tune_data`, used by :meth:`TorchLearner.fine_tune_on`.
+
+    Attributes
+    ----------
+    call : _CallData
+        Inputs of all the rows on the device (the preparing learner's scalers).
+    targets : tuple of torch.Tensor
+        Standardised targets (NaN -> 0), usable-target mask and row weights, on the device.
+    usable : numpy.ndarray of bool, shape (n,)
+        Rows with at least one usable target.
+    site_code : numpy.ndarray of int, shape (n,)
+        Index of each row's site in ``site_ids``.
+    site_ids : numpy.ndarray of str
+        Sorted unique site ids of the rows.
+    scalers : tuple of numpy.ndarray
+        ``x_mean_, x_scale_, mask_cols_, y_mean_, y_scale_`` of the preparing learner.
+    device : str
+        Device of the tensors.
+    """
+
+    call: _CallData
+    targets: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    usable: np.ndarray
+    site_code: np.ndarray
+    site_ids: np.ndarray
+    scalers: tuple[np.ndarray, ...]
+    device: str
+
+
 class RegisteredLoss:
     """Constraint: the name of a loss in :mod:`fluxcore.learners.losses`."""
 
@@ -519,14 +552,15 @@ class TorchLearner(FluxLearner):
     def _train(self, data: _CallData, Y: np.ndarray, M: np.ndarray, w: np.ndarray,
                train_rows: np.ndarray, val_rows: np.ndarray, epochs: int, lr: float,
                patience: int, seed: int, phase: str, parts: str = "all",
-               max_windows: int | None = None) -> None:
+               max_windows: int | None = None,
+               targets_t: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> None:
+        """Train ``self.model_`` on windows of ``train_rows`` (``targets_t``: ``Y``, ``M``, ``w``
+        already as :meth:`_target_tensors` on the device; then those three are ignored)."""
         dev = torch.device(self.device_)
         rng = np.random.default_rng(seed)
         loss_fn = self._build_loss()
         model = self.model_.to(dev)
-        Y_t = torch.as_tensor(np.nan_to_num(Y), dtype=torch.float32, device=dev)
-        M_t = torch.as_tensor(M, dtype=torch.float32, device=dev)
-        w_t = torch.as_tensor(w, dtype=torch.float32, device=dev)
+        Y_t, M_t, w_t = self._target_tensors(Y, M, w, dev) if targets_t is None else targets_t
         params = self._trainable(model, parts)
         opt = torch.optim.Adam(params, lr=lr, weight_decay=self.weight_decay)
         if len(val_rows) > self.max_val_windows:
@@ -575,6 +609,14 @@ class TorchLearner(FluxLearner):
         self.steps_per_second_ = n_steps / elapsed if elapsed > 0 else float("nan")
         self.best_epoch_ = best_epoch
         self.n_epochs_ = epoch
+
+    @staticmethod
+    def _target_tensors(Y: np.ndarray, M: np.ndarray, w: np.ndarray, dev: torch.device
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Standardised targets (NaN -> 0), usable mask and weights as float32 on ``dev``."""
+        return (torch.as_tensor(np.nan_to_num(Y), dtype=torch.float32, device=dev),
+                torch.as_tensor(M, dtype=torch.float32, device=dev),
+                torch.as_tensor(w, dtype=torch.float32, device=dev))
 
     @torch.no_grad()
     def _eval_loss(self, model: nn.Module, loss_fn: LossFn, data: _CallData, Y_t: torch.Tensor,
@@ -663,6 +705,18 @@ class TorchLearner(FluxLearner):
             Parameters that train: ``"all"``, or names declared by :meth:`_parts` joined with
             ``+`` (e.g. ``"head"``, ``"head+last"``); the others stay exactly as they are.
         """
+        self._check_fine_tune_args(epochs, lr, max_windows, parts)
+        Xa, ya, sites_a, dates_a, w = self._fine_tune_inputs(X, y, sites, dates, sample_weight)
+        dev = torch.device(self.device_)
+        data = self._call_data(Xa, sites_a, dates_a, dev, targets=ya)
+        Y, M, ww, rows = self._prepare_targets(ya, w)
+        if len(rows) == 0:
+            raise DataError(None, "fine_tune: no row with a finite target")
+        return self._fine_tune_rows(data, rows, epochs, lr, max_windows, parts,
+                                    self._target_tensors(Y, M, ww, dev))
+
+    def _check_fine_tune_args(self, epochs: int, lr: float | None, max_windows: int | None,
+                              parts: str) -> None:
         self._check_fitted()
         what = f"{self.name}.fine_tune"
         if not Interval(int, 0).ok(epochs):
@@ -672,23 +726,112 @@ class TorchLearner(FluxLearner):
         if lr is not None and not Interval(float, 0, None, closed="neither").ok(lr):
             raise ConfigError(f"{what}: lr must be a number > 0 or None, got {lr!r}")
         self._check_parts(self.model_, parts, what)
+
+    def _fine_tune_inputs(self, X: pd.DataFrame, y: pd.DataFrame, sites: np.ndarray,
+                          dates: np.ndarray, sample_weight: np.ndarray | None
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Checked arrays of a fine-tune call: the columns of ``fit``, the targets of ``fit``."""
         Xa, ya, fnames, tnames, sites_a, dates_a, w = check_inputs(X, y, sites, dates, sample_weight,
                                                                     what="fine_tune")
         check_columns(self.feature_names_in_, fnames, "fine_tune")
         if list(tnames) != list(self.target_names_):
             raise DataError(None, f"fine_tune: targets {tnames} differ from those seen in fit {self.target_names_}")
         self._build_loss()
+        return Xa, ya, sites_a, dates_a, w
+
+    def _fine_tune_rows(self, data: _CallData, rows: np.ndarray, epochs: int, lr: float | None,
+                        max_windows: int | None, parts: str,
+                        targets_t: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> TorchLearner:
+        """The training part of :meth:`fine_tune`: windows of ``rows`` of ``data``."""
         dev = torch.device(self.device_)
-        data = self._call_data(Xa, sites_a, dates_a, dev, targets=ya)
-        Y, M, ww, rows = self._prepare_targets(ya, w)
-        if len(rows) == 0:
-            raise DataError(None, "fine_tune: no row with a finite target")
         seed = seed_from(self.random_state) + 1000 + int(self.n_fine_tune_epochs_)
         with torch_env(self.n_threads, seed, dev):
-            self._train(data, Y, M, ww, rows, rows[:0], epochs,
-                        self.lr / 10.0 if lr is None else lr, 0, seed, "fine_tune", parts, max_windows)
+            self._train(data, None, None, None, rows, rows[:0], epochs,
+                        self.lr / 10.0 if lr is None else lr, 0, seed, "fine_tune", parts, max_windows,
+                        targets_t=targets_t)
         self.n_fine_tune_epochs_ += int(epochs)
         return self
+
+    # ------------------------------------------------------- shared fine-tune data
+    @classmethod
+    def shares_fine_tune_data(cls) -> bool:
+        """Whether :meth:`fine_tune_on` can stand in for :meth:`fine_tune` in this class.
+
+        True when the class feeds the network as this base does: inputs, windows, batches,
+        targets and training are :class:`TorchLearner`'s own, so a row's window and loss do
+        not depend on which other sites are in the call. A subclass that adds per-site or
+        target-derived inputs (e.g. TAM-RL's task embedding) gets False and fine-tunes
+        with :meth:`fine_tune`.
+        """
+        methods = ("_inputs", "_call_data", "_windows", "_batch", "_forward", "_prepare_targets",
+                   "_train", "_target_tensors", "fine_tune", "_fine_tune_rows")
+        return all(getattr(cls, m) is getattr(TorchLearner, m) for m in methods)
+
+    def _scalers(self) -> tuple[np.ndarray, ...]:
+        return tuple(np.asarray(getattr(self, a)) for a in
+                     ("x_mean_", "x_scale_", "mask_cols_", "y_mean_", "y_scale_"))
+
+    def fine_tune_data(self, X: pd.DataFrame, y: pd.DataFrame, *, sites: np.ndarray,
+                       dates: np.ndarray, sample_weight: np.ndarray | None = None) -> FineTuneData:
+        """Prepare rows once for several :meth:`fine_tune_on` calls on subsets of their sites.
+
+        :meth:`fine_tune` builds the inputs of all the rows it is given at every call; a
+        leave-one-site-out strategy that fine-tunes one copy of a model per test site on "all
+        sites but that one" would rebuild nearly the same rows once per site (work that
+        grows with sites x rows). The inputs are made with this learner's scalers; the
+        learners that use them must have the same (copies of this one).
+
+        Parameters
+        ----------
+        X, y, sites, dates, sample_weight
+            As in :meth:`fine_tune`: every row any of the later calls may train on.
+
+        Raises
+        ------
+        TypeError
+            The class does not share fine-tune data (:meth:`shares_fine_tune_data`).
+        """
+        self._check_fitted()
+        if not self.shares_fine_tune_data():
+            raise TypeError(f"{type(self).__name__} adds its own inputs to batches: use fine_tune")
+        Xa, ya, sites_a, dates_a, w = self._fine_tune_inputs(X, y, sites, dates, sample_weight)
+        dev = torch.device(self.device_)
+        call = self._call_data(Xa, sites_a, dates_a, dev, targets=ya)
+        Y, M, ww, _ = self._prepare_targets(ya, w)
+        return FineTuneData(call, self._target_tensors(Y, M, ww, dev), M.any(axis=1),
+                            call.site.cpu().numpy(), np.asarray(call.site_ids, dtype=str),
+                            self._scalers(), str(dev))
+
+    def fine_tune_on(self, data: FineTuneData, sites, *, epochs: int = 1, lr: float | None = None,
+                     max_windows: int | None = None, parts: str = "all") -> TorchLearner:
+        """:meth:`fine_tune` on the rows of ``sites`` within prepared ``data``.
+
+        The same network, bit for bit, as ``fine_tune`` given exactly those rows (in their
+        order within ``data``): the same windows are drawn, with the same values and targets.
+        Rows of other sites of ``data`` are never drawn.
+
+        Parameters
+        ----------
+        data : FineTuneData
+            From :meth:`fine_tune_data` of this learner or of a copy with the same scalers.
+        sites : sequence of str
+            The sites whose rows train (ids absent from ``data`` are ignored).
+        epochs, lr, max_windows, parts
+            As in :meth:`fine_tune`.
+        """
+        self._check_fine_tune_args(epochs, lr, max_windows, parts)
+        if not self.shares_fine_tune_data():
+            raise TypeError(f"{type(self).__name__} adds its own inputs to batches: use fine_tune")
+        mine = self._scalers()
+        if data.device != str(torch.device(self.device_)) or len(mine) != len(data.scalers) or not all(
+                a.shape == b.shape and np.array_equal(a, b) for a, b in zip(mine, data.scalers, strict=True)):
+            raise ValueError("fine_tune_on: the data were prepared by a learner with other scalers "
+                             "or on another device")
+        keep = np.isin(data.site_ids, np.asarray(list(sites), dtype=str))
+        rows = np.flatnonzero(data.usable & keep[data.site_code])
+        if len(rows) == 0:
+            raise DataError(None, "fine_tune: no row with a finite target")
+        return self._fine_tune_rows(data.call, rows, epochs, lr, max_windows, parts, data.targets)
 
     def predict(self, X: pd.DataFrame, *, sites: np.ndarray, dates: np.ndarray) -> np.ndarray:
         """Predict every row [target units], shape (n, n_targets).

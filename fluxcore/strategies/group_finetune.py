@@ -73,7 +73,11 @@ def group_finetune(
     training set and outside its own fine-tuning set. A few-shot learner (tag ``few_shot``)
     also gets, in ``predict(context=)`` only, the fluxes of ``f``'s rows it names
     (:func:`fluxcore.fewshot.context_rows`); those rows come back as NaN (not scored). Cost: ``n_groups`` full fits plus one
-    short fine-tune per fold, instead of one full fit per fold.
+    short fine-tune per fold, instead of one full fit per fold. A learner whose inputs do not
+    depend on the other sites of a call (``shares_fine_tune_data``, e.g. the LSTM) prepares
+    its group's rows once (``fine_tune_data``) and fine-tunes each fold on its pool's rows of
+    them (``fine_tune_on``, the same network as ``fine_tune`` on the pool): the per-fold cost
+    then follows the windows drawn, not the rows of the pool.
 
     With ``n_rounds > 1`` this is repeated with a new partition of the test sites and the
     learner's ``random_state`` increased by the round number, and a site's prediction is the
@@ -222,15 +226,27 @@ def _group_job(payload, job) -> tuple[dict[str, np.ndarray], list[str]]:
     base = _group_model(payload, k, seed, train, group)
     out = {}
     trained = set(train)
+    tuned = [f for f in group if finetune_epochs > 0 and set(pools[f]) - trained]
+    shared = None
+    if tuned and getattr(base, "shares_fine_tune_data", lambda: False)():
+        # the inputs of every site any of the group's fine-tunes uses, built once: each test
+        # site then trains on its pool's rows of them (the same windows and values as a
+        # fine_tune on the pool alone), instead of rebuilding nearly all rows once per site
+        prep_rows = rows_for(rows_of, sorted(set().union(*(pools[f] for f in tuned))))
+        shared = base.fine_tune_data(X.iloc[prep_rows], Y.iloc[prep_rows], sites=sites[prep_rows],
+                                     dates=dates[prep_rows])
     for f in group:
         model = base
-        extra = sorted(set(pools[f]) - trained)
-        if finetune_epochs > 0 and extra:
+        if f in tuned:
             model = copy.deepcopy(base)
-            ft_rows = rows_for(rows_of, pools[f])
-            model.fine_tune(X.iloc[ft_rows], Y.iloc[ft_rows], sites=sites[ft_rows],
-                            dates=dates[ft_rows], epochs=finetune_epochs, lr=finetune_lr,
-                            max_windows=int(finetune_windows))
+            if shared is not None:
+                model.fine_tune_on(shared, pools[f], epochs=finetune_epochs, lr=finetune_lr,
+                                   max_windows=int(finetune_windows))
+            else:
+                ft_rows = rows_for(rows_of, pools[f])
+                model.fine_tune(X.iloc[ft_rows], Y.iloc[ft_rows], sites=sites[ft_rows],
+                                dates=dates[ft_rows], epochs=finetune_epochs, lr=finetune_lr,
+                                max_windows=int(finetune_windows))
         te = rows_of[f]
         shots = context_rows(model, sites[te], dates[te])  # few-shot: the site's first k months
         if shots is None:
