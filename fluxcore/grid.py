@@ -194,6 +194,9 @@ def open_grid(path: str | Path, *, require: Iterable[str] = (), name_map: Mappin
     lat, lon = ds[lat_n], ds[lon_n]
     if lat.ndim != 1 or lon.ndim != 1:
         raise DataError(path, f"coordinates {lat_n}/{lon_n} must be 1-D (got {lat.ndim}-D and {lon.ndim}-D)")
+    if lat.size == 0 or lon.size == 0:
+        empty = ", ".join(f"{c.dims[0]!r}" for c in (lat, lon) if c.size == 0)
+        raise DataError(path, f"has no cells: dimension {empty} has length 0")
     gridded = lat.dims != lon.dims
     if gridded:
         ydim, xdim = lat.dims[0], lon.dims[0]
@@ -412,7 +415,11 @@ def read_grid(path: str | Path, *, require: Iterable[str] = (), name_map: Mappin
     path = Path(path)
     ds = open_grid(path, require=require, name_map=name_map)
     if land_only:
-        ds = ds.isel(cell=land_cells(ds))
+        land = land_cells(ds)
+        if land.size == 0:
+            raise DataError(path, "no cell has a value: every time-varying variable is missing "
+                                  "(NaN or _FillValue) in every cell and month")
+        ds = ds.isel(cell=land)
     cells, drivers = grid_frames(ds)
     text = f"{ds.attrs.get('title', '')} {ds.attrs.get('comment', '')}"
     meta = {"grid": {"path": str(path), "layout": ds.attrs["fluxcore_layout"], "n_cells": int(len(cells))}}

@@ -160,3 +160,23 @@ def test_write_grid_is_atomic_and_float32(good, tmp_path):
     assert out is None and (tmp_path / "w.nc").is_file() and not (tmp_path / "w.nc.tmp").exists()
     with xr.open_dataset(tmp_path / "w.nc", engine="h5netcdf") as f:
         assert f["TA"].dtype == np.float32
+
+
+def _no_lat(ds):
+    return ds.isel(lat=slice(0, 0))
+
+
+def _all_missing(ds):
+    return ds.assign(**{v: ds[v] * np.nan for v in ds.data_vars if "time" in ds[v].dims})
+
+
+@pytest.mark.parametrize(("fn", "message"), [(_no_lat, "has no cells: dimension 'lat' has length 0"),
+                                             (_all_missing, "no cell has a value")],
+                         ids=["zero-length lat", "every value missing"])
+def test_grid_without_cells_is_one_clear_error(good, tmp_path, fn, message):
+    """A 0-length lat dimension (was IndexError) or a grid of NaN only (was a numpy ValueError)."""
+    path = _rewrite(good, tmp_path / "empty_grid.nc", fn)
+    with pytest.raises(DataError) as ei:
+        grid.read_grid(path)
+    text = str(ei.value)
+    assert text.startswith(str(path)) and message in text and "\n" not in text, text
