@@ -40,7 +40,7 @@ from .aridity import aridity_zone, site_aridity_from_daily
 from .dataset import FluxDataset, make_sites_frame
 from .demo import load_demo
 from .errors import ConfigError, DataError
-from .lai import method_text, monthly_to_daily
+from .lai import _month_start, method_text, monthly_to_daily
 from .qc import QC_HELPER_COLUMNS, QCConfig, apply_qc, merge_reports
 from .validation import (
     check_site_values,
@@ -550,7 +550,7 @@ def load_prepared(folder: str | Path, *, qc: QCConfig | None = None) -> FluxData
         if need:
             problems.append(f"{mpath}: missing column(s) {', '.join(need)}; monthly data not used")
         else:
-            monthly = monthly.assign(SITE_ID=monthly["SITE_ID"].astype(str))
+            monthly = _usable_monthly(monthly, mpath, problems)
             for src, var in (("LAI", "LAI"), ("EVI", "EVI"), ("P_F", "P_MONTHLY"), ("WS_F", "WS_MONTHLY")):
                 if src in monthly.columns:
                     mon = monthly.assign(**{src: pd.to_numeric(monthly[src], errors="coerce")
@@ -567,6 +567,50 @@ def load_prepared(folder: str | Path, *, qc: QCConfig | None = None) -> FluxData
                                           "in month x 365.25; WS_MEAN = same for WS_F [m s-1]")
     return _finish(daily, sites, name=folder.resolve().name, source=str(folder), qc=qc,
                    problems=problems, meta=meta, problem_prefix=f"{dpath}: ")
+
+
+def _usable_monthly(monthly: pd.DataFrame, path: Path, problems: list[str]) -> pd.DataFrame:
+    """The rows of a ``monthly_rs.csv`` that can be used; each kind of dropped row or value is
+    one line in ``problems`` naming the file (the monthly data are optional, so nothing raises).
+
+    Rows without a site id or without a ``YYYYMM`` month of the years 1678-2261 are dropped, of
+    a duplicated site-month the first row is kept, and text in the value columns used (``LAI,
+    EVI, P_F, WS_F``) is reported before it becomes missing.
+    """
+    def example(mask: np.ndarray, col: str) -> str:
+        i = int(np.flatnonzero(mask)[0])
+        return f"e.g. {str(monthly[col].iloc[i])!r} in data row {i + 1}"
+
+    site = monthly["SITE_ID"].astype("string").str.strip()
+    no_site = (site.isna() | (site == "")).to_numpy()
+    if no_site.any():
+        problems.append(f"{path}: {int(no_site.sum())} row(s) without a site id (data row "
+                        f"{int(np.flatnonzero(no_site)[0]) + 1}); those rows are not used")
+    start = _month_start(monthly["YEAR_MONTH"])
+    bad_month = start.isna().to_numpy() & ~no_site
+    if bad_month.any():
+        problems.append(f"{path}: {int(bad_month.sum())} YEAR_MONTH value(s) are not YYYYMM months of "
+                        f"the years 1678-2261 ({example(bad_month, 'YEAR_MONTH')}); those rows are "
+                        "not used")
+    keep = ~(no_site | bad_month)
+    key = pd.DataFrame({"SITE_ID": site.astype(object), "START": start})
+    dup = key.duplicated().to_numpy() & keep
+    if dup.any():
+        i = int(np.flatnonzero(dup)[0])
+        problems.append(f"{path}: {int(dup.sum())} duplicated site-month(s) (e.g. site {site.iloc[i]} in "
+                        f"{pd.Timestamp(start.iloc[i]):%Y-%m}, data row {i + 1}); the first row of "
+                        "each is used")
+    keep &= ~dup
+    out = monthly.loc[keep].assign(SITE_ID=site[keep].astype(str)).reset_index(drop=True)
+    for col in ("LAI", "EVI", "P_F", "WS_F"):
+        if col in monthly.columns and monthly[col].dtype.kind not in "fiub":
+            txt = monthly[col].astype("string").str.strip()
+            lost = (pd.to_numeric(monthly[col], errors="coerce").isna() & txt.notna()
+                    & (txt != "")).to_numpy() & keep
+            if lost.any():
+                problems.append(f"{path}: column {col}: {int(lost.sum())} non-numeric value(s) set to "
+                                f"missing ({example(lost, col)})")
+    return out
 
 
 def _monthly_site_means(monthly: pd.DataFrame) -> pd.DataFrame:

@@ -207,6 +207,37 @@ def prepared_monthly_cut(tmp):
     return Case(folder, "problem", ["cut short", "not used"], "monthly_rs.csv")
 
 
+def _edit_monthly(folder: Path, edit: Callable[[pd.DataFrame], pd.DataFrame]) -> None:
+    path = folder / "monthly_rs.csv"
+    edit(pd.read_csv(path, dtype=str)).to_csv(path, index=False)
+
+
+def prepared_monthly_iso_months(tmp):
+    """YYYY-MM instead of YYYYMM: every monthly row was dropped without a word."""
+    folder = _prepared(tmp)
+    _edit_monthly(folder, lambda m: m.assign(YEAR_MONTH=m["YEAR_MONTH"].str[:4] + "-" + m["YEAR_MONTH"].str[4:]))
+    return Case(folder, "problem", ["6 YEAR_MONTH value(s)", "'2005-01'", "not used"], "monthly_rs.csv")
+
+
+def prepared_monthly_duplicated_month(tmp):
+    folder = _prepared(tmp)
+    _edit_monthly(folder, lambda m: pd.concat([m, m.iloc[[0]].assign(LAI="9.5")]))
+    return Case(folder, "problem", ["1 duplicated site-month", "XX-Aaa in 2005-01", "first row"],
+                "monthly_rs.csv")
+
+
+def prepared_monthly_lai_text(tmp):
+    folder = _prepared(tmp)
+    _edit_monthly(folder, lambda m: m.assign(LAI=["--"] + list(m["LAI"].iloc[1:])))
+    return Case(folder, "problem", ["column LAI", "1 non-numeric", "'--'"], "monthly_rs.csv")
+
+
+def prepared_monthly_no_site(tmp):
+    folder = _prepared(tmp)
+    _edit_monthly(folder, lambda m: m.assign(SITE_ID=[None] + list(m["SITE_ID"].iloc[1:])))
+    return Case(folder, "problem", ["1 row(s) without a site id", "data row 1"], "monthly_rs.csv")
+
+
 # ------------------------------------------------------------------ tidy CSV
 def tidy_inf_gpp(tmp):
     f = _tidy(tmp, "inf.csv", edit=_set("GPP", np.inf, [5]))
@@ -333,7 +364,8 @@ CASES = [
     dd_kelvin_ta, dd_gpp_entirely_missing, dd_sites_table_lat_999,
     prepared_negative_aridity, prepared_infinite_aridity, prepared_lon_text,
     prepared_elevation_in_feet_too_high, prepared_soil_as_fractions, prepared_inf_nee,
-    prepared_monthly_cut,
+    prepared_monthly_cut, prepared_monthly_iso_months, prepared_monthly_duplicated_month,
+    prepared_monthly_lai_text, prepared_monthly_no_site,
     tidy_inf_gpp, tidy_minus_inf_ta, tidy_lat_inf, tidy_lat_999, tidy_lat_lon_swapped,
     tidy_lon_out_of_range, tidy_cut_last_line, tidy_short_line_in_middle, tidy_decimal_comma,
     tidy_kelvin, tidy_vpd_kpa, tidy_sw_in_mj, tidy_gpp_entirely_missing,
