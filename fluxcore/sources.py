@@ -460,7 +460,12 @@ def read_sites_table(path: str | Path) -> pd.DataFrame:
     site_col = _find_column(raw.columns, SITE_COLUMN_NAMES)
     if site_col is None:
         raise DataError(path, f"site table has no site column (one of {', '.join(SITE_COLUMN_NAMES)})")
-    out = pd.DataFrame({"SITE_ID": raw[site_col].astype(str).str.strip()})
+    sid = raw[site_col].astype("string").str.strip()
+    no_id = (sid.isna() | (sid == "")).to_numpy()
+    if no_id.any():
+        raise DataError(path, f"site table: {int(no_id.sum())} row(s) without a site id in column "
+                              f"{site_col!r} (e.g. data row {int(np.flatnonzero(no_id)[0]) + 1})")
+    out = pd.DataFrame({"SITE_ID": sid.astype(str)})
     used: set[str] = set()
     for col in raw.columns:
         canon = ALIASES.get(str(col).strip().upper())

@@ -330,6 +330,15 @@ def tidy_sites_table_clay(tmp):
                 kwargs={"sites_table": st})
 
 
+def dd_sites_table_row_without_site_id(tmp):
+    """A row with LAT/LON but no SITE_ID was read as a site named 'nan'."""
+    folder, _ = _dd_folder(tmp)
+    st = tmp / "noid_sites.csv"
+    pd.DataFrame({"SITE_ID": ["XX-Aaa", None], "LAT": [45.0, 46.0], "LON": [10.0, 11.0]}).to_csv(st, index=False)
+    return Case(folder, "raises", ["1 row(s) without a site id", "'SITE_ID'", "data row 2"], st.name,
+                kwargs={"sites_table": st})
+
+
 def tidy_sites_table_cut(tmp):
     f = _tidy(tmp, "ok.csv")
     st = tmp / "cut_sites.csv"
@@ -370,6 +379,7 @@ CASES = [
     tidy_lon_out_of_range, tidy_cut_last_line, tidy_short_line_in_middle, tidy_decimal_comma,
     tidy_kelvin, tidy_vpd_kpa, tidy_sw_in_mj, tidy_gpp_entirely_missing,
     tidy_gpp_all_removed_by_qc, tidy_sites_table_clay, tidy_sites_table_cut,
+    dd_sites_table_row_without_site_id,
     parquet_inf_er, parquet_zero_aridity, parquet_fahrenheit,
 ]
 
