@@ -873,6 +873,7 @@ def load_tidy(
     rename[site_col], rename[date_col] = "SITE_ID", "DATE"
     claimed |= {"SITE_ID", "DATE"}
     ignored = []
+    auto: dict[str, str] = {}  # canonical name -> the column recognised as it
     for col in raw.columns:
         if col in rename:
             continue
@@ -880,8 +881,17 @@ def load_tidy(
         if canon and canon not in claimed:
             rename[col] = canon
             claimed.add(canon)
+            auto[canon] = col
         else:
             ignored.append(col)
+            if canon in auto:  # two columns mean the same variable: say which one is used
+                problems.append(f"{path}: columns {auto[canon]!r} and {col!r} both give {canon}; "
+                                f"{auto[canon]!r} is used, {col!r} is ignored (map the one you "
+                                f"want with --columns {col}={canon})")
+            dup = re.fullmatch(r"(.+)\.[1-9]\d*", col)
+            if dup and dup[1] in raw.columns and dup[1] in rename:  # pandas renames a repeated name
+                problems.append(f"{path}: column {dup[1]!r} appears more than once in the header; "
+                                f"the first is used, the repeat ({col!r}) is ignored")
     df = raw[list(rename)].rename(columns=rename)
     if not any(t in df.columns for t in TARGETS):
         raise DataError(path, "missing required target column: none of GPP, ER, NEE (or "

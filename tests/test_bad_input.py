@@ -246,3 +246,22 @@ def test_semicolon_csv_is_read(tmp_path, make_daily):
     f = tmp_path / "semi.csv"
     _good(make_daily, n_days=20).to_csv(f, index=False, sep=";")
     assert load_dataset(f).n_sites == 2
+
+
+def test_two_columns_for_one_variable_are_reported_not_silent(tmp_path, make_daily):
+    """A repeated header name (pandas reads the repeat as 'GPP.1') or a canonical and a FLUXNET
+    name of one variable: one column was used and the other dropped without a word."""
+    d = _good(make_daily, n_days=40)
+    gpp = d.columns.get_loc("GPP")
+    f = tmp_path / "twice.csv"
+    d.insert(gpp + 1, "GPP_DUP", d["GPP"] * 2)
+    d.rename(columns={"GPP_DUP": "GPP"}).to_csv(f, index=False)
+    ds = load_dataset(f)
+    assert any("twice.csv: column 'GPP' appears more than once" in p and "'GPP.1'" in p
+               for p in ds.problems), ds.problems
+
+    g = tmp_path / "alias.csv"
+    _good(make_daily, n_days=40).assign(TA_F=lambda x: x["TA"] + 273.15).to_csv(g, index=False)
+    ds = load_dataset(g)
+    assert any("alias.csv: columns 'TA' and 'TA_F' both give TA; 'TA' is used" in p
+               for p in ds.problems), ds.problems
