@@ -481,8 +481,9 @@ def _load_run_parts(run) -> tuple[Any, pd.DataFrame, Path | None]:
             res = load_run(run_dir)
             return res.config, res.metrics, run_dir
         except ConfigError:
-            # a folder with only config.json + metrics.parquet (exported run)
-            if not (run_dir / "metrics.parquet").exists():
+            # a folder with only config.json + metrics.parquet (exported run); a run folder
+            # (manifest.json) whose config.json is missing or invalid is reported as such
+            if (run_dir / "manifest.json").is_file() or not (run_dir / "metrics.parquet").exists():
                 raise
         cfg_path = run_dir / "config.json"
         met_path = run_dir / "metrics.parquet"

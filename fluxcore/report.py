@@ -46,6 +46,7 @@ from .anchors import (
     PUBLISHED_CAVEAT,
     common_site_comparison,
 )
+from .config import RunConfig
 from .errors import ConfigError, FluxcoreError
 from .metrics import skill_summary
 from .runner import load_config_dataset
@@ -259,10 +260,16 @@ def report_inputs(run_dir, dataset=None, what_skipped: str = "heterogeneity sect
     notes: list[str] = []
     if dataset is None:
         try:
-            dataset = load_config_dataset(config)
+            if not cfg.get("data"):
+                raise ConfigError(f"{run_dir / 'config.json'} names no data")
+            # an exported run (config.json + metrics.parquet) gives its config as a plain dict
+            run_cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(
+                cfg, source=str(run_dir / "config.json"))
+            dataset = load_config_dataset(run_cfg)
         except (FluxcoreError, ImportError, OSError) as exc:
             notes.append(f"{what_skipped}: the run's data {cfg.get('data')!r} cannot be loaded: {exc}")
-    fp = (manifest.get("data") or {}).get("fingerprint")
+    data = manifest.get("data") if isinstance(manifest, dict) else None
+    fp = data.get("fingerprint") if isinstance(data, dict) else None
     if dataset is not None and fp and dataset.fingerprint() != fp:
         notes.append(f"warning: the dataset given ({dataset.fingerprint()}) differs from the run's "
                      f"data (fingerprint {fp}); distances may not match the folds")

@@ -129,6 +129,25 @@ def _read_json(path: Path) -> dict:
     return d
 
 
+#: Types of the manifest fields that fluxcore reads back (a field may be absent).
+_MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
+    "status": (str,), "data": (dict,), "zones": (dict,), "skipped": (list,),
+    "n_test_sites": (int,), "n_folds": (int,), "folds_done": (int,),
+    "created": (str, type(None)), "finished": (str, type(None)),
+}
+
+
+def _check_manifest(m: dict, path: Path) -> dict:
+    """``m`` unchanged, or :class:`DataError` naming the first field of the wrong type."""
+    for key, types in _MANIFEST_TYPES.items():
+        if key in m and (not isinstance(m[key], types) or isinstance(m[key], bool)):
+            want = " or ".join("null" if t is type(None) else {"str": "text", "dict": "an object", "list": "a list",
+                                                                 "int": "an integer"}[t.__name__] for t in types)
+            raise DataError(path, f"field {key!r} is {json.dumps(m[key])[:60]}, not {want}; the run folder "
+                                  "is damaged")
+    return m
+
+
 # ------------------------------------------------------------------------ locks
 @contextlib.contextmanager
 def file_lock(path: Path):
@@ -718,7 +737,7 @@ def load_run(run_dir: str | Path) -> RunResult:
     if not (p / "config.json").is_file() or not (p / "manifest.json").is_file():
         raise ConfigError(f"{p}: not a fluxcore run folder (config.json / manifest.json missing)")
     config = RunConfig.from_dict(_read_json(p / "config.json"), source=str(p / "config.json"))
-    manifest = _read_json(p / "manifest.json")
+    manifest = _check_manifest(_read_json(p / "manifest.json"), p / "manifest.json")
     if manifest.get("status") == "done":
         extra = {}
         try:
@@ -761,7 +780,7 @@ def list_runs(runs_dir: str | Path = "runs") -> pd.DataFrame:
         run = m_path.parent
         problem = None
         try:
-            m = _read_json(m_path)
+            m = _check_manifest(_read_json(m_path), m_path)
             cfg = _read_json(run / "config.json")
             status = RunStore(run).effective_status(m)
         except DataError as exc:  # one damaged folder must not hide the other runs

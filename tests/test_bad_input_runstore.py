@@ -307,3 +307,55 @@ def test_delete_refuses_a_folder_that_is_not_a_run(run):
     (run / "manifest.json").unlink()
     delete_run(run, runs_dir=runs)
     assert not run.exists()
+
+
+# ------------------------------------------------------- manifest and config values
+def test_manifest_field_of_the_wrong_type_is_one_data_error(run, capsys):
+    """A manifest whose 'data' is text (was AttributeError in `fluxcore runs` and `report`)."""
+    from fluxcore.cli import main
+
+    m = json.loads((run / "manifest.json").read_text())
+    m["data"] = "demo"
+    (run / "manifest.json").write_text(json.dumps(m))
+    before = _bytes(run)
+    with pytest.raises(DataError, match=r"manifest\.json: field 'data' is \"demo\", not an object"):
+        load_run(run)
+    row = list_runs(run.parent).iloc[0]
+    assert row["status"] == "damaged" and "field 'data'" in row["problem"]
+    assert main(["report", str(run), "--out", str(run.parent.parent / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert "manifest.json" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert _bytes(run) == before
+
+
+def test_report_of_a_run_whose_config_is_invalid_names_the_config(run):
+    """A run folder whose config.json no longer validates was taken for an exported run and
+    crashed with AttributeError ('dict' object has no attribute 'data')."""
+    from fluxcore.report import report_inputs
+
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["data"] = 5
+    (run / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError, match=r"config\.json: data: must be 'demo' or the path"):
+        report_inputs(run)
+
+
+def test_report_of_an_exported_run_loads_the_data_of_its_config(run, tmp_path):
+    """config.json + metrics.parquet only: the config is a plain dict (was AttributeError)."""
+    from conftest import synthetic_daily
+
+    from fluxcore.report import report_inputs
+
+    data = tmp_path / "daily.csv"
+    synthetic_daily(sites=("XX-Aaa", "XX-Bbb"), n_days=40).to_csv(data, index=False)
+    for f in run.iterdir():
+        if f.name not in ("config.json", "metrics.parquet"):
+            shutil.rmtree(f) if f.is_dir() else f.unlink()
+    cfg = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**cfg, "data": str(data)}))
+    inputs = report_inputs(run)
+    assert inputs.dataset is not None and inputs.dataset.n_sites == 2
+    del cfg["data"]
+    (run / "config.json").write_text(json.dumps(cfg))
+    inputs = report_inputs(run)
+    assert inputs.dataset is None and any("names no data" in n for n in inputs.notes)
