@@ -478,7 +478,15 @@ def check_learner_params(name: str, given: dict):
     try:
         learner = make_learner(base, **params)
     except TypeError as exc:
-        raise ConfigError(f"bad hyperparameter for learner {name!r}: {exc}") from exc
+        unknown = re.search(r"unexpected keyword argument '([^']+)'", str(exc))
+        try:
+            known = sorted(make_learner(base).get_params())
+        except Exception:  # a plug-in learner without get_params: keep Python's words
+            unknown = None
+        if unknown is None:
+            raise ConfigError(f"bad hyperparameter for learner {name!r}: {exc}") from exc
+        raise ConfigError(f"bad hyperparameter for learner {name!r}: params.{name}.{unknown[1]} is not a "
+                          f"hyperparameter of {base!r} (known: {', '.join(known)})") from None
     check_params(learner, label=f"bad hyperparameter for learner {name!r}")
     return learner
 

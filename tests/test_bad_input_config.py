@@ -92,6 +92,8 @@ CASES: dict[str, Case] = {
                             stage="resolve"),
     "hyperparameter_text": Case("learners: [rf]\nparams: {rf: {n_estimators: abc}}", "n_estimators",
                                 ["must be an integer >= 1", "got 'abc'"], stage="resolve"),
+    "hyperparameter_unknown": Case("learners: [mlr]\nparams: {mlr: {alpha: 1}}", "params.mlr.alpha",
+                                   ["is not a hyperparameter of 'mlr'", "known: fit_intercept"], stage="resolve"),
     "site_unknown": Case("learners: [mlr]\nsites: [XX-Nope]", "sites", ["unknown site id", "XX-Nope"],
                          stage="resolve"),
     "strategy_option_unknown": Case("learners: [rf]\nstrategy_options: {rf: {n_group: 3}}", "strategy_options",
