@@ -369,17 +369,30 @@ def _finish(
     keep = ["SITE_ID", "DATE"] + [c for c in DAILY_VALUE_COLUMNS if c in daily.columns]
     daily = daily[keep].copy()
     daily["SITE_ID"] = daily["SITE_ID"].astype(str)
-    label = problem_prefix if isinstance(problem_prefix, str) else f"{source}: "
+    def labels(mask: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        """(prefix, mask) per file: one for a single file, one per site's file otherwise."""
+        if isinstance(problem_prefix, str):
+            return [(problem_prefix, mask)]
+        sid = daily["SITE_ID"].to_numpy()
+        return [(problem_prefix.get(s, f"{source}: "), mask & (sid == s)) for s in sorted(set(sid[mask]))]
+
     for c in keep[2:]:
         raw_c = daily[c]
         v = pd.to_numeric(raw_c, errors="coerce").astype("float64")
         if raw_c.dtype.kind not in "fiub":  # text in a value column: say what was lost
             txt = raw_c.astype("string").str.strip()
             lost = (v.isna() & txt.notna() & (txt != "")).to_numpy()
-            if lost.any():
-                problems.append(f"{label}column {c}: {int(lost.sum())} non-numeric value(s) set to "
-                                f"missing (e.g. {str(raw_c[lost].iloc[0])!r})")
-        daily[c] = v.mask(np.isfinite(v) & (v <= _MISSING))  # -9999 missing; inf kept for QC
+            for label, m in labels(lost) if lost.any() else []:
+                problems.append(f"{label}column {c}: {int(m.sum())} non-numeric value(s) set to "
+                                f"missing (e.g. {str(raw_c[m].iloc[0])!r})")
+        v = v.mask(np.isfinite(v) & (v <= _MISSING))  # -9999 missing; inf kept for QC
+        if c in QC_HELPER_COLUMNS:  # fractions: a percentage would switch the QC filter off
+            out = (np.isfinite(v) & ((v < 0) | (v > 1))).to_numpy()
+            for label, m in labels(out) if out.any() else []:
+                problems.append(f"{label}column {c}: {int(m.sum())} value(s) outside the fraction range "
+                                f"0-1 (e.g. {v[m].iloc[0]:g}; a percentage? divide by 100) set to missing")
+            v = v.mask(out)
+        daily[c] = v
     daily = daily.sort_values(["SITE_ID", "DATE"], kind="mergesort").reset_index(drop=True)
 
     # per-site checks before QC: no target at all, or fluxes on the wrong scale

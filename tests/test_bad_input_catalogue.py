@@ -153,6 +153,19 @@ def dd_kelvin_ta(tmp):
                 bad.name)
 
 
+def dd_qc_fraction_in_percent(tmp):
+    """NEE_VUT_REF_QC in percent (0-100): every day passed the measured-fraction filter silently."""
+    folder, bad = _dd_folder(tmp, lambda d: d.__setitem__("NEE_VUT_REF_QC", d["NEE_VUT_REF_QC"] * 100))
+    return Case(folder, "problem", ["column QC_NEE_FRAC", "outside the fraction range 0-1",
+                                    "a percentage? divide by 100"], bad.name)
+
+
+def dd_qc_fraction_text(tmp):
+    """Text in one file's column was reported under the folder's name, not the file's."""
+    folder, bad = _dd_folder(tmp, lambda d: d.__setitem__("NEE_VUT_REF_QC", "x"))
+    return Case(folder, "problem", ["column QC_NEE_FRAC", "non-numeric value(s)", "'x'"], bad.name)
+
+
 def dd_gpp_entirely_missing(tmp):
     folder, bad = _dd_folder(tmp, _set("GPP_NT_VUT_REF", -9999.0))
     return Case(folder, "problem", ["site XX-Bbb: GPP entirely missing (200 days)"], bad.name)
@@ -370,7 +383,8 @@ def parquet_fahrenheit(tmp):
 
 CASES = [
     dd_cut_last_line, dd_short_line_in_middle, dd_only_file_extra_fields, dd_inf_gpp,
-    dd_kelvin_ta, dd_gpp_entirely_missing, dd_sites_table_lat_999,
+    dd_kelvin_ta, dd_gpp_entirely_missing, dd_sites_table_lat_999, dd_qc_fraction_in_percent,
+    dd_qc_fraction_text,
     prepared_negative_aridity, prepared_infinite_aridity, prepared_lon_text,
     prepared_elevation_in_feet_too_high, prepared_soil_as_fractions, prepared_inf_nee,
     prepared_monthly_cut, prepared_monthly_iso_months, prepared_monthly_duplicated_month,
