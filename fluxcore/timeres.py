@@ -282,14 +282,27 @@ def read_monthly_drivers(path: str | Path) -> pd.DataFrame:
         raise DataError(path, f"none of the monthly driver columns {list(MONTHLY_RS_COLUMNS)}")
     ym = pd.to_numeric(raw["YEAR_MONTH"], errors="coerce")
     # years 1678-2261: the months datetime64[ns] holds (others would wrap round silently)
-    ok = ym.notna() & (ym % 100).between(1, 12) & (ym // 100).between(1678, 2261)
+    ok = ym.notna() & (ym == ym.round()) & (ym % 100).between(1, 12) & (ym // 100).between(1678, 2261)
     if not ok.all():
         i = int(np.flatnonzero(~ok.to_numpy())[0])
         raise DataError(path, f"{int((~ok).sum())} YEAR_MONTH value(s) are not YYYYMM months "
                               f"of the years 1678-2261 "
                               f"(e.g. {raw['YEAR_MONTH'].iloc[i]!r} in data row {i + 1})")
+    sid = raw["SITE_ID"].astype("string").str.strip()
+    no_id = (sid.isna() | (sid == "")).to_numpy()
+    if no_id.any():
+        raise DataError(path, f"{int(no_id.sum())} row(s) without a site id in column 'SITE_ID' "
+                              f"(e.g. data row {int(np.flatnonzero(no_id)[0]) + 1})")
+    for src in have:  # text in a driver column would silently become missing
+        if raw[src].dtype.kind not in "fiub":
+            txt = raw[src].astype("string").str.strip()
+            lost = (pd.to_numeric(raw[src], errors="coerce").isna() & txt.notna() & (txt != "")).to_numpy()
+            if lost.any():
+                i = int(np.flatnonzero(lost)[0])
+                raise DataError(path, f"column {src}: {int(lost.sum())} value(s) are not numbers "
+                                      f"(e.g. {str(raw[src].iloc[i])!r} in data row {i + 1})")
     start = pd.to_datetime({"year": (ym // 100).astype(int), "month": (ym % 100).astype(int), "day": 1})
-    out = pd.DataFrame({"SITE_ID": raw["SITE_ID"].astype(str).to_numpy(),
+    out = pd.DataFrame({"SITE_ID": sid.astype(str).to_numpy(),
                         "DATE": start.to_numpy().astype("datetime64[ns]")})
     dup = out.duplicated(["SITE_ID", "DATE"])
     if dup.any():

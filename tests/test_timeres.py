@@ -200,6 +200,17 @@ def test_monthly_drivers_file_replace_and_add(tmp_path):
             "SITE_ID": ["XX-Aaa"] * 2, "YEAR_MONTH": [202001] * 2, "LAI": [1.0, 2.0]}))
     with pytest.raises(DataError, match="missing required column"):
         read_monthly_drivers(_write_monthly_rs(tmp_path / "nocol.csv", {"SITE_ID": ["a"], "LAI": [1.0]}))
+    # were accepted silently: 202001.5 truncated to January, a blank site id read as site 'nan',
+    # text in a driver column read as missing
+    with pytest.raises(DataError, match=r"YEAR_MONTH value.*202001\.5"):
+        read_monthly_drivers(_write_monthly_rs(tmp_path / "frac.csv", {
+            "SITE_ID": ["XX-Aaa"] * 2, "YEAR_MONTH": [202001.5, 202002], "LAI": [1.0, 2.0]}))
+    with pytest.raises(DataError, match=r"noid\.csv: 1 row\(s\) without a site id.*data row 2"):
+        read_monthly_drivers(_write_monthly_rs(tmp_path / "noid.csv", {
+            "SITE_ID": ["XX-Aaa", None], "YEAR_MONTH": [202001, 202002], "LAI": [1.0, 2.0]}))
+    with pytest.raises(DataError, match=r"text\.csv: column LAI: 1 value\(s\) are not numbers.*'--'"):
+        read_monthly_drivers(_write_monthly_rs(tmp_path / "text.csv", {
+            "SITE_ID": ["XX-Aaa"] * 2, "YEAR_MONTH": [202001, 202002], "LAI": [1.0, "--"]}))
 
 
 @pytest.mark.realdata
