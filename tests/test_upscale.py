@@ -130,6 +130,18 @@ def test_cli_upscale_end_to_end(tmp_path, grid_path, capsys):
     assert rc == 2 and "--learner 'svm' is not in run" in capsys.readouterr().err
 
 
+def test_cli_totals_path_is_checked_before_upscaling(tmp_path, grid_path, capsys):
+    """--totals naming a folder was an IsADirectoryError traceback after the whole upscaling."""
+    run_dir = small_run(tmp_path, grid_path)
+    out = tmp_path / "fluxes.nc"
+    for totals, words in ((tmp_path, "is a folder; give a file name for --totals"),
+                          (tmp_path / "nowhere" / "t.csv", "does not exist (folder of the --totals file)")):
+        rc = main(["upscale", str(run_dir), "--grid", str(grid_path), "--out", str(out), "--totals", str(totals)])
+        err = capsys.readouterr().err
+        assert rc == 2 and words in err and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
 def test_daily_model_refused_for_monthly_grid(tmp_path, grid_path):
     model = upscale.FinalModel(models=[], learner="mlr", targets=["GPP"], features={}, feature_names=["TA"],
                                provenance={"time_step": "daily", "run_key": "k"})

@@ -32,6 +32,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--learner {learner!r} is not in run {run_dir.name} (learners: {', '.join(learners)})")
     if args.chunk_cells < 1:
         raise ConfigError(f"--chunk-cells must be >= 1, got {args.chunk_cells}")
+    if args.totals:  # checked before the (long) upscaling, like --out
+        totals = Path(args.totals)
+        if totals.is_dir():
+            raise DataError(totals, "is a folder; give a file name for --totals (a CSV file)")
+        if not totals.parent.exists():
+            raise DataError(totals.parent, "does not exist (folder of the --totals file)")
     t0 = time.perf_counter()
     model = final_model(run_dir, learner, refit=args.refit)
     t1 = time.perf_counter()
@@ -47,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
         except DataError as exc:
             info["totals"] = f"not computed: {exc}"
         else:
-            tot.to_csv(args.totals, index=False)
+            try:
+                tot.to_csv(args.totals, index=False)
+            except OSError as exc:
+                raise DataError(args.totals, f"cannot be written: {exc.strerror or exc}") from None
             info["totals"] = str(args.totals)
     print(json.dumps(info, indent=2))
     return 0
