@@ -47,7 +47,7 @@ from .anchors import (
     common_site_comparison,
 )
 from .config import RunConfig
-from .errors import ConfigError, FluxcoreError
+from .errors import ConfigError, DataError, FluxcoreError
 from .metrics import skill_summary
 from .runner import load_config_dataset
 from .variables import ZONES
@@ -276,6 +276,20 @@ def report_inputs(run_dir, dataset=None, what_skipped: str = "heterogeneity sect
     return ReportInputs(run_dir, config, metrics, manifest, cfg, dataset, notes)
 
 
+def make_output_folder(folder: Path) -> None:
+    """``mkdir -p`` for a report's folder; :class:`DataError` (not an OSError traceback) when a
+    file is in the way or the folder cannot be made."""
+    for p in (folder, *folder.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise DataError(p, "is a file, not a folder for the report (give another --out)")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(folder, f"cannot be made for the report: {exc.strerror or exc}") from None
+
+
 def write_report(run_dir, dataset=None, out_dir=None) -> Path:
     """Write the paper report of a run (Markdown + CSV) and return the path of ``report.md``.
 
@@ -301,7 +315,7 @@ def write_report(run_dir, dataset=None, out_dir=None) -> Path:
     run_dir, metrics, manifest, cfg, dataset, notes = (
         inp.run_dir, inp.metrics, inp.manifest, inp.cfg, inp.dataset, inp.notes)
     out = Path(out_dir) if out_dir is not None else run_dir / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out)
 
     t3 = table3(metrics)
     t3.to_csv(out / "table3.csv", index=False)

@@ -34,7 +34,7 @@ from .heterogeneity import (
     relation_sentences,
     run_distances,
 )
-from .report import _fmt, _table3_wide, report_inputs, table3
+from .report import _fmt, _table3_wide, make_output_folder, report_inputs, table3
 from .runstore import load_run
 from .skill import predicted_skill
 
@@ -259,7 +259,7 @@ def write_html_report(run_dir, dataset=None, out=None) -> Path:
     path = Path(out) if out is not None else run_dir / "report" / "report.html"
     if path.is_dir() or (out is not None and path.suffix.lower() not in (".html", ".htm")):
         path = path / "report.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_output_folder(path.parent)
     path.write_text(doc, encoding="utf-8")
     return path
 

@@ -92,6 +92,22 @@ def test_report_cli_without_loadable_data(small_run, tmp_path, capsys):
     assert "report:" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("html", [False, True], ids=["markdown", "html"])
+def test_report_out_that_is_a_file_is_one_error(small_run, tmp_path, capsys, html):
+    """--out naming an existing file (or a path below one) was a FileExistsError traceback."""
+    from fluxcore.cli import main
+
+    _, run_dir = small_run
+    f = tmp_path / "notes.txt"
+    f.write_text("keep me")
+    for out in (f, f / "sub"):
+        rc = main(["report", str(run_dir), "--out", str(out), *(["--html"] if html else [])])
+        err = capsys.readouterr().err
+        assert rc == 2 and f"{f}: is a file, not a folder for the report" in err, err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert f.read_text() == "keep me"
+
+
 def test_fuzzy_vs_plain_by_hand():
     met = pd.DataFrame({
         "SITE_ID": ["A", "B", "C", "D"] * 2, "target": "GPP", "zone": ["arid", "arid", "humid", "humid"] * 2,
