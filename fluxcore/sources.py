@@ -803,8 +803,8 @@ def parse_column_map(spec: str | dict | None) -> dict[str, str] | None:
     if p.suffix.lower() in (".yaml", ".yml", ".json") or p.is_file():
         if not p.is_file():
             raise ConfigError(f"column map file {p} does not exist")
-        text = p.read_text()
         try:
+            text = p.read_text(encoding="utf-8")
             if p.suffix.lower() == ".json":
                 d = json.loads(text)
             else:

@@ -109,3 +109,13 @@ def test_prepare_upload_errors_name_the_users_files(tmp_path):
     junk.write_bytes(b"not parquet")
     with pytest.raises(DataError, match="^their.parquet: cannot be read"):
         read_columns(junk, "their.parquet")
+
+
+def test_column_map_file_that_is_not_text_is_a_config_error(tmp_path):
+    """Undecodable bytes in a column map file were a UnicodeDecodeError traceback."""
+    from fluxcore.sources import parse_column_map
+
+    f = tmp_path / "map.yaml"
+    f.write_bytes(b"\xff\xfe\x00 GPP: x")
+    with pytest.raises(ConfigError, match=r"column map file .*map\.yaml cannot be parsed"):
+        parse_column_map(str(f))
