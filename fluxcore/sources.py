@@ -823,7 +823,10 @@ def parse_column_map(spec: str | dict | None) -> dict[str, str] | None:
         if "=" not in part:
             raise ConfigError(f"column map entry {part!r} must look like their_name=CANONICAL")
         k, v = part.split("=", 1)
-        out[k.strip()] = v.strip()
+        k, v = k.strip(), v.strip()
+        if k in out and out[k] != v:
+            raise ConfigError(f"column map: column {k!r} is mapped twice ({out[k]} and {v}); map it once")
+        out[k] = v
     return out
 
 

@@ -119,3 +119,12 @@ def test_column_map_file_that_is_not_text_is_a_config_error(tmp_path):
     f.write_bytes(b"\xff\xfe\x00 GPP: x")
     with pytest.raises(ConfigError, match=r"column map file .*map\.yaml cannot be parsed"):
         parse_column_map(str(f))
+
+
+def test_column_map_text_mapping_one_column_twice_is_a_config_error():
+    """'GPP=GPP,GPP=ER' silently kept the last entry: the file's GPP was loaded as ER."""
+    from fluxcore.sources import parse_column_map
+
+    with pytest.raises(ConfigError, match=r"column 'GPP' is mapped twice \(GPP and ER\)"):
+        parse_column_map("GPP=GPP,GPP=ER")
+    assert parse_column_map("a=TA, a=TA") == {"a": "TA"}  # the same entry twice is harmless
