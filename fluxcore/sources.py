@@ -246,7 +246,9 @@ def parse_dates(values: pd.Series, path: str | Path, column: str = "DATE") -> pd
     elif pd.api.types.is_numeric_dtype(s):
         num = pd.to_numeric(s, errors="coerce")
         txt = num.map(lambda x: f"{int(x):d}" if pd.notna(x) and float(x).is_integer() else "")
-        out = pd.to_datetime(txt, format="%Y%m%d", errors="coerce")
+        # YYYYMMDDHHMM numbers (read from CSV), as the text branch below accepts them
+        twelve = bool(len(txt)) and bool(txt.str.fullmatch(r"\d{12}").all())
+        out = pd.to_datetime(txt, format="%Y%m%d%H%M" if twelve else "%Y%m%d", errors="coerce")
     elif s.dtype == object and len(s) and isinstance(s.dropna().iloc[0] if s.notna().any() else None,
                                                       (datetime.date, datetime.datetime)):
         out = pd.to_datetime(s, errors="coerce")

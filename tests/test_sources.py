@@ -295,6 +295,9 @@ def test_parse_column_map_forms(tmp_path):
 def test_parse_dates_forms():
     assert parse_dates(pd.Series([20050102]), "f").iloc[0] == pd.Timestamp("2005-01-02")
     assert parse_dates(pd.Series(["2005-01-02"]), "f").iloc[0] == pd.Timestamp("2005-01-02")
+    # YYYYMMDDHHMM as numbers (how a CSV reader gives them) as well as text: was rejected
+    assert parse_dates(pd.Series([200501020000]), "f").iloc[0] == pd.Timestamp("2005-01-02")
+    assert parse_dates(pd.Series(["200501020000"]), "f").iloc[0] == pd.Timestamp("2005-01-02")
     s = parse_dates(pd.Series(["2005-01-02T13:30"]), "f")
     assert s.iloc[0] == pd.Timestamp("2005-01-02") and s.dtype == "datetime64[ns]"
     with pytest.raises(DataError, match="cannot be parsed"):
