@@ -564,6 +564,8 @@ def load_prepared(folder: str | Path, *, qc: QCConfig | None = None) -> FluxData
     if no_meta:
         problems.append(f"{spath}: no row for site(s) {', '.join(no_meta[:10])}; loaded without "
                         "position or aridity")
+    if mpath.exists() and not mpath.is_file():
+        problems.append(f"{mpath}: is a folder, not a file; monthly data (LAI, EVI, P_F, WS_F) not used")
     if mpath.is_file():
         monthly = _read_table(mpath, problems)
         need = [c for c in ("SITE_ID", "YEAR_MONTH") if c not in monthly.columns]

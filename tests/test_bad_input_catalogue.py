@@ -225,6 +225,14 @@ def _edit_monthly(folder: Path, edit: Callable[[pd.DataFrame], pd.DataFrame]) ->
     edit(pd.read_csv(path, dtype=str)).to_csv(path, index=False)
 
 
+def prepared_monthly_is_a_folder(tmp):
+    """A folder named monthly_rs.csv was skipped without a word (LAI/EVI silently absent)."""
+    folder = _prepared(tmp)
+    (folder / "monthly_rs.csv").unlink()
+    (folder / "monthly_rs.csv").mkdir()
+    return Case(folder, "problem", ["is a folder, not a file", "not used"], "monthly_rs.csv")
+
+
 def prepared_monthly_iso_months(tmp):
     """YYYY-MM instead of YYYYMM: every monthly row was dropped without a word."""
     folder = _prepared(tmp)
@@ -388,7 +396,7 @@ CASES = [
     prepared_negative_aridity, prepared_infinite_aridity, prepared_lon_text,
     prepared_elevation_in_feet_too_high, prepared_soil_as_fractions, prepared_inf_nee,
     prepared_monthly_cut, prepared_monthly_iso_months, prepared_monthly_duplicated_month,
-    prepared_monthly_lai_text, prepared_monthly_no_site,
+    prepared_monthly_lai_text, prepared_monthly_no_site, prepared_monthly_is_a_folder,
     tidy_inf_gpp, tidy_minus_inf_ta, tidy_lat_inf, tidy_lat_999, tidy_lat_lon_swapped,
     tidy_lon_out_of_range, tidy_cut_last_line, tidy_short_line_in_middle, tidy_decimal_comma,
     tidy_kelvin, tidy_vpd_kpa, tidy_sw_in_mj, tidy_gpp_entirely_missing,
