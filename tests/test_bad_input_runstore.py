@@ -359,3 +359,19 @@ def test_report_of_an_exported_run_loads_the_data_of_its_config(run, tmp_path):
     (run / "config.json").write_text(json.dumps(cfg))
     inputs = report_inputs(run)
     assert inputs.dataset is None and any("names no data" in n for n in inputs.notes)
+
+
+def test_run_folder_without_its_config_is_listed_damaged_and_named(run, capsys):
+    """A run folder whose config.json is gone was listed as done, with no learners."""
+    from fluxcore.cli import main
+
+    (run / "config.json").unlink()
+    before = _bytes(run)
+    row = list_runs(run.parent).iloc[0]
+    assert row["status"] == "damaged" and "config.json" in row["problem"] and "is missing" in row["problem"]
+    with pytest.raises(DataError, match=r"config\.json: is missing"):
+        load_run(run)
+    assert main(["report", str(run), "--out", str(run.parent.parent / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert "config.json" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert _bytes(run) == before

@@ -142,6 +142,16 @@ def test_cli_totals_path_is_checked_before_upscaling(tmp_path, grid_path, capsys
         assert len(err.strip().splitlines()) == 1 and not out.exists()
 
 
+@pytest.mark.parametrize("option", ["--workers", "--chunk-cells"])
+def test_cli_workers_and_chunk_cells_must_be_positive(tmp_path, grid_path, capsys, option):
+    """--workers 0 was accepted (and fell back to a default); --chunk-cells 0 too."""
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(tmp_path / "run"), "--grid", str(grid_path), "--out", str(tmp_path / "o.nc"),
+              option, "0"])
+    assert exc.value.code == 2
+    assert f"argument {option}: must be an integer >= 1, got '0'" in capsys.readouterr().err
+
+
 def test_daily_model_refused_for_monthly_grid(tmp_path, grid_path):
     model = upscale.FinalModel(models=[], learner="mlr", targets=["GPP"], features={}, feature_names=["TA"],
                                provenance={"time_step": "daily", "run_key": "k"})

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..errors import ConfigError, DataError
 from ..runstore import is_run_folder, resolve_run_dir
 from ..upscale import final_model, grid_totals, upscale
+from ._args import positive_int
 
 __all__ = ["add_parser", "run"]
 
@@ -74,10 +75,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--learner", default=None, help="learner of the run (default: the run's first)")
     u.add_argument("--runs-dir", default="runs")
     u.add_argument("--refit", action="store_true", help="refit the final model even when stored")
-    u.add_argument("--chunk-cells", type=int, default=20_000, help="cells per Dask block (default 20000)")
+    u.add_argument("--chunk-cells", type=positive_int, default=20_000, help="cells per Dask block (default 20000)")
     u.add_argument("--scheduler", default=None,
                    help="'threads' (default), 'synchronous', 'local' (local Dask cluster) or tcp://HOST:PORT")
-    u.add_argument("--workers", type=int, default=None, help="threads or local workers (default: CPU count)")
+    u.add_argument("--workers", type=positive_int, default=None, help="threads or local workers (default: CPU count)")
     u.add_argument("--totals", default=None, metavar="CSV",
                    help="also write regional totals [PgC yr-1] per month and aridity zone to CSV")
     u.set_defaults(func=run)
