@@ -263,15 +263,7 @@ def parse_dates(values: pd.Series, path: str | Path, column: str = "DATE") -> pd
                 out = pd.to_datetime(txt, errors="coerce", format="ISO8601")
             except (ValueError, TypeError):
                 out = pd.to_datetime(txt, errors="coerce", format="mixed")
-    bad = out.isna().to_numpy()
-    if bad.any():
-        idx = np.flatnonzero(bad)
-        examples = ", ".join(repr(str(values.iloc[i])) for i in idx[:3])
-        raise DataError(
-            path,
-            f"{idx.size} value(s) of date column {column!r} are missing or cannot be parsed as "
-            f"dates (e.g. {examples} in data row {idx[0] + 1}); use YYYY-MM-DD or YYYYMMDD",
-        )
+    _raise_bad_dates(out.isna().to_numpy(), values, path, column, "are missing or cannot be parsed as dates")
     if getattr(out.dt, "tz", None) is not None:
         out = out.dt.tz_localize(None)
     _check_date_range(out, values, path, column)
@@ -286,18 +278,18 @@ def _check_date_range(out: pd.Series, values: pd.Series, path: str | Path, colum
     crash in the conversion.
     """
     arr = out.to_numpy()
-    lo = np.datetime64(pd.Timestamp.min.ceil("D").date()).astype(arr.dtype)
-    hi = np.datetime64(pd.Timestamp.max.floor("D").date()).astype(arr.dtype)
-    bad = (arr < lo) | (arr > hi)
+    first, last = pd.Timestamp.min.ceil("D").date(), pd.Timestamp.max.floor("D").date()
+    bad = (arr < np.datetime64(first).astype(arr.dtype)) | (arr > np.datetime64(last).astype(arr.dtype))
+    _raise_bad_dates(bad, values, path, column, f"lie outside the supported dates {first} to {last}")
+
+
+def _raise_bad_dates(bad: np.ndarray, values: pd.Series, path: str | Path, column: str, what: str) -> None:
+    """One :class:`DataError` for the ``bad`` rows of a date column (the first three quoted)."""
     if bad.any():
         idx = np.flatnonzero(bad)
         examples = ", ".join(repr(str(values.iloc[i])) for i in idx[:3])
-        raise DataError(
-            path,
-            f"{idx.size} value(s) of date column {column!r} lie outside the supported dates "
-            f"{pd.Timestamp.min.ceil('D').date()} to {pd.Timestamp.max.floor('D').date()} "
-            f"(e.g. {examples} in data row {idx[0] + 1}); use YYYY-MM-DD or YYYYMMDD",
-        )
+        raise DataError(path, f"{idx.size} value(s) of date column {column!r} {what} (e.g. {examples} "
+                              f"in data row {idx[0] + 1}); use YYYY-MM-DD or YYYYMMDD")
 
 
 def _check_duplicates(daily: pd.DataFrame, path: str | Path) -> None:
