@@ -61,7 +61,7 @@ def method_text(variable: str = "MODIS LAI", climatology_fill: bool = False) -> 
                  "mid-months)")
     return text
 
-def _month_start(year_month: pd.Series) -> pd.Series:
+def month_start(year_month: pd.Series) -> pd.Series:
     """First day of each month from ``YYYYMM`` integers (or strings).
 
     Values that are missing, not whole ``YYYYMM`` numbers, or not a month of the years
@@ -145,7 +145,7 @@ def monthly_to_daily(
         return pd.Series(out, index=days.index, name=value)
     m = pd.DataFrame({
         "SITE_ID": monthly["SITE_ID"].astype(str).to_numpy(),
-        "START": _month_start(monthly["YEAR_MONTH"]).to_numpy(),
+        "START": month_start(monthly["YEAR_MONTH"]).to_numpy(),
         "V": pd.to_numeric(monthly[value], errors="coerce").to_numpy(dtype=float),
     })
     m = m.dropna(subset=["START", "V"])
@@ -198,4 +198,4 @@ def monthly_to_daily(
     return pd.Series(out, index=days.index, name=value)
 
 
-__all__ = ["climatology_by_day", "method_text", "monthly_to_daily"]
+__all__ = ["climatology_by_day", "method_text", "month_start", "monthly_to_daily"]

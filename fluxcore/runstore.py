@@ -129,6 +129,13 @@ def _read_json(path: Path) -> dict:
     return d
 
 
+def _check_config_present(run: Path) -> None:
+    """:class:`DataError` when a run folder (it has ``manifest.json``) has lost ``config.json``."""
+    if not (run / "config.json").is_file():
+        raise DataError(run / "config.json", "is missing: the run's settings are lost; the run folder "
+                                             "is damaged (delete it to recompute the run)")
+
+
 #: Types of the manifest fields that fluxcore reads back (a field may be absent).
 _MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
     "status": (str,), "data": (dict,), "zones": (dict,), "skipped": (list,),
@@ -734,9 +741,8 @@ def load_run(run_dir: str | Path) -> RunResult:
         cannot be rebuilt (the message names the file and the command that repairs it).
     """
     p = Path(run_dir)
-    if (p / "manifest.json").is_file() and not (p / "config.json").is_file():
-        raise DataError(p / "config.json", "is missing: the run's settings are lost; the run folder "
-                                           "is damaged (delete it to recompute the run)")
+    if (p / "manifest.json").is_file():
+        _check_config_present(p)
     if not (p / "config.json").is_file() or not (p / "manifest.json").is_file():
         raise ConfigError(f"{p}: not a fluxcore run folder (config.json / manifest.json missing)")
     config = RunConfig.from_dict(_read_json(p / "config.json"), source=str(p / "config.json"))
@@ -784,10 +790,8 @@ def list_runs(runs_dir: str | Path = "runs") -> pd.DataFrame:
         problem = None
         try:
             m = _check_manifest(_read_json(m_path), m_path)
+            _check_config_present(run)
             cfg = _read_json(run / "config.json")
-            if not (run / "config.json").is_file():
-                raise DataError(run / "config.json", "is missing: the run's settings are lost; the "
-                                                     "run folder is damaged (delete it to recompute the run)")
             status = RunStore(run).effective_status(m)
         except DataError as exc:  # one damaged folder must not hide the other runs
             m, cfg, status, problem = {}, {}, "damaged", str(exc)

@@ -40,12 +40,14 @@ from .aridity import aridity_zone, site_aridity_from_daily
 from .dataset import FluxDataset, make_sites_frame
 from .demo import load_demo
 from .errors import ConfigError, DataError
-from .lai import _month_start, method_text, monthly_to_daily
+from .lai import method_text, month_start, monthly_to_daily
 from .qc import QC_HELPER_COLUMNS, QCConfig, apply_qc, merge_reports
 from .validation import (
+    blank_ids,
     check_site_values,
     group_unit_hints,
     missing_target_problems,
+    not_numbers,
     scan_csv_lines,
     sniff_decimal,
     sniff_separator,
@@ -373,12 +375,10 @@ def _finish(
     for c in keep[2:]:
         raw_c = daily[c]
         v = pd.to_numeric(raw_c, errors="coerce").astype("float64")
-        if raw_c.dtype.kind not in "fiub":  # text in a value column: say what was lost
-            txt = raw_c.astype("string").str.strip()
-            lost = (v.isna() & txt.notna() & (txt != "")).to_numpy()
-            for label, m in labels(lost) if lost.any() else []:
-                problems.append(f"{label}column {c}: {int(m.sum())} non-numeric value(s) set to "
-                                f"missing (e.g. {str(raw_c[m].iloc[0])!r})")
+        lost = not_numbers(raw_c)  # text in a value column: say what was lost
+        for label, m in labels(lost) if lost.any() else []:
+            problems.append(f"{label}column {c}: {int(m.sum())} non-numeric value(s) set to "
+                            f"missing (e.g. {str(raw_c[m].iloc[0])!r})")
         v = v.mask(np.isfinite(v) & (v <= _MISSING))  # -9999 missing; inf kept for QC
         if c in QC_HELPER_COLUMNS:  # fractions: a percentage would switch the QC filter off
             out = (np.isfinite(v) & ((v < 0) | (v > 1))).to_numpy()
@@ -467,8 +467,7 @@ def read_sites_table(path: str | Path) -> pd.DataFrame:
     site_col = _find_column(raw.columns, SITE_COLUMN_NAMES)
     if site_col is None:
         raise DataError(path, f"site table has no site column (one of {', '.join(SITE_COLUMN_NAMES)})")
-    sid = raw[site_col].astype("string").str.strip()
-    no_id = (sid.isna() | (sid == "")).to_numpy()
+    sid, no_id = blank_ids(raw[site_col])
     if no_id.any():
         raise DataError(path, f"site table: {int(no_id.sum())} row(s) without a site id in column "
                               f"{site_col!r} (e.g. data row {int(np.flatnonzero(no_id)[0]) + 1})")
@@ -595,12 +594,11 @@ def _usable_monthly(monthly: pd.DataFrame, path: Path, problems: list[str]) -> p
         i = int(np.flatnonzero(mask)[0])
         return f"e.g. {str(monthly[col].iloc[i])!r} in data row {i + 1}"
 
-    site = monthly["SITE_ID"].astype("string").str.strip()
-    no_site = (site.isna() | (site == "")).to_numpy()
+    site, no_site = blank_ids(monthly["SITE_ID"])
     if no_site.any():
         problems.append(f"{path}: {int(no_site.sum())} row(s) without a site id (data row "
                         f"{int(np.flatnonzero(no_site)[0]) + 1}); those rows are not used")
-    start = _month_start(monthly["YEAR_MONTH"])
+    start = month_start(monthly["YEAR_MONTH"])
     bad_month = start.isna().to_numpy() & ~no_site
     if bad_month.any():
         problems.append(f"{path}: {int(bad_month.sum())} YEAR_MONTH value(s) are not YYYYMM months of "
@@ -617,10 +615,8 @@ def _usable_monthly(monthly: pd.DataFrame, path: Path, problems: list[str]) -> p
     keep &= ~dup
     out = monthly.loc[keep].assign(SITE_ID=site[keep].astype(str)).reset_index(drop=True)
     for col in ("LAI", "EVI", "P_F", "WS_F"):
-        if col in monthly.columns and monthly[col].dtype.kind not in "fiub":
-            txt = monthly[col].astype("string").str.strip()
-            lost = (pd.to_numeric(monthly[col], errors="coerce").isna() & txt.notna()
-                    & (txt != "")).to_numpy() & keep
+        if col in monthly.columns:
+            lost = not_numbers(monthly[col]) & keep
             if lost.any():
                 problems.append(f"{path}: column {col}: {int(lost.sum())} non-numeric value(s) set to "
                                 f"missing ({example(lost, col)})")
@@ -909,11 +905,10 @@ def load_tidy(
         raise DataError(path, "missing required target column: none of GPP, ER, NEE (or "
                               "GPP_NT_VUT_REF, RECO_NT_VUT_REF, NEE_VUT_REF); map yours with "
                               "--columns their_name=GPP")
-    df["SITE_ID"] = df["SITE_ID"].astype("string").str.strip()
-    if df["SITE_ID"].isna().any() or (df["SITE_ID"] == "").any():
-        i = int(np.flatnonzero((df["SITE_ID"].isna() | (df["SITE_ID"] == "")).to_numpy())[0])
-        raise DataError(path, f"missing site id in data row {i + 1}")
-    df["SITE_ID"] = df["SITE_ID"].astype(str)
+    ids, no_id = blank_ids(df["SITE_ID"])
+    if no_id.any():
+        raise DataError(path, f"missing site id in data row {int(np.flatnonzero(no_id)[0]) + 1}")
+    df["SITE_ID"] = ids.astype(str)
     df["DATE"] = parse_dates(df["DATE"], path, date_col)
     _check_duplicates(df, path)
     t = [c for c in TARGETS if c in df.columns]

@@ -75,6 +75,8 @@ import pandas as pd
 from .dataset import TIME_STEPS, FluxDataset, make_sites_frame
 from .errors import ConfigError, DataError
 from .features import FeatureConfig
+from .lai import month_start
+from .validation import blank_ids, not_numbers
 from .variables import STATIC, VARIABLES
 
 #: Suffix of the valid-fraction columns of a monthly table (``GPP_FRAC_VALID``).
@@ -280,30 +282,25 @@ def read_monthly_drivers(path: str | Path) -> pd.DataFrame:
     have = [c for c in MONTHLY_RS_COLUMNS if c in raw.columns]
     if not have:
         raise DataError(path, f"none of the monthly driver columns {list(MONTHLY_RS_COLUMNS)}")
-    ym = pd.to_numeric(raw["YEAR_MONTH"], errors="coerce")
-    # years 1678-2261: the months datetime64[ns] holds (others would wrap round silently)
-    ok = ym.notna() & (ym == ym.round()) & (ym % 100).between(1, 12) & (ym // 100).between(1678, 2261)
-    if not ok.all():
-        i = int(np.flatnonzero(~ok.to_numpy())[0])
-        raise DataError(path, f"{int((~ok).sum())} YEAR_MONTH value(s) are not YYYYMM months "
+    # NaT: not a YYYYMM month of the years 1678-2261 (the months datetime64[ns] holds)
+    start = month_start(raw["YEAR_MONTH"])
+    bad = start.isna().to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(path, f"{int(bad.sum())} YEAR_MONTH value(s) are not YYYYMM months "
                               f"of the years 1678-2261 "
                               f"(e.g. {raw['YEAR_MONTH'].iloc[i]!r} in data row {i + 1})")
-    sid = raw["SITE_ID"].astype("string").str.strip()
-    no_id = (sid.isna() | (sid == "")).to_numpy()
+    sid, no_id = blank_ids(raw["SITE_ID"])
     if no_id.any():
         raise DataError(path, f"{int(no_id.sum())} row(s) without a site id in column 'SITE_ID' "
                               f"(e.g. data row {int(np.flatnonzero(no_id)[0]) + 1})")
     for src in have:  # text in a driver column would silently become missing
-        if raw[src].dtype.kind not in "fiub":
-            txt = raw[src].astype("string").str.strip()
-            lost = (pd.to_numeric(raw[src], errors="coerce").isna() & txt.notna() & (txt != "")).to_numpy()
-            if lost.any():
-                i = int(np.flatnonzero(lost)[0])
-                raise DataError(path, f"column {src}: {int(lost.sum())} value(s) are not numbers "
-                                      f"(e.g. {str(raw[src].iloc[i])!r} in data row {i + 1})")
-    start = pd.to_datetime({"year": (ym // 100).astype(int), "month": (ym % 100).astype(int), "day": 1})
-    out = pd.DataFrame({"SITE_ID": sid.astype(str).to_numpy(),
-                        "DATE": start.to_numpy().astype("datetime64[ns]")})
+        lost = not_numbers(raw[src])
+        if lost.any():
+            i = int(np.flatnonzero(lost)[0])
+            raise DataError(path, f"column {src}: {int(lost.sum())} value(s) are not numbers "
+                                  f"(e.g. {str(raw[src].iloc[i])!r} in data row {i + 1})")
+    out = pd.DataFrame({"SITE_ID": sid.astype(str).to_numpy(), "DATE": start.to_numpy()})
     dup = out.duplicated(["SITE_ID", "DATE"])
     if dup.any():
         first = out.loc[dup].iloc[0]

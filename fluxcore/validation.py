@@ -180,6 +180,25 @@ def scan_csv_lines(path: str | Path, sep: str = ",") -> CsvScan | None:
     return CsvScan(n_fields=n_fields, n_records=n_records, cut_last=cut_last)
 
 
+# ------------------------------------------------------------- cell checks
+def not_numbers(values: pd.Series) -> np.ndarray:
+    """Rows whose value is text that is not a number (numbers and blank cells are False).
+
+    Such a value would silently become missing under ``pd.to_numeric(errors="coerce")``.
+    """
+    if values.dtype.kind in "fiub":
+        return np.zeros(len(values), dtype=bool)
+    text = values.astype("string").str.strip()
+    return (pd.to_numeric(values, errors="coerce").isna() & text.notna() & (text != "")).to_numpy()
+
+
+def blank_ids(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Site ids with surrounding spaces removed (pandas string dtype), and the rows without one
+    (missing or blank)."""
+    ids = values.astype("string").str.strip()
+    return ids, (ids.isna() | (ids == "")).to_numpy()
+
+
 # ---------------------------------------------------------------- site values
 def _row_text(i: int, sites: pd.Series | None) -> str:
     site = f", site {sites.iloc[i]}" if sites is not None else ""
@@ -217,8 +236,7 @@ def check_site_values(df: pd.DataFrame, path: str | Path, *, site_column: str = 
             continue
         raw = df[col].reset_index(drop=True)
         num = pd.to_numeric(raw, errors="coerce").astype("float64")
-        text = raw.astype("string").str.strip()
-        not_number = (num.isna() & text.notna() & (text != "")).to_numpy()
+        not_number = not_numbers(raw)
         if not_number.any():
             i = int(np.flatnonzero(not_number)[0])
             raise DataError(path, f"column {col}: {int(not_number.sum())} value(s) are not numbers "
@@ -513,5 +531,5 @@ def missing_target_problems(
 __all__ = [
     "SITE_RANGES", "SOIL_COLUMNS", "CsvScan", "scan_csv_lines", "sniff_separator", "sniff_decimal",
     "check_site_values", "UnitHint", "unit_hint", "unit_hints", "group_unit_hints",
-    "saturation_vapour_pressure", "missing_target_problems",
+    "saturation_vapour_pressure", "missing_target_problems", "not_numbers", "blank_ids",
 ]

@@ -31,8 +31,6 @@ def run(args: argparse.Namespace) -> int:
     learner = args.learner or learners[0]
     if learner not in learners:
         raise ConfigError(f"--learner {learner!r} is not in run {run_dir.name} (learners: {', '.join(learners)})")
-    if args.chunk_cells < 1:
-        raise ConfigError(f"--chunk-cells must be >= 1, got {args.chunk_cells}")
     if args.totals:  # checked before the (long) upscaling, like --out
         totals = Path(args.totals)
         if totals.is_dir():

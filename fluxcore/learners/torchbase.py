@@ -213,8 +213,8 @@ class FineTuneData:
         Inputs of all the rows on the device (the preparing learner's scalers).
     targets : tuple of torch.Tensor
         Standardised targets (NaN -> 0), usable-target mask and row weights, on the device.
-    usable : numpy.ndarray of bool, shape (n,)
-        Rows with at least one usable target.
+    rows : numpy.ndarray of int
+        Rows with at least one usable target (as :meth:`TorchLearner._prepare_targets` gives).
     site_code : numpy.ndarray of int, shape (n,)
         Index of each row's site in ``site_ids``.
     site_ids : numpy.ndarray of str
@@ -227,7 +227,7 @@ class FineTuneData:
 
     call: _CallData
     targets: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-    usable: np.ndarray
+    rows: np.ndarray
     site_code: np.ndarray
     site_ids: np.ndarray
     scalers: tuple[np.ndarray, ...]
@@ -767,6 +767,10 @@ class TorchLearner(FluxLearner):
                    "_train", "_target_tensors", "fine_tune", "_fine_tune_rows")
         return all(getattr(cls, m) is getattr(TorchLearner, m) for m in methods)
 
+    def _require_shared_data(self) -> None:
+        if not self.shares_fine_tune_data():
+            raise TypeError(f"{type(self).__name__} adds its own inputs to batches: use fine_tune")
+
     def _scalers(self) -> tuple[np.ndarray, ...]:
         return tuple(np.asarray(getattr(self, a)) for a in
                      ("x_mean_", "x_scale_", "mask_cols_", "y_mean_", "y_scale_"))
@@ -792,13 +796,12 @@ class TorchLearner(FluxLearner):
             The class does not share fine-tune data (:meth:`shares_fine_tune_data`).
         """
         self._check_fitted()
-        if not self.shares_fine_tune_data():
-            raise TypeError(f"{type(self).__name__} adds its own inputs to batches: use fine_tune")
+        self._require_shared_data()
         Xa, ya, sites_a, dates_a, w = self._fine_tune_inputs(X, y, sites, dates, sample_weight)
         dev = torch.device(self.device_)
         call = self._call_data(Xa, sites_a, dates_a, dev, targets=ya)
-        Y, M, ww, _ = self._prepare_targets(ya, w)
-        return FineTuneData(call, self._target_tensors(Y, M, ww, dev), M.any(axis=1),
+        Y, M, ww, rows = self._prepare_targets(ya, w)
+        return FineTuneData(call, self._target_tensors(Y, M, ww, dev), rows,
                             call.site.cpu().numpy(), np.asarray(call.site_ids, dtype=str),
                             self._scalers(), str(dev))
 
@@ -820,15 +823,14 @@ class TorchLearner(FluxLearner):
             As in :meth:`fine_tune`.
         """
         self._check_fine_tune_args(epochs, lr, max_windows, parts)
-        if not self.shares_fine_tune_data():
-            raise TypeError(f"{type(self).__name__} adds its own inputs to batches: use fine_tune")
-        mine = self._scalers()
-        if data.device != str(torch.device(self.device_)) or len(mine) != len(data.scalers) or not all(
-                a.shape == b.shape and np.array_equal(a, b) for a, b in zip(mine, data.scalers, strict=True)):
+        self._require_shared_data()
+        same = all(a.shape == b.shape and np.array_equal(a, b)
+                   for a, b in zip(self._scalers(), data.scalers, strict=True))
+        if data.device != str(torch.device(self.device_)) or not same:
             raise ValueError("fine_tune_on: the data were prepared by a learner with other scalers "
                              "or on another device")
         keep = np.isin(data.site_ids, np.asarray(list(sites), dtype=str))
-        rows = np.flatnonzero(data.usable & keep[data.site_code])
+        rows = data.rows[keep[data.site_code[data.rows]]]
         if len(rows) == 0:
             raise DataError(None, "fine_tune: no row with a finite target")
         return self._fine_tune_rows(data.call, rows, epochs, lr, max_windows, parts, data.targets)
